@@ -1,0 +1,146 @@
+"""Resolve one run's configuration.
+
+Order, later wins: benchmarks/defaults.yaml <- benchmarks/datasets/<D>.yaml <- the method's
+defaults (class attribute ``default_config``, then benchmarks/methods/<M>.yaml without its
+``per_dataset`` section) <- ``per_dataset[<D>]`` of the method YAML <- CLI flags <- ``--cfg-options``.
+The result is a plain dict; it is saved in the run record, and its hash (without the keys that
+cannot change results, such as paths and worker counts) identifies the run.
+"""
+import copy
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from ltbench.errors import UserError, close_matches_hint
+
+# Keys that do not change a run's numbers: left out of the config hash (the seed is kept apart
+# so that seeds of one configuration group together in tables).
+NON_IDENTITY_KEYS = ("seed", "runtime", "dataset.root", "dataset.split_dir")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads 1e-3 as a float (YAML 1.1 wants 1.0e-3)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml_text(text: str, source: str):
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserError(f"{where}: invalid YAML: {problem}") from None
+
+
+def load_yaml(path: Path) -> dict:
+    data = parse_yaml_text(Path(path).read_text(), str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+    return data
+
+
+def benchmarks_dir() -> Path:
+    """benchmarks/ of this checkout, or $LTBENCH_BENCHMARKS."""
+    env = os.environ.get("LTBENCH_BENCHMARKS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_cfg_option(option: str):
+    """'a.b=value' -> (['a', 'b'], parsed value). Values are YAML: 3, 1e-3, true, null, [a, b]."""
+    key, sep, raw = option.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UserError(f"--cfg-options: expected KEY=VALUE such as train.lr=0.01, got '{option}'")
+    return key.split("."), parse_yaml_text(raw, f"--cfg-options {key}") if raw != "" else ""
+
+
+def set_dotted(cfg: dict, keys, value, strict: bool = True):
+    """Set cfg[k1][k2]... = value. Strict: the key must already exist (typos do not pass silently)."""
+    node = cfg
+    for depth, key in enumerate(keys):
+        path = ".".join(keys[: depth + 1])
+        last = depth == len(keys) - 1
+        if not isinstance(node, dict):
+            raise UserError(f"config key '{'.'.join(keys[:depth])}' is not a mapping, cannot set '{path}'")
+        if key not in node and strict:
+            siblings = [".".join(keys[:depth] + [k]) for k in node]
+            raise UserError(
+                f"unknown config key '{path}'{close_matches_hint(path, siblings)}; "
+                "new keys belong in the method's YAML under benchmarks/methods/"
+            )
+        if last:
+            node[key] = value
+        else:
+            node = node.setdefault(key, {})
+
+
+def get_dotted(cfg: dict, dotted: str, default=None):
+    node = cfg
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def method_defaults(method_name: str, method_cls, dataset_name: str, root: Path) -> dict:
+    defaults = copy.deepcopy(getattr(method_cls, "default_config", {}) or {})
+    path = root / "methods" / f"{method_name}.yaml"
+    if path.exists():
+        defaults = deep_merge(defaults, load_yaml(path))
+    per_dataset = defaults.pop("per_dataset", None) or {}
+    return deep_merge(defaults, per_dataset.get(dataset_name) or {})
+
+
+def resolve_config(method_name, method_cls, dataset_name, cli_overrides=None, cfg_options=()):
+    """The fully resolved config of one run (see the module docstring for the order)."""
+    root = benchmarks_dir()
+    cfg = load_yaml(root / "defaults.yaml") if (root / "defaults.yaml").exists() else {}
+    dataset_file = root / "datasets" / f"{dataset_name}.yaml"
+    if dataset_file.exists():
+        cfg = deep_merge(cfg, load_yaml(dataset_file))
+    cfg = deep_merge(cfg, method_defaults(method_name, method_cls, dataset_name, root))
+    cfg["method"] = method_name
+    cfg.setdefault("dataset", {})["name"] = dataset_name
+    for dotted, value in (cli_overrides or {}).items():
+        if value is not None:
+            set_dotted(cfg, dotted.split("."), value, strict=False)
+    for option in cfg_options or ():
+        keys, value = parse_cfg_option(option)
+        set_dotted(cfg, keys, value, strict=True)
+    return cfg
+
+
+def config_hash(cfg: dict) -> str:
+    """SHA-256 of the config without the keys that cannot change results."""
+    identity = copy.deepcopy(cfg)
+    for dotted in NON_IDENTITY_KEYS:
+        *parents, last = dotted.split(".")
+        node = get_dotted(identity, ".".join(parents)) if parents else identity
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,109 @@
+"""What every dataset returns: splits of images + labels, class names and train class counts."""
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ltbench.errors import UserError
+
+
+class Split:
+    """One split: its labels and a content fingerprint (what the feature cache is keyed by).
+
+    Labels of an unlabeled pool are its hidden labels where known, else -1.
+    """
+
+    name: str
+    labels: np.ndarray
+    fingerprint: str
+
+    def __len__(self):
+        return len(self.labels)
+
+
+@dataclass
+class FileSplit(Split):
+    """Images listed in a split file (``relative/path label`` per line) under an image root."""
+
+    name: str
+    root: Optional[Path]
+    paths: List[str]
+    labels: np.ndarray
+    list_file: Path
+    list_sha256: str
+
+    @property
+    def fingerprint(self):
+        # The split file's content decides which images, in which order, with which labels.
+        return f"file:{self.list_sha256}"
+
+    def image_path(self, index: int) -> Path:
+        return Path(self.root) / self.paths[index]
+
+
+@dataclass
+class ArraySplit(Split):
+    """Images held in memory as uint8 arrays [N, H, W] (grey) or [N, H, W, 3], transformed per batch."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    source: str = ""  # what the images come from, recorded in run records
+    indices: Optional[np.ndarray] = None  # positions in the source collection, where meaningful
+    _fingerprint: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def fingerprint(self):
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            digest.update(np.ascontiguousarray(self.images).tobytes())
+            digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+            self._fingerprint = f"array:{digest.hexdigest()}"
+        return self._fingerprint
+
+
+@dataclass
+class LTDataset:
+    """A long-tailed dataset: train / val / test (and optionally 'pool') splits and class names.
+
+    ``missing`` maps a split name to why it could not be loaded; it is only filled when the
+    dataset is built for `ltbench data check` (require_all_splits=False).
+    """
+
+    name: str
+    class_names: List[str]
+    splits: Dict[str, Split]
+    notes: Dict[str, str] = field(default_factory=dict)
+    split_files: Dict[str, str] = field(default_factory=dict)  # split -> sha256 of its file
+    missing: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        """Training images per class (what many / medium / few are defined by)."""
+        return np.bincount(self.split("train").labels, minlength=self.num_classes)
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            reason = self.missing.get(name)
+            if reason:
+                raise UserError(reason)
+            raise UserError(
+                f"dataset '{self.name}' has no '{name}' split (it has: {', '.join(self.splits)})"
+            )
+        return self.splits[name]
+
+
+def check_labels(labels: np.ndarray, num_classes: int, source: str):
+    """Every label must index a class name."""
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if len(bad):
+        raise UserError(
+            f"{source}: label {int(labels[bad[0]])} is outside 0..{num_classes - 1} "
+            f"({num_classes} class names); check the split file and the class-names file"
+        )

@@ -1,0 +1,46 @@
+"""Reading split files (``relative/path label`` per line) with errors that name file and line."""
+import hashlib
+from pathlib import Path
+from typing import List, Tuple
+
+import numpy as np
+
+from ltbench.errors import UserError
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_split_file(path: Path, num_classes: int = None) -> Tuple[List[str], np.ndarray, str]:
+    """(relative paths, labels, sha256 of the file). Blank lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"split file not found: {path}")
+    raw = path.read_bytes()
+    paths, labels = [], []
+    for line_number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        # Paths may contain spaces: the label is the last field.
+        relative, _, label = stripped.rpartition(" ")
+        if not relative or not label.lstrip("-").isdigit():
+            raise UserError(
+                f"{path}:{line_number}: expected '<relative/path> <integer label>', got '{stripped[:80]}'"
+            )
+        value = int(label)
+        if num_classes is not None and not 0 <= value < num_classes:
+            raise UserError(
+                f"{path}:{line_number}: label {value} is outside 0..{num_classes - 1} "
+                f"({num_classes} classes); check that the split file and class names belong together"
+            )
+        paths.append(relative.strip())
+        labels.append(value)
+    if not paths:
+        raise UserError(f"{path}: the split file lists no images")
+    return paths, np.asarray(labels, dtype=np.int64), hashlib.sha256(raw).hexdigest()
