@@ -116,16 +116,33 @@ def method_defaults(method_name: str, method_cls, dataset_name: str, root: Path)
     return deep_merge(defaults, per_dataset.get(dataset_name) or {})
 
 
-def resolve_config(method_name, method_cls, dataset_name, cli_overrides=None, cfg_options=()):
-    """The fully resolved config of one run (see the module docstring for the order)."""
-    root = benchmarks_dir()
+def _dataset_level_config(dataset_name: str, root: Path) -> dict:
     cfg = load_yaml(root / "defaults.yaml") if (root / "defaults.yaml").exists() else {}
     dataset_file = root / "datasets" / f"{dataset_name}.yaml"
     if dataset_file.exists():
         cfg = deep_merge(cfg, load_yaml(dataset_file))
+    cfg.setdefault("dataset", {})["name"] = dataset_name
+    return cfg
+
+
+def resolve_config(method_name, method_cls, dataset_name, cli_overrides=None, cfg_options=()):
+    """The fully resolved config of one run (see the module docstring for the order)."""
+    root = benchmarks_dir()
+    cfg = _dataset_level_config(dataset_name, root)
     cfg = deep_merge(cfg, method_defaults(method_name, method_cls, dataset_name, root))
     cfg["method"] = method_name
-    cfg.setdefault("dataset", {})["name"] = dataset_name
+    cfg["dataset"]["name"] = dataset_name
+    return apply_overrides(cfg, cli_overrides, cfg_options)
+
+
+def resolve_dataset_config(dataset_name, cli_overrides=None, cfg_options=()):
+    """defaults.yaml <- datasets/<D>.yaml <- CLI: what a dataset tool (data check) needs."""
+    cfg = _dataset_level_config(dataset_name, benchmarks_dir())
+    return apply_overrides(cfg, cli_overrides, cfg_options)
+
+
+def apply_overrides(cfg: dict, cli_overrides=None, cfg_options=()) -> dict:
+    """CLI flags (dotted key -> value, None = not given), then strict --cfg-options."""
     for dotted, value in (cli_overrides or {}).items():
         if value is not None:
             set_dotted(cfg, dotted.split("."), value, strict=False)

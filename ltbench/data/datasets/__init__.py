@@ -1,2 +1,2 @@
 """Built-in datasets. Importing this package registers them in DATASETS."""
-from ltbench.data.datasets import digits  # noqa: F401
+from ltbench.data.datasets import cifar, digits, files  # noqa: F401

@@ -1,0 +1,161 @@
+"""ltbench command line: run | table | list | data check."""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ltbench import __version__
+from ltbench.errors import UserError
+
+LISTABLE = ("methods", "datasets", "backbones", "losses", "samplers")
+
+
+def _add_data_options(parser):
+    parser.add_argument("--data-root", help="folder the split files' image paths are relative to")
+    parser.add_argument("--split-dir", help="folder with the split files (default: the data root)")
+    parser.add_argument("--cfg-options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. train.lr=0.01 dataset.imbalance_ratio=100")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ltbench", description="Long-tailed recognition benchmarks for CLIP-style models.")
+    parser.add_argument("--version", action="version", version=f"ltbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run one method on one dataset and write its record")
+    run.add_argument("--method", required=True)
+    run.add_argument("--dataset", required=True)
+    run.add_argument("--backbone", help="e.g. RN50:openai, ViT-B-16:openai, RN50:none, MODEL:/path/ckpt.pt, tiny")
+    run.add_argument("--seed", type=int)
+    _add_data_options(run)
+    run.add_argument("--out", default="results", help="results folder (default: results)")
+    run.add_argument("--skip-existing", action="store_true", help="do nothing if this run's record exists")
+    run.add_argument("--resume", action="store_true", help="continue training from the last epoch checkpoint")
+    run.add_argument("--device", help="cpu, cuda, cuda:1 (default: auto)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    table = commands.add_parser("table", help="aggregate run records into leaderboard tables")
+    table.add_argument("--dataset", help="only this dataset (default: every dataset with records)")
+    table.add_argument("--format", choices=("md", "csv", "latex"), default="md")
+    table.add_argument("--results", default="results", help="results folder (default: results)")
+    table.add_argument("--shot-rule", choices=("standard", "oltr"),
+                       help="regroup many/medium/few under this rule (default: as recorded)")
+
+    listing = commands.add_parser("list", help="list registered methods, datasets, backbones, ...")
+    listing.add_argument("what", nargs="?", choices=LISTABLE, default="methods")
+
+    data = commands.add_parser("data", help="dataset tools")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser("check", help="count images, classes and missing files per split")
+    check.add_argument("dataset")
+    _add_data_options(check)
+    check.add_argument("--shot-rule", choices=("standard", "oltr"), default="standard")
+    return parser
+
+
+def resolve_run_config(method, dataset, args):
+    from ltbench import registry
+    from ltbench.config import resolve_config
+
+    method_cls = registry.get(registry.METHODS, method, listing="methods")
+    registry.get(registry.DATASETS, dataset, listing="datasets")
+    overrides = {
+        "backbone.clip": getattr(args, "backbone", None),
+        "seed": getattr(args, "seed", None),
+        "dataset.root": args.data_root,
+        "dataset.split_dir": args.split_dir,
+        "runtime.device": getattr(args, "device", None),
+        "runtime.progress": False if getattr(args, "no_progress", False) else None,
+    }
+    return resolve_config(method, method_cls, dataset, overrides, args.cfg_options)
+
+
+def command_run(args) -> int:
+    from ltbench import runner
+    from ltbench.metrics import GROUPS
+
+    cfg = resolve_run_config(args.method, args.dataset, args)
+    path, record = runner.run(cfg, Path(args.out), skip_existing=args.skip_existing, resume=args.resume)
+    if record is None:
+        print(f"skipped: {path} exists (--skip-existing)")
+        return 0
+    metrics = record["metrics"]
+    groups = "  ".join(f"{g} {metrics[g]:.2f}" if metrics[g] is not None else f"{g} -" for g in GROUPS)
+    print(f"{record['method']} on {record['dataset']} ({record['backbone']}, seed {record['seed']}, "
+          f"{record['eval_split']}): overall {metrics['overall']:.2f}  {groups}  "
+          f"[{record['timings']['total']:.1f}s]")
+    print(f"record: {path}")
+    return 0
+
+
+def command_table(args) -> int:
+    from ltbench import results, tables
+
+    records = [record for _, record in results.load_records(args.results)]
+    datasets = [args.dataset] if args.dataset else tables.datasets_in(records)
+    if not datasets:
+        raise UserError(f"no run records under {Path(args.results) / 'runs'}; run `ltbench run ...` first "
+                        "or pass --results DIR")
+    for dataset in datasets:
+        rows = tables.leaderboard_rows(records, dataset, shot_rule=args.shot_rule)
+        if not rows:
+            known = ", ".join(tables.datasets_in(records)) or "none"
+            raise UserError(f"no run records for dataset '{dataset}' under {args.results} (datasets with records: {known})")
+        text = tables.render_table(rows, args.format)
+        path = tables.write_table(args.results, dataset, text, args.format)
+        print(f"## {dataset}\n\n{text}\n\n(written to {path})\n")
+    return 0
+
+
+def command_list(args) -> int:
+    from ltbench import registry
+
+    if args.what == "backbones":
+        from ltbench.models.clip import list_open_clip_backbones
+
+        rows = [("tiny", "tiny CLIP shipped with ltbench, random init (offline runs and tests)"),
+                ("MODEL:none", "any open_clip model, random init (`python -c 'import open_clip; print(open_clip.list_models())'`)"),
+                ("MODEL:/path/to/checkpoint.pt", "any open_clip model with local weights"),
+                ("timm:NAME[:none]", "a timm vision model (vision-only methods), ImageNet weights or random init")]
+        rows += list_open_clip_backbones()
+    else:
+        name = {"methods": "METHODS", "datasets": "DATASETS", "losses": "LOSSES", "samplers": "SAMPLERS"}[args.what]
+        rows = registry.describe(getattr(registry, name))
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def command_data_check(args) -> int:
+    from ltbench import registry
+    from ltbench.config import resolve_dataset_config
+    from ltbench.data import build_dataset
+    from ltbench.data.check import check_report
+
+    registry.get(registry.DATASETS, args.dataset, listing="datasets")
+    overrides = {"dataset.root": args.data_root, "dataset.split_dir": args.split_dir}
+    cfg = resolve_dataset_config(args.dataset, overrides, args.cfg_options)
+    dataset = build_dataset(cfg["dataset"], require_all_splits=False)
+    print(check_report(dataset, shot_rule=args.shot_rule))
+    return 0
+
+
+COMMANDS = {"run": command_run, "table": command_table, "list": command_list}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = command_data_check if args.command == "data" else COMMANDS[args.command]
+    try:
+        return handler(args)
+    except UserError as error:
+        print(f"ltbench: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("ltbench: interrupted; rerun the same command with --resume to continue from the last "
+              "epoch checkpoint", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `ltbench table | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

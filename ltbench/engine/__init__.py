@@ -1,0 +1,1 @@
+"""Shared machinery for methods: run context, trainer, feature cache."""

@@ -1,0 +1,73 @@
+"""RunContext: the services a method gets from the harness (device, seed, cache, trainer, timers)."""
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict
+
+import torch
+from tqdm.auto import tqdm
+
+from ltbench.engine.cache import ArrayCache
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(device)
+
+
+@dataclass
+class RunContext:
+    device: torch.device
+    seed: int
+    work_dir: Path
+    cache: ArrayCache
+    amp: bool = True
+    num_workers: int = 0
+    progress: bool = True
+    resume: bool = False
+    timings: Dict[str, float] = field(default_factory=dict)
+    # label -> (logits, split): evaluations a method reports besides its final one, e.g. the
+    # model after phase A of a two-phase method; the runner turns them into metrics.
+    reported: Dict[str, tuple] = field(default_factory=dict)
+
+    @property
+    def use_bf16(self) -> bool:
+        return self.amp and self.device.type == "cuda"
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.use_bf16 else "fp32"
+
+    def autocast(self):
+        if self.use_bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def timer(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
+
+    def log(self, message: str):
+        tqdm.write(message, file=sys.stderr)
+
+    def report(self, label: str, logits, split):
+        self.reported[label] = (logits, split)
+
+    def trainer(self, train_cfg: dict, name: str = "train"):
+        from ltbench.engine.trainer import Trainer
+
+        return Trainer(self, train_cfg, name)

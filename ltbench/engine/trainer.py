@@ -1,0 +1,154 @@
+"""The training loop every method shares.
+
+SGD / AdamW, linear warmup + cosine (stepped per optimizer step, so the last epoch does not run
+at lr 0), bf16 autocast on CUDA, gradient accumulation, tqdm progress (loss, lr, images/s), a
+checkpoint after every epoch and exact resume: sampler order depends only on (seed, epoch), and
+model, optimizer and scheduler states are restored.
+"""
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from ltbench.errors import UserError, unknown_name
+
+TRAIN_DEFAULTS = {
+    "epochs": 10,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 5e-4,
+    "schedule": "cosine",
+    "warmup_epochs": 0,
+    "grad_accum_steps": 1,
+    "log_interval": 10,
+}
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "constant")
+
+
+def build_optimizer(params, cfg) -> torch.optim.Optimizer:
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
+                               nesterov=bool(cfg["nesterov"]), weight_decay=cfg["weight_decay"])
+    if cfg["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    raise unknown_name("optimizer", cfg["optimizer"], OPTIMIZERS)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str) -> Callable[[int], float]:
+    """lr factor of optimizer step `step` (0-based): linear warmup, then cosine to 0 or constant."""
+    if schedule not in SCHEDULES:
+        raise unknown_name("lr schedule", schedule, SCHEDULES)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _save_atomic(state: dict, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, temp)
+    os.replace(temp, path)
+
+
+class Trainer:
+    def __init__(self, ctx, cfg: dict, name: str = "train"):
+        self.ctx, self.name = ctx, name
+        # A method's `train` section may hold its own keys too (sampler, ...): take ours.
+        self.cfg = {**TRAIN_DEFAULTS, **{k: v for k, v in cfg.items() if k in TRAIN_DEFAULTS}}
+        self.checkpoint_path = Path(ctx.work_dir) / f"{name}_last.pt"
+
+    def fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
+            loss_fn: Callable, forward: Optional[Callable] = None,
+            on_epoch_end: Optional[Callable[[int], Optional[str]]] = None):
+        """Train `model` (its parameters with requires_grad) for cfg['epochs'] epochs.
+
+        batches(epoch) yields (inputs, targets) on any device; forward(model, inputs) -> logits
+        (default model(inputs)); loss_fn(logits, targets) -> scalar; on_epoch_end(epoch) may
+        return a short string for the log (e.g. val accuracy). Returns the per-epoch history.
+        """
+        cfg, ctx = self.cfg, self.ctx
+        forward = forward or (lambda module, inputs: module(inputs))
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        optimizer = build_optimizer(params, cfg)
+        accum = max(1, int(cfg["grad_accum_steps"]))
+        steps_per_update = math.ceil(steps_per_epoch / accum)
+        total_updates = steps_per_update * int(cfg["epochs"])
+        warmup = int(round(float(cfg["warmup_epochs"]) * steps_per_update))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"]))
+        start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
+
+        for epoch in range(start_epoch, int(cfg["epochs"])):
+            model.train()
+            started = time.perf_counter()
+            seen, running_loss, running_steps = 0, torch.zeros((), device=ctx.device), 0
+            bar = tqdm(total=steps_per_epoch, desc=f"{self.name} {epoch + 1}/{cfg['epochs']}",
+                       disable=not ctx.progress, leave=False, dynamic_ncols=True)
+            epoch_loss, logged_steps = 0.0, 0
+            optimizer.zero_grad(set_to_none=True)
+            for step, (inputs, targets) in enumerate(batches(epoch)):
+                inputs = inputs.to(ctx.device, non_blocking=True)
+                targets = targets.to(ctx.device, non_blocking=True)
+                with ctx.autocast():
+                    logits = forward(model, inputs)
+                loss = loss_fn(logits.float(), targets)
+                (loss / accum).backward()
+                if (step + 1) % accum == 0 or step + 1 == steps_per_epoch:
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                running_loss += loss.detach()
+                running_steps += 1
+                seen += int(targets.shape[0])
+                # .item() synchronises with the device: only at logging intervals.
+                if running_steps == cfg["log_interval"] or step + 1 == steps_per_epoch:
+                    mean_loss = running_loss.item() / running_steps
+                    epoch_loss += mean_loss * running_steps
+                    logged_steps += running_steps
+                    running_loss.zero_()
+                    running_steps = 0
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                                    img_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
+                bar.update(1)
+            bar.close()
+            seconds = time.perf_counter() - started
+            entry = {"epoch": epoch, "loss": epoch_loss / max(1, logged_steps),
+                     "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+                     "images_per_second": seen / max(1e-9, seconds)}
+            note = on_epoch_end(epoch) if on_epoch_end else None
+            history.append(entry)
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
+                          "config": cfg}, self.checkpoint_path)
+            if ctx.progress:
+                ctx.log(f"{self.name} epoch {epoch + 1}/{cfg['epochs']}: loss {entry['loss']:.4f}, "
+                        f"{entry['images_per_second']:.0f} img/s" + (f", {note}" if note else ""))
+        return history
+
+    def _maybe_resume(self, model, optimizer, scheduler):
+        if not (self.ctx.resume and self.checkpoint_path.exists()):
+            return 0, []
+        state = torch.load(self.checkpoint_path, map_location=self.ctx.device, weights_only=False)
+        if state.get("config") != self.cfg:
+            raise UserError(f"{self.checkpoint_path} was written with other training settings; "
+                            "rerun without --resume to start over")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        self.ctx.log(f"resumed {self.name} from {self.checkpoint_path} after epoch {state['epoch'] + 1}")
+        return state["epoch"] + 1, list(state["history"])

@@ -1,0 +1,60 @@
+"""Backbone names: what `--backbone` accepts.
+
+- ``tiny``: a tiny CLIP shipped with ltbench, random init (offline runs and tests);
+- ``MODEL:TAG``: an open_clip model with pretrained weights ``TAG`` (``RN50:openai``,
+  ``ViT-B-16:openai``), ``MODEL:none`` for random init, ``MODEL:/path/to/checkpoint.pt`` for
+  local weights;
+- ``timm:NAME`` (ImageNet weights from timm) or ``timm:NAME:none``: a vision-only timm model.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ltbench.errors import UserError
+
+TINY = "tiny"
+TINY_MODEL = "ltbench-tiny"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    family: str  # 'open_clip' or 'timm'
+    model: str
+    weights: Optional[str]  # pretrained tag, checkpoint path, or None for random init
+    text: str  # as the user wrote it; the run record's backbone label
+
+    @property
+    def is_checkpoint(self) -> bool:
+        return self.weights is not None and _looks_like_path(self.weights)
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or "\\" in value or value.endswith(CHECKPOINT_SUFFIXES)
+
+
+def parse_backbone(text: str) -> BackboneSpec:
+    text = str(text).strip()
+    if text == TINY:
+        return BackboneSpec("open_clip", TINY_MODEL, None, text)
+    if text.startswith("timm:"):
+        name, _, weights = text[len("timm:"):].partition(":")
+        if not name:
+            raise UserError(f"backbone '{text}': expected timm:NAME or timm:NAME:none")
+        if weights not in ("", "none", "pretrained"):
+            raise UserError(f"backbone '{text}': the timm weights part must be 'none' or left out")
+        return BackboneSpec("timm", name, None if weights == "none" else "pretrained", text)
+    model, sep, weights = text.partition(":")
+    if not sep or not model or not weights:
+        raise UserError(
+            f"backbone '{text}': expected MODEL:PRETRAINED such as RN50:openai or ViT-B-16:openai, "
+            f"MODEL:none for random init, MODEL:/path/to/checkpoint.pt, 'tiny', or timm:NAME"
+        )
+    if weights == "none":
+        return BackboneSpec("open_clip", model, None, text)
+    if _looks_like_path(weights):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise UserError(f"backbone '{text}': checkpoint file not found: {path}")
+        return BackboneSpec("open_clip", model, str(path.resolve()), text)
+    return BackboneSpec("open_clip", model, weights, text)

@@ -1,0 +1,36 @@
+"""Content hashes of model weights, so caches follow the weights and never a name alone."""
+import hashlib
+from typing import Callable
+
+import torch
+
+
+def state_dict_sha256(module: torch.nn.Module, include: Callable[[str], bool] = lambda name: True) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        if not include(name):
+            continue
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(data.shape)}:{data.dtype}".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
+
+
+class MemoizedFingerprint:
+    """A weights hash recomputed only after some parameter changed in place.
+
+    Every in-place update (optimizer steps, load_state_dict) bumps a tensor's version counter,
+    so the tuple of version counters tells whether the cached hash is stale.
+    """
+
+    def __init__(self, module: torch.nn.Module, include: Callable[[str], bool] = lambda name: True):
+        self.module, self.include = module, include
+        self._versions, self._value = None, None
+
+    def __call__(self) -> str:
+        versions = tuple((name, tensor._version, tensor.data_ptr())
+                         for name, tensor in self.module.state_dict().items() if self.include(name))
+        if versions != self._versions:
+            self._value = state_dict_sha256(self.module, self.include)
+            self._versions = versions
+        return self._value

@@ -1,0 +1,229 @@
+"""Run records: one JSON file per run, written atomically, found again by `ltbench table`.
+
+A record holds everything needed to rebuild a table, regroup classes under another shot rule,
+or trace a number back to its code and data: see ``make_record`` for the fields.
+"""
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import ltbench
+from ltbench.config import config_hash as compute_config_hash
+
+SCHEMA_VERSION = 1
+# What tables and comparisons read; a file without them is not a usable record.
+REQUIRED_KEYS = (
+    "schema", "run_id", "method", "dataset", "backbone", "seed", "eval_split",
+    "config_hash", "class_counts", "metrics", "created",
+)
+REQUIRED_METRIC_KEYS = ("overall", "many", "medium", "few", "shot_rule", "per_class_accuracy")
+UNSAFE_FILE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+PATH_SEPARATORS = re.compile(r"[\\/]")
+GIT_TIMEOUT_S = 5
+
+
+def slug(text: str) -> str:
+    return UNSAFE_FILE_NAME_CHARACTERS.sub("-", text)
+
+
+def backbone_slug(backbone: str) -> str:
+    """'ViT-B-16:openai' -> 'ViT-B-16-openai'; 'ViT-B-16:/ckpt/a/last.pt' -> 'ViT-B-16-last.pt-<hash>'.
+
+    A checkpoint path keeps only its file name, to stay readable; the hash of the whole string
+    keeps two checkpoints with the same file name (epoch_10.pt of two runs) apart.
+    """
+    if not PATH_SEPARATORS.search(backbone):
+        return slug(backbone)
+    model, colon, checkpoint = backbone.partition(":")
+    if PATH_SEPARATORS.search(model):  # a bare checkpoint path, without a model name in front
+        model, colon, checkpoint = "", "", backbone
+    file_name = PATH_SEPARATORS.split(checkpoint)[-1]
+    digest = hashlib.sha256(backbone.encode()).hexdigest()[:8]
+    return slug(f"{model}{colon}{file_name}-{digest}")
+
+
+def run_id_for(method: str, backbone: str, config_hash: str, seed: int) -> str:
+    return f"{slug(method)}__{backbone_slug(backbone)}__{config_hash[:10]}__seed{seed}"
+
+
+def record_path(results_dir, dataset: str, method: str, backbone: str, config_hash: str, seed: int) -> Path:
+    """<results_dir>/runs/<dataset>/<run id>.json; a rerun of the same configuration and seed replaces it."""
+    return Path(results_dir) / "runs" / slug(dataset) / f"{run_id_for(method, backbone, config_hash, seed)}.json"
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write via a temp file in the same directory and os.replace: readers never see half a file,
+    and a failed write leaves the previous file as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The '.tmp' suffix keeps a temp file abandoned by a killed process out of `runs/**/*.json`.
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o644)  # mkstemp creates 0600; records and tables are shared
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+def _json_default(value):
+    # numpy scalars and arrays (class counts, timings) and paths reach records from many places.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def write_json_atomic(path, data) -> None:
+    # Serialize first: a value that cannot be written fails before any file is touched.
+    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _git(source_dir: Path, *args) -> Optional[str]:
+    try:
+        result = subprocess.run(
+            # --no-optional-locks: `status` must not rewrite the index under someone's running git.
+            ["git", "--no-optional-locks", "-C", str(source_dir), *args],
+            capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def _git_state(source_dir: Path) -> Dict[str, Optional[object]]:
+    """{'git_sha', 'git_dirty'} of the checkout at source_dir; None for both outside a checkout."""
+    unknown = {"git_sha": None, "git_dirty": None}
+    top_level_and_head = _git(source_dir, "rev-parse", "--show-toplevel", "HEAD")
+    if top_level_and_head is None:
+        return unknown
+    top_level, head = top_level_and_head.splitlines()
+    # An installed ltbench in a virtualenv inside some other repository would otherwise report
+    # that repository's commit.
+    if Path(top_level).resolve() != source_dir.resolve():
+        return unknown
+    status = _git(source_dir, "status", "--porcelain")
+    return {"git_sha": head, "git_dirty": None if status is None else bool(status.strip())}
+
+
+def _module_version(name: str) -> Optional[str]:
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    return getattr(module, "__version__", None)
+
+
+def software_versions() -> dict:
+    """ltbench version and commit, and the versions of the libraries that decide a run's numbers."""
+    return {
+        "ltbench": ltbench.__version__,
+        **_git_state(Path(ltbench.__file__).resolve().parent.parent),
+        "python": platform.python_version(),
+        **{name: _module_version(name) for name in ("torch", "open_clip", "timm", "numpy")},
+    }
+
+
+def make_record(
+    *, method: str, dataset: str, backbone: str, seed: int, eval_split: str, config: dict,
+    versions: dict, class_counts, metrics: dict, timings: Dict[str, float], device: str,
+    split_files: Optional[Dict[str, str]] = None, extra_metrics: Optional[Dict[str, dict]] = None,
+    logits_path: Optional[str] = None,
+) -> dict:
+    """The record of one run.
+
+    metrics / extra_metrics values: metrics.evaluate() dicts (extra: a val split, phase A of a
+    two-phase method, ...). timings: seconds per phase, including 'total'. split_files: split
+    name -> SHA-256 of its split file (none for in-memory datasets). versions: software_versions().
+    """
+    config_hash = compute_config_hash(config)
+    return {
+        "schema": SCHEMA_VERSION,
+        "run_id": run_id_for(method, backbone, config_hash, seed),
+        "method": method,
+        "dataset": dataset,
+        "backbone": backbone,
+        "seed": seed,
+        "eval_split": eval_split,
+        "config": config,
+        "config_hash": config_hash,
+        "versions": versions,
+        "split_files": split_files or {},
+        "class_counts": [int(count) for count in class_counts],
+        "metrics": metrics,
+        "extra_metrics": extra_metrics or {},
+        "timings": {phase: round(float(seconds), 3) for phase, seconds in timings.items()},
+        "device": device,
+        "logits_path": logits_path,
+        # Fixed width (always with microseconds): string order is time order, which dedupe relies on.
+        "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+    }
+
+
+def write_record(results_dir, record: dict) -> Path:
+    path = record_path(
+        results_dir, record["dataset"], record["method"], record["backbone"], record["config_hash"], record["seed"]
+    )
+    write_json_atomic(path, record)
+    return path
+
+
+def _record_problem(record) -> Optional[str]:
+    """Why a parsed file is not a usable record, or None when it is."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    if missing:
+        return f"missing keys: {', '.join(missing)}"
+    if record["schema"] != SCHEMA_VERSION:
+        return f"record schema {record['schema']!r}, this ltbench reads schema {SCHEMA_VERSION}"
+    metrics = record["metrics"]
+    if not isinstance(metrics, dict):
+        return "'metrics' is not a JSON object"
+    missing = [key for key in REQUIRED_METRIC_KEYS if key not in metrics]
+    if missing:
+        return f"missing metrics: {', '.join(missing)}"
+    per_class, class_counts = metrics["per_class_accuracy"], record["class_counts"]
+    if not isinstance(per_class, list) or not isinstance(class_counts, list):
+        return "'per_class_accuracy' and 'class_counts' must be lists"
+    # Regrouping under another shot rule pairs these two lists class by class.
+    if len(per_class) != len(class_counts):
+        return f"{len(per_class)} per-class accuracies for {len(class_counts)} class counts"
+    return None
+
+
+def load_records(results_dir) -> List[Tuple[Path, dict]]:
+    """(path, record) for every runs/**/*.json under results_dir, sorted by path.
+
+    A file that cannot be read or is not a usable record is skipped with a one-line warning on
+    stderr: one bad file must not keep the rest of a table from being built.
+    """
+    records = []
+    for path in sorted((Path(results_dir) / "runs").glob("**/*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:  # ValueError: invalid JSON or UTF-8
+            print(f"warning: skipping {path}: cannot read a record ({error})", file=sys.stderr)
+            continue
+        problem = _record_problem(record)
+        if problem:
+            print(f"warning: skipping {path}: {problem}", file=sys.stderr)
+            continue
+        records.append((path, record))
+    return records

@@ -1,0 +1,96 @@
+"""One run: config -> data -> method.fit / predict -> metrics -> an atomically written record.
+
+Everything that can fail on user input (names, paths, files, weights) fails before a record is
+written, so an error never touches results already on disk.
+"""
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ltbench import registry
+from ltbench.config import config_hash
+from ltbench.data import build_dataset
+from ltbench.data.base import FileSplit
+from ltbench.engine.cache import ArrayCache
+from ltbench.engine.context import RunContext, describe_device, resolve_device
+from ltbench.engine.seeding import seed_everything
+from ltbench.errors import UserError
+from ltbench.metrics import evaluate
+from ltbench.models.backbones import parse_backbone
+from ltbench.results import make_record, record_path, software_versions, write_json_atomic
+
+
+def check_image_root(data, split_names, dataset_name):
+    """File-based splits need their image root before any work starts."""
+    for name in split_names:
+        split = data.splits.get(name)
+        if not isinstance(split, FileSplit):
+            continue
+        if split.root is None:
+            raise UserError(f"{dataset_name}: no image root given; pass --data-root DIR (the folder the "
+                            f"paths in {split.list_file.name} are relative to); see `ltbench data check {dataset_name}`")
+        if not Path(split.root).is_dir():
+            raise UserError(f"{dataset_name}: data root not found: {split.root}; pass --data-root DIR "
+                            f"(see README, data preparation, and `ltbench data check {dataset_name}`)")
+
+
+def validate_logits(logits, split, num_classes, method_name):
+    logits = np.asarray(logits)
+    if logits.shape != (len(split), num_classes):
+        raise RuntimeError(f"method '{method_name}' returned logits of shape {logits.shape} for the "
+                           f"{split.name} split; expected ({len(split)}, {num_classes})")
+    return logits
+
+
+def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False):
+    """Run one configuration; returns (record path, record or None when skipped)."""
+    method_cls = registry.get(registry.METHODS, cfg["method"], listing="methods")
+    registry.get(registry.DATASETS, cfg["dataset"]["name"], listing="datasets")
+    parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
+    method = method_cls(cfg)
+    seed = int(cfg["seed"])
+    path = record_path(out_dir, cfg["dataset"]["name"], cfg["method"], method.backbone_label,
+                       config_hash(cfg), seed)
+    if skip_existing and path.exists():
+        return path, None
+
+    started = time.perf_counter()
+    runtime = cfg["runtime"]
+    ctx = RunContext(device=resolve_device(runtime["device"]), seed=seed,
+                     work_dir=Path(out_dir) / "work" / path.stem, cache=ArrayCache(runtime["cache_dir"]),
+                     amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
+                     progress=bool(runtime["progress"]),
+                     resume=resume)
+    with ctx.timer("data"):
+        data = build_dataset(cfg["dataset"])
+        eval_name = cfg["eval_split"]
+        evaluated = [eval_name] + (["val"] if cfg["eval_val"] and eval_name != "val" else [])
+        check_image_root(data, ["train", *evaluated], cfg["dataset"]["name"])
+        eval_split = data.split(eval_name)
+
+    seed_everything(seed)
+    with ctx.timer("fit"):
+        method.fit(data, ctx)
+    with ctx.timer("predict"):
+        logits = validate_logits(method.predict(eval_split, ctx), eval_split, data.num_classes, cfg["method"])
+    class_counts = data.class_counts
+    metrics = evaluate(logits, eval_split.labels, class_counts, cfg["shot_rule"])
+
+    extra_metrics = {}
+    val = data.splits.get("val")
+    if "val" in evaluated and val is not None and val is not eval_split:
+        val_logits = validate_logits(method.predict(val, ctx), val, data.num_classes, cfg["method"])
+        extra_metrics["val"] = evaluate(val_logits, val.labels, class_counts, cfg["shot_rule"])
+    for label, (reported_logits, split) in ctx.reported.items():
+        extra_metrics[label] = evaluate(validate_logits(reported_logits, split, data.num_classes, cfg["method"]),
+                                        split.labels, class_counts, cfg["shot_rule"])
+
+    ctx.timings["total"] = time.perf_counter() - started
+    record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
+                         seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
+                         class_counts=class_counts, metrics=metrics, timings=ctx.timings,
+                         device=describe_device(ctx.device), split_files=data.split_files,
+                         extra_metrics=extra_metrics)
+    write_json_atomic(path, record)
+    return path, record

@@ -1,0 +1,80 @@
+"""Linear probe: a linear or cosine head trained on frozen, cached image features."""
+import numpy as np
+import torch
+
+from ltbench.data.samplers import build_sampler
+from ltbench.engine.batches import TensorBatches
+from ltbench.engine.features import image_features, text_classifier
+from ltbench.errors import UserError
+from ltbench.losses import build_loss
+from ltbench.method import Method
+from ltbench.models.factory import create_backbone
+from ltbench.models.heads import build_head
+from ltbench.models.metadata import templates_by_name
+from ltbench.registry import METHODS
+
+
+class Standardize(torch.nn.Module):
+    """z-score with the training features' mean and std (fixed buffers, saved with the head)."""
+
+    def __init__(self, train_features: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", train_features.mean(dim=0))
+        self.register_buffer("std", train_features.std(dim=0).clamp_min(1e-6))
+
+    def forward(self, features):
+        return (features - self.mean) / self.std
+
+
+@METHODS.register_module(name="linear_probe")
+class LinearProbe(Method):
+    """Linear probe: linear or cosine head on frozen image features (optionally text-initialised), CE, any sampler."""
+
+    def fit(self, data, ctx):
+        cfg = self.cfg
+        self.encoder = create_backbone(cfg["backbone"]["clip"], ctx.device)
+        head_cfg = cfg["head"]
+        text_init = None
+        if head_cfg["init_from_text"]:
+            if not self.encoder.is_clip:
+                raise UserError(f"head.init_from_text needs a CLIP backbone, got '{self.encoder.label}'")
+            templates = templates_by_name(cfg["text"]["templates"])
+            text_init = text_classifier(self.encoder, data.class_names, templates, ctx)
+        if head_cfg["standardize"] and text_init is not None:
+            raise UserError("head.standardize and head.init_from_text exclude each other: the text "
+                            "classifier lives in the raw feature space")
+        train = data.split("train")
+        features = torch.from_numpy(np.array(self._features(train, ctx))).to(ctx.device)
+        head = build_head(head_cfg["type"], self.encoder.embed_dim, data.num_classes,
+                          head_cfg["scale"], text_init)
+        if head_cfg["standardize"]:
+            head = torch.nn.Sequential(Standardize(features), head)
+        self.head = head.to(ctx.device)
+        labels = torch.from_numpy(train.labels).to(ctx.device)
+        sampler = build_sampler(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
+        batches = TensorBatches(features, labels, sampler, cfg["batch_size"])
+        class_counts = data.class_counts
+        loss = build_loss(cfg["loss"])
+        on_epoch_end = self._val_logger(data, ctx) if "val" in data.splits else None
+        ctx.trainer(cfg["train"], name="linear_probe").fit(
+            self.head, batches, batches.steps_per_epoch,
+            loss_fn=lambda logits, targets: loss(logits, targets, class_counts),
+            on_epoch_end=on_epoch_end)
+
+    def _features(self, split, ctx):
+        return image_features(self.encoder, split, ctx, batch_size=self.cfg["eval_batch_size"])
+
+    def _val_logger(self, data, ctx):
+        val = data.split("val")
+
+        def log_val_accuracy(epoch):
+            predictions = self.predict(val, ctx).argmax(axis=1)
+            return f"val top-1 {100.0 * (predictions == val.labels).mean():.2f}"
+
+        return log_val_accuracy
+
+    @torch.no_grad()
+    def predict(self, split, ctx) -> np.ndarray:
+        self.head.eval()
+        features = torch.from_numpy(np.array(self._features(split, ctx))).to(ctx.device)
+        return self.head(features).float().cpu().numpy()

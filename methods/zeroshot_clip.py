@@ -1,0 +1,34 @@
+"""Zero-shot CLIP: classify by cosine similarity to prompt-ensemble text embeddings."""
+import numpy as np
+import torch
+
+from ltbench.engine.features import image_features, text_classifier
+from ltbench.errors import UserError
+from ltbench.method import Method
+from ltbench.models.factory import create_backbone
+from ltbench.models.metadata import templates_by_name
+from ltbench.registry import METHODS
+
+
+def create_clip_backbone(cfg, ctx):
+    """The run's CLIP model; a vision-only backbone has no text encoder to make a classifier from."""
+    encoder = create_backbone(cfg["backbone"]["clip"], ctx.device)
+    if not encoder.is_clip:
+        raise UserError(f"method '{cfg['method']}' needs a CLIP backbone with a text encoder, "
+                        f"got '{cfg['backbone']['clip']}'")
+    return encoder
+
+
+@METHODS.register_module(name="zeroshot_clip")
+class ZeroShotCLIP(Method):
+    """Zero-shot CLIP: logits = scale * f . t_c with t_c the prompt-ensemble text embedding of class c."""
+
+    def fit(self, data, ctx):
+        self.clip = create_clip_backbone(self.cfg, ctx)
+        templates = templates_by_name(self.cfg["text"]["templates"])
+        self.classifier = text_classifier(self.clip, data.class_names, templates, ctx)
+
+    def predict(self, split, ctx) -> np.ndarray:
+        features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"])
+        logits = torch.from_numpy(np.asarray(features)) @ self.classifier.t()
+        return (float(self.cfg["text"]["logit_scale"]) * logits).numpy()

@@ -1,0 +1,167 @@
+import csv
+import io
+import math
+import random
+
+import pytest
+
+from ltbench.errors import UserError
+from ltbench.tables import datasets_in, leaderboard_rows, render_table, write_table
+
+CLASS_COUNTS = [150, 100, 50, 20, 5]
+
+
+def record(
+    method="linear_probe", backbone="RN50:openai", split="test", config_hash="a" * 64, seed=1,
+    dataset="places_lt", overall=50.0, many=60.0, medium=40.0, few=None, created="2024-01-01T00:00:00.000000+00:00",
+    per_class=None, shot_rule="standard",
+):
+    """A synthetic run record with only what tables read."""
+    return {
+        "schema": 1, "method": method, "backbone": backbone, "eval_split": split, "config_hash": config_hash,
+        "seed": seed, "dataset": dataset, "created": created, "class_counts": CLASS_COUNTS,
+        "metrics": {
+            "overall": overall, "many": many, "medium": medium, "few": few, "shot_rule": shot_rule,
+            "per_class_accuracy": per_class or [None] * len(CLASS_COUNTS),
+        },
+    }
+
+
+def three_seeds():
+    return [
+        record(seed=1, overall=50.0, many=60.0),
+        record(seed=2, overall=52.0, many=61.0),
+        record(seed=3, overall=54.0, many=65.0),
+    ]
+
+
+def test_groups_seeds_of_one_configuration_with_mean_and_sample_std():
+    [row] = leaderboard_rows(three_seeds(), "places_lt")
+    assert (row["method"], row["method_label"], row["backbone"], row["split"], row["seeds"]) == (
+        "linear_probe", "linear_probe", "RN50:openai", "test", 3)
+    assert row["overall"] == {"mean": 52.0, "std": 2.0}  # deviations -2, 0, 2: variance 8 / 2
+    assert row["many"]["mean"] == pytest.approx(62.0)
+    assert row["many"]["std"] == pytest.approx(math.sqrt(7.0))  # deviations -2, -1, 3: variance 14 / 2
+    assert row["medium"] == {"mean": 40.0, "std": 0.0}
+    assert row["few"] == {"mean": None, "std": None}
+
+
+def test_one_seed_has_no_std_and_other_datasets_are_left_out():
+    records = [record(seed=4, overall=58.2), record(dataset="imagenet_lt", overall=1.0)]
+    [row] = leaderboard_rows(records, "places_lt")
+    assert row["seeds"] == 1 and row["overall"] == {"mean": 58.2, "std": None}
+    assert datasets_in(records) == ["imagenet_lt", "places_lt"]
+
+
+def test_regroups_under_another_shot_rule_from_per_class_accuracy():
+    # standard: many > 100, few < 20; oltr: many >= 100, few <= 20. Class 1 was not evaluated.
+    per_class = [90.0, None, 60.0, 40.0, 10.0]
+    records = [
+        record(seed=1, per_class=per_class, many=90.0, medium=50.0, few=10.0, overall=55.0),
+        record(seed=2, per_class=[80.0, 70.0, 50.0, 30.0, 20.0], many=80.0, medium=50.0, few=20.0, overall=45.0),
+    ]
+    [row] = leaderboard_rows(records, "places_lt", shot_rule="oltr")
+    # seed 1: many [90] -> 90, medium [60] -> 60, few [40, 10] -> 25
+    # seed 2: many [80, 70] -> 75, medium [50] -> 50, few [30, 20] -> 25
+    assert row["many"]["mean"] == pytest.approx(82.5)
+    assert row["medium"]["mean"] == pytest.approx(55.0)
+    assert row["few"] == {"mean": pytest.approx(25.0), "std": pytest.approx(0.0)}
+    assert row["overall"]["mean"] == pytest.approx(50.0)  # overall does not depend on grouping
+    # The recorded rule: the recorded numbers are used as they are.
+    [same_rule] = leaderboard_rows(records, "places_lt", shot_rule="standard")
+    assert same_rule["medium"]["mean"] == 50.0
+    with pytest.raises(UserError, match="unknown shot rule 'oltrr'"):
+        leaderboard_rows(records, "places_lt", shot_rule="oltrr")
+
+
+def test_rows_do_not_depend_on_input_order():
+    records = [
+        record(method=method, backbone=backbone, split=split, config_hash=config_hash, seed=seed,
+               overall=0.1 * seed)  # float sums depend on their order: 0.1 + 0.2 + 0.3 != 0.3 + 0.2 + 0.1
+        for method in ("zeroshot_clip", "ballad", "linear_probe")
+        for backbone in ("ViT-B-16:openai", "RN50:openai")
+        for split in ("val", "test")
+        for config_hash in ("f" * 64, "0" * 64)
+        for seed in (3, 1, 2)
+    ]
+    expected = leaderboard_rows(records, "places_lt")
+    keys = [(row["method"], row["backbone"], row["split"], row["config_hash"]) for row in expected]
+    assert keys == sorted(keys) and len(keys) == 24
+    for attempt in range(5):
+        random.Random(attempt).shuffle(records)
+        assert leaderboard_rows(records, "places_lt") == expected
+
+
+def test_hash_suffix_only_where_a_setting_has_several_configurations():
+    records = [
+        record(method="ballad", config_hash="123456789" * 7),
+        record(method="ballad", config_hash="abcdef012" * 7),
+        record(method="ballad", backbone="ViT-B-16:openai", config_hash="123456789" * 7),
+        record(method="linear_probe", config_hash="123456789" * 7),
+        record(method="linear_probe", backbone="ViT-B-16:openai", config_hash="abcdef012" * 7),
+    ]
+    labels = [(row["method_label"], row["backbone"]) for row in leaderboard_rows(records, "places_lt")]
+    assert labels == [
+        ("ballad [123456]", "RN50:openai"),
+        ("ballad [abcdef]", "RN50:openai"),
+        ("ballad", "ViT-B-16:openai"),
+        ("linear_probe", "RN50:openai"),
+        ("linear_probe", "ViT-B-16:openai"),
+    ]
+
+
+def test_a_rerun_of_the_same_seed_counts_once_with_its_newest_record():
+    older = record(seed=1, overall=10.0, created="2024-01-01T00:00:00.000000+00:00")
+    newer = record(seed=1, overall=20.0, created="2024-03-01T09:30:00.000001+00:00")
+    other_seed = record(seed=2, overall=30.0)
+    for records in ([older, newer, other_seed], [newer, other_seed, older]):
+        [row] = leaderboard_rows(records, "places_lt")
+        assert row["seeds"] == 2
+        assert row["overall"]["mean"] == 25.0
+
+
+@pytest.fixture
+def rows():
+    return leaderboard_rows(three_seeds() + [record(backbone="ViT-B-16:openai", overall=58.2)], "places_lt")
+
+
+def test_markdown(rows):
+    lines = render_table(rows, "md").splitlines()
+    assert [cell.strip() for cell in lines[0].strip("|").split("|")] == [
+        "Method", "Backbone", "Split", "Seeds", "Many", "Medium", "Few", "Overall"]
+    assert lines[1].startswith("|:--")
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert cells[0] == ["linear_probe", "RN50:openai", "test", "3", "62.00 ± 2.65", "40.00 ± 0.00", "-", "52.00 ± 2.00"]
+    assert cells[1][-1] == "58.20"  # one seed: no ±
+    # A column of single-seed numbers only stays as written (tabulate would print 58.2).
+    assert render_table(rows[1:], "md").splitlines()[2].endswith(" 58.20 |")
+
+
+def test_csv_has_mean_and_std_columns(rows):
+    table = list(csv.reader(io.StringIO(render_table(rows, "csv"))))
+    assert table[0] == ["Method", "Backbone", "Split", "Seeds", "Many", "Many std", "Medium", "Medium std",
+                        "Few", "Few std", "Overall", "Overall std"]
+    assert table[1] == ["linear_probe", "RN50:openai", "test", "3", "62.00", "2.65", "40.00", "0.00", "", "",
+                        "52.00", "2.00"]
+    assert table[2][-2:] == ["58.20", ""]
+
+
+def test_latex(rows):
+    text = render_table(rows, "latex")
+    assert text.startswith("\\begin{tabular}{lllrrrrr}\n\\toprule\n")
+    assert "\\bottomrule" in text and text.endswith("\\end{tabular}\n")
+    assert "Method" in text and "Overall" in text
+    assert "linear\\_probe" in text and "52.00 ± 2.00" in text
+
+
+def test_unknown_format():
+    with pytest.raises(UserError, match="unknown table format 'html'"):
+        render_table([], "html")
+
+
+def test_write_table_paths(tmp_path, rows):
+    for fmt, suffix in (("md", ".md"), ("csv", ".csv"), ("latex", ".tex")):
+        text = render_table(rows, fmt)
+        path = write_table(tmp_path, "places_lt", text, fmt)
+        assert path == tmp_path / "tables" / f"places_lt{suffix}"
+        assert path.read_text(encoding="utf-8") == text
