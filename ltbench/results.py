@@ -176,14 +176,6 @@ def make_record(
     }
 
 
-def write_record(results_dir, record: dict) -> Path:
-    path = record_path(
-        results_dir, record["dataset"], record["method"], record["backbone"], record["config_hash"], record["seed"]
-    )
-    write_json_atomic(path, record)
-    return path
-
-
 def _record_problem(record) -> Optional[str]:
     """Why a parsed file is not a usable record, or None when it is."""
     if not isinstance(record, dict):

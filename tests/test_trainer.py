@@ -1,0 +1,96 @@
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ltbench.data.samplers import build_sampler
+from ltbench.engine.batches import TensorBatches
+from ltbench.engine.cache import ArrayCache
+from ltbench.engine.context import RunContext
+from ltbench.engine.trainer import warmup_cosine
+
+CFG = {"epochs": 4, "optimizer": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False,
+       "weight_decay": 1e-4, "schedule": "cosine", "warmup_epochs": 1, "grad_accum_steps": 1,
+       "log_interval": 2}
+
+
+def _context(tmp_path, resume=False):
+    return RunContext(device=torch.device("cpu"), seed=0, work_dir=Path(tmp_path), cache=ArrayCache(tmp_path / "c"),
+                      progress=False, resume=resume)
+
+
+def _problem(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(96, 8, generator=generator)
+    targets = (inputs[:, 0] > 0).long() + (inputs[:, 1] > 0).long()
+    return inputs, targets
+
+
+def _train(tmp_path, cfg=CFG, resume=False, interrupt_after_epoch=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 3)
+    inputs, targets = _problem()
+    batches = TensorBatches(inputs, targets, build_sampler("instance", targets.numpy(), seed=0), 16)
+
+    def on_epoch_end(epoch):
+        if interrupt_after_epoch is not None and epoch == interrupt_after_epoch:
+            raise KeyboardInterrupt
+
+    trainer = _context(tmp_path, resume).trainer(cfg, name="unit")
+    history = trainer.fit(model, batches, batches.steps_per_epoch, torch.nn.functional.cross_entropy,
+                          on_epoch_end=on_epoch_end)
+    return model, history
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    factor = warmup_cosine(total_steps=10, warmup_steps=2, schedule="cosine")
+    assert [factor(0), factor(1)] == [0.5, 1.0]
+    assert factor(2) == pytest.approx(1.0) and factor(10) == pytest.approx(0.0)
+    assert factor(6) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert warmup_cosine(10, 0, "constant")(9) == 1.0
+
+
+def test_training_lowers_the_loss(tmp_path):
+    _, history = _train(tmp_path)
+    assert len(history) == 4 and history[-1]["loss"] < 0.6 * history[0]["loss"]
+    assert (tmp_path / "unit_last.pt").exists()
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    reference, _ = _train(tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "cut", interrupt_after_epoch=1)
+    # The checkpoint of the interrupted epoch was not written; epoch 0's was.
+    state = torch.load(tmp_path / "cut" / "unit_last.pt", weights_only=False)
+    assert state["epoch"] == 0
+    resumed, history = _train(tmp_path / "cut", resume=True)
+    assert [entry["epoch"] for entry in history] == [0, 1, 2, 3]
+    for a, b in zip(reference.parameters(), resumed.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    from ltbench.errors import UserError
+
+    _train(tmp_path)
+    with pytest.raises(UserError, match="other training settings"):
+        _train(tmp_path, cfg={**CFG, "lr": 0.1}, resume=True)
+
+
+def test_gradient_accumulation_matches_a_big_batch(tmp_path):
+    inputs, targets = _problem()
+    results = []
+    for batch_size, accum in ((32, 1), (16, 2)):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(8, 3)
+        cfg = {**CFG, "epochs": 1, "warmup_epochs": 0, "schedule": "constant", "momentum": 0.0,
+               "weight_decay": 0.0, "grad_accum_steps": accum}
+        # The same fixed order for both: a sampler over the split order.
+        sampler = build_sampler("instance", targets.numpy(), seed=1)
+        batches = TensorBatches(inputs, targets, sampler, batch_size)
+        _context(tmp_path / f"{accum}").trainer(cfg, name="acc").fit(
+            model, batches, batches.steps_per_epoch, torch.nn.functional.cross_entropy)
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(results[0], results[1], atol=1e-5)
