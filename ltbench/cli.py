@@ -103,7 +103,7 @@ def command_table(args) -> int:
             raise UserError(f"no run records for dataset '{dataset}' under {args.results} (datasets with records: {known})")
         text = tables.render_table(rows, args.format)
         path = tables.write_table(args.results, dataset, text, args.format)
-        print(f"## {dataset}\n\n{text}\n\n(written to {path})\n")
+        print(f"## {dataset}\n\n{text}\n(written to {path})\n")
     return 0
 
 

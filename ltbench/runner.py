@@ -79,7 +79,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
 
     extra_metrics = {}
     val = data.splits.get("val")
-    if "val" in evaluated and val is not None and val is not eval_split:
+    # Some datasets evaluate on val itself (iNat's val file is its test split; CIFAR-LT's val is test).
+    if "val" in evaluated and val is not None and val.fingerprint != eval_split.fingerprint:
         val_logits = validate_logits(method.predict(val, ctx), val, data.num_classes, cfg["method"])
         extra_metrics["val"] = evaluate(val_logits, val.labels, class_counts, cfg["shot_rule"])
     for label, (reported_logits, split) in ctx.reported.items():
