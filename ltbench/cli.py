@@ -114,7 +114,7 @@ def command_list(args) -> int:
         from ltbench.models.clip import list_open_clip_backbones
 
         rows = [("tiny", "tiny CLIP shipped with ltbench, random init (offline runs and tests)"),
-                ("MODEL:none", "any open_clip model, random init (`python -c 'import open_clip; print(open_clip.list_models())'`)"),
+                ("MODEL:none", "any open_clip model name (e.g. RN50:none), random init"),
                 ("MODEL:/path/to/checkpoint.pt", "any open_clip model with local weights"),
                 ("timm:NAME[:none]", "a timm vision model (vision-only methods), ImageNet weights or random init")]
         rows += list_open_clip_backbones()

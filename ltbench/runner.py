@@ -35,6 +35,11 @@ def check_image_root(data, split_names, dataset_name):
                             f"(see README, data preparation, and `ltbench data check {dataset_name}`)")
 
 
+def split_hashes(data):
+    """SHA-256 of each split file; for in-memory datasets, of each split's images and labels."""
+    return data.split_files or {name: split.fingerprint for name, split in data.splits.items()}
+
+
 def validate_logits(logits, split, num_classes, method_name):
     logits = np.asarray(logits)
     if logits.shape != (len(split), num_classes):
@@ -91,7 +96,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
                          seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
                          class_counts=class_counts, metrics=metrics, timings=ctx.timings,
-                         device=describe_device(ctx.device), split_files=data.split_files,
+                         device=describe_device(ctx.device), split_files=split_hashes(data),
                          extra_metrics=extra_metrics)
     write_json_atomic(path, record)
     return path, record
