@@ -6,9 +6,13 @@
   local weights;
 - ``timm:NAME`` (ImageNet weights from timm) or ``timm:NAME:none``: a vision-only timm model.
 """
+import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+import torch
 
 from ltbench.errors import UserError
 
@@ -58,3 +62,45 @@ def parse_backbone(text: str) -> BackboneSpec:
             raise UserError(f"backbone '{text}': checkpoint file not found: {path}")
         return BackboneSpec("open_clip", model, str(path.resolve()), text)
     return BackboneSpec("open_clip", model, weights, text)
+
+
+class ImageEncoder:
+    """What methods see of any backbone: encode_images, eval_transform, embed_dim, visual_fingerprint."""
+
+    is_clip = False
+
+    def __init__(self, model: torch.nn.Module, spec: BackboneSpec):
+        self.model, self.spec = model, spec
+
+    @property
+    def label(self) -> str:
+        return self.spec.text
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+
+@contextlib.contextmanager
+def quiet_logging():
+    """Silence the root logger while a model is built.
+
+    open_clip, timm and huggingface_hub log retries and warnings there; the user gets one clear
+    line from ltbench instead.
+    """
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
+def first_line_of(error: Exception) -> str:
+    """The first sentence of an error; hub errors run to several lines of advice."""
+    return (str(error).splitlines() or [type(error).__name__])[0].split(". ")[0][:160]

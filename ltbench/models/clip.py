@@ -1,6 +1,4 @@
 """The one wrapper around open_clip: model creation, weights, transforms, tokenizer, encoders."""
-import contextlib
-import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import List
@@ -10,7 +8,7 @@ import torch.nn.functional as F
 
 from ltbench.data.transforms import TransformSpec
 from ltbench.errors import UserError, unknown_name
-from ltbench.models.backbones import TINY_MODEL, BackboneSpec
+from ltbench.models.backbones import BackboneSpec, ImageEncoder, first_line_of, quiet_logging
 from ltbench.models.fingerprint import MemoizedFingerprint
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -30,19 +28,6 @@ def list_open_clip_backbones():
             for model, tag in _open_clip().list_pretrained()]
 
 
-@contextlib.contextmanager
-def _quiet_logging():
-    # open_clip and huggingface_hub log retries and warnings on the root logger; the user gets
-    # one clear line from ltbench instead.
-    root = logging.getLogger()
-    previous = root.level
-    root.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        root.setLevel(previous)
-
-
 def _is_visual(name: str) -> bool:
     return name.startswith("visual.")
 
@@ -51,23 +36,16 @@ def _is_text(name: str) -> bool:
     return not name.startswith("visual.") and not name.startswith("logit_")
 
 
-class ClipModel:
+class ClipModel(ImageEncoder):
     """An open_clip CLIP model with L2-normalised image / text encoders and its eval transform."""
 
     is_clip = True
 
     def __init__(self, model: torch.nn.Module, tokenizer, spec: BackboneSpec):
-        self.model, self.tokenizer, self.spec = model, tokenizer, spec
+        super().__init__(model, spec)
+        self.tokenizer = tokenizer
         self.visual_fingerprint = MemoizedFingerprint(model, _is_visual)
         self.text_fingerprint = MemoizedFingerprint(model, _is_text)
-
-    @property
-    def label(self) -> str:
-        return self.spec.text
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     @property
     def embed_dim(self) -> int:
@@ -81,10 +59,6 @@ class ClipModel:
         size = size[0] if isinstance(size, (tuple, list)) else size
         return TransformSpec(size=int(size), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
                              interpolation=cfg.get("interpolation", "bicubic"))
-
-    def to(self, device):
-        self.model.to(device)
-        return self
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(images).float(), dim=-1)
@@ -111,12 +85,11 @@ def create_clip(spec: BackboneSpec, device="cpu") -> ClipModel:
             raise UserError(f"backbone '{spec.text}': unknown pretrained tag '{weights}' for "
                             f"{spec.model} ({hint}); or use {spec.model}:none or a checkpoint path")
     try:
-        with _quiet_logging():
+        with quiet_logging():
             model, _, _ = open_clip.create_model_and_transforms(spec.model, pretrained=weights,
                                                                 device=device)
     except Exception as error:  # network, hub cache, or a checkpoint of another architecture
-        # The first sentence of the cause; hub errors run to several lines of advice.
-        reason = (str(error).splitlines() or [type(error).__name__])[0].split(". ")[0][:160]
+        reason = first_line_of(error)
         if spec.is_checkpoint:
             raise UserError(f"backbone '{spec.text}': could not load checkpoint {weights} into "
                             f"{spec.model}: {reason}") from None
@@ -126,5 +99,5 @@ def create_clip(spec: BackboneSpec, device="cpu") -> ClipModel:
             f"random init or '{spec.model}:/path/to/checkpoint.pt' for local weights"
         ) from None
     model.eval()
-    tokenizer = open_clip.get_tokenizer(spec.model if spec.model != TINY_MODEL else TINY_MODEL)
+    tokenizer = open_clip.get_tokenizer(spec.model)
     return ClipModel(model, tokenizer, spec)

@@ -1,32 +1,19 @@
 """Vision-only backbones from timm, with the same encoder interface as ClipModel."""
-import contextlib
-import logging
-
 import torch
 import torch.nn.functional as F
 
 from ltbench.data.transforms import TransformSpec
 from ltbench.errors import UserError, unknown_name
-from ltbench.models.backbones import BackboneSpec
+from ltbench.models.backbones import BackboneSpec, ImageEncoder, first_line_of, quiet_logging
 from ltbench.models.fingerprint import MemoizedFingerprint
 
 
-class TimmEncoder:
+class TimmEncoder(ImageEncoder):
     """A timm model without its classifier; features are pooled and L2-normalised."""
 
-    is_clip = False
-
     def __init__(self, model: torch.nn.Module, spec: BackboneSpec):
-        self.model, self.spec = model, spec
+        super().__init__(model, spec)
         self.visual_fingerprint = MemoizedFingerprint(model)
-
-    @property
-    def label(self) -> str:
-        return self.spec.text
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     @property
     def embed_dim(self) -> int:
@@ -40,10 +27,6 @@ class TimmEncoder:
                              std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
                              interpolation=cfg.get("interpolation", "bicubic"))
 
-    def to(self, device):
-        self.model.to(device)
-        return self
-
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model(images).float(), dim=-1)
 
@@ -54,12 +37,10 @@ def create_timm_encoder(spec: BackboneSpec, device="cpu") -> TimmEncoder:
     if not timm.is_model(spec.model):
         raise unknown_name("timm model", spec.model, timm.list_models(), listing="backbones")
     try:
-        with contextlib.ExitStack() as stack:
-            stack.callback(logging.getLogger().setLevel, logging.getLogger().level)
-            logging.getLogger().setLevel(logging.CRITICAL)
+        with quiet_logging():
             model = timm.create_model(spec.model, pretrained=spec.weights is not None, num_classes=0)
-    except Exception as error:
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise UserError(f"backbone '{spec.text}': could not fetch timm weights ({reason}); use "
+    except Exception as error:  # network or hub cache
+        raise UserError(f"backbone '{spec.text}': could not fetch timm weights ({first_line_of(error)}); "
+                        f"connect to the internet or fill the Hugging Face cache, or use "
                         f"'timm:{spec.model}:none' for random init") from None
     return TimmEncoder(model.to(device).eval(), spec)
