@@ -30,5 +30,5 @@ class ZeroShotCLIP(Method):
 
     def predict(self, split, ctx) -> np.ndarray:
         features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"])
-        logits = torch.from_numpy(np.asarray(features)) @ self.classifier.t()
+        logits = torch.from_numpy(np.array(features)) @ self.classifier.t()  # copy: cache hits are read-only memmaps
         return (float(self.cfg["text"]["logit_scale"]) * logits).numpy()

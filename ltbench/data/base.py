@@ -50,7 +50,6 @@ class ArraySplit(Split):
     name: str
     images: np.ndarray
     labels: np.ndarray
-    source: str = ""  # what the images come from, recorded in run records
     indices: Optional[np.ndarray] = None  # positions in the source collection, where meaningful
     _fingerprint: Optional[str] = field(default=None, repr=False)
 
@@ -98,12 +97,3 @@ class LTDataset:
             )
         return self.splits[name]
 
-
-def check_labels(labels: np.ndarray, num_classes: int, source: str):
-    """Every label must index a class name."""
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if len(bad):
-        raise UserError(
-            f"{source}: label {int(labels[bad[0]])} is outside 0..{num_classes - 1} "
-            f"({num_classes} class names); check the split file and the class-names file"
-        )

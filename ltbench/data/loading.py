@@ -59,6 +59,5 @@ def image_loader(split: Split, transform: TransformSpec, batch_size: int, sample
     if isinstance(split, FileSplit):
         return DataLoader(_ImageFileDataset(split, transform.pil_transform()), batch_size=batch_size,
                           sampler=sampler, shuffle=False, num_workers=num_workers,
-                          pin_memory=pin_memory, drop_last=drop_last,
-                          persistent_workers=False)
+                          pin_memory=pin_memory, drop_last=drop_last)
     raise TypeError(f"no loader for split type {type(split).__name__}")

@@ -4,7 +4,6 @@ Each epoch's order depends only on (seed, epoch), so a resumed run draws exactly
 uninterrupted run would have drawn.
 """
 import numpy as np
-import torch
 from torch.utils.data import Sampler
 
 from ltbench.registry import SAMPLERS
@@ -85,8 +84,3 @@ def build_sampler(name: str, labels, num_samples: int = None, seed: int = 0) -> 
     sampler_cls = registry.get(SAMPLERS, name)
     return sampler_cls(labels, num_samples=num_samples, seed=seed)
 
-
-def seeded_generator(seed: int) -> torch.Generator:
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    return generator

@@ -150,16 +150,12 @@ def _build(options: dict, archive: CifarArchive, dataset: str) -> LTDataset:
     # n_max = 5000 (CIFAR-10) or 500 (CIFAR-100): the balanced training set's size per class.
     per_class = exponential_profile(len(train_labels) // num_classes, num_classes, opts["imbalance_ratio"])
     kept, dropped = long_tailed_indices(train_labels, per_class, opts["seed"])
-    source = f"{folder} ({archive.tarball})"
-    test = ArraySplit(name="test", images=test_images, labels=test_labels, source=source,
-                      indices=np.arange(len(test_labels)))
+    test = ArraySplit(name="test", images=test_images, labels=test_labels, indices=np.arange(len(test_labels)))
     splits = {
-        "train": ArraySplit(name="train", images=train_images[kept], labels=train_labels[kept],
-                            source=source, indices=kept),
+        "train": ArraySplit(name="train", images=train_images[kept], labels=train_labels[kept], indices=kept),
         "val": dataclasses.replace(test, name="val"),
         "test": test,
-        "pool": ArraySplit(name="pool", images=train_images[dropped], labels=train_labels[dropped],
-                           source=source, indices=dropped),
+        "pool": ArraySplit(name="pool", images=train_images[dropped], labels=train_labels[dropped], indices=dropped),
     }
     return LTDataset(
         name=dataset, class_names=class_names, splits=splits,

@@ -48,8 +48,7 @@ def build_digits_lt(options: dict, require_all_splits: bool = True) -> LTDataset
     splits = {}
     for name, chunks in parts.items():
         index = np.sort(np.concatenate(chunks))
-        splits[name] = ArraySplit(name=name, images=images[index], labels=labels[index],
-                                  source="sklearn.datasets.load_digits", indices=index)
+        splits[name] = ArraySplit(name=name, images=images[index], labels=labels[index], indices=index)
     return LTDataset(
         name="digits_lt", class_names=list(CLASS_NAMES), splits=splits,
         notes={"pool": "digits left out of the long-tailed train split; labels are hidden ground truth",
