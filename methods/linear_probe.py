@@ -44,7 +44,7 @@ class LinearProbe(Method):
             raise UserError("head.standardize and head.init_from_text exclude each other: the text "
                             "classifier lives in the raw feature space")
         train = data.split("train")
-        features = torch.from_numpy(np.array(self._features(train, ctx))).to(ctx.device)
+        features = self._feature_tensor(train, ctx)
         head = build_head(head_cfg["type"], self.encoder.embed_dim, data.num_classes,
                           head_cfg["scale"], text_init)
         if head_cfg["standardize"]:
@@ -55,7 +55,8 @@ class LinearProbe(Method):
         batches = TensorBatches(features, labels, sampler, cfg["batch_size"])
         class_counts = data.class_counts
         loss = build_loss(cfg["loss"])
-        on_epoch_end = self._val_logger(data, ctx) if "val" in data.splits else None
+        # The val note only shows in the progress log: no per-epoch evaluation without it.
+        on_epoch_end = self._val_logger(data, ctx) if "val" in data.splits and ctx.progress else None
         ctx.trainer(cfg["train"], name="linear_probe").fit(
             self.head, batches, batches.steps_per_epoch,
             loss_fn=lambda logits, targets: loss(logits, targets, class_counts),
@@ -66,15 +67,21 @@ class LinearProbe(Method):
 
     def _val_logger(self, data, ctx):
         val = data.split("val")
+        features = self._feature_tensor(val, ctx)  # once, not from the disk cache every epoch
 
         def log_val_accuracy(epoch):
-            predictions = self.predict(val, ctx).argmax(axis=1)
+            predictions = self._logits(features).argmax(axis=1)
             return f"val top-1 {100.0 * (predictions == val.labels).mean():.2f}"
 
         return log_val_accuracy
 
+    def _feature_tensor(self, split, ctx) -> torch.Tensor:
+        return torch.from_numpy(np.array(self._features(split, ctx))).to(ctx.device)
+
     @torch.no_grad()
-    def predict(self, split, ctx) -> np.ndarray:
+    def _logits(self, features: torch.Tensor) -> np.ndarray:
         self.head.eval()
-        features = torch.from_numpy(np.array(self._features(split, ctx))).to(ctx.device)
         return self.head(features).float().cpu().numpy()
+
+    def predict(self, split, ctx) -> np.ndarray:
+        return self._logits(self._feature_tensor(split, ctx))
