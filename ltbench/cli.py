@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--results", default="results", help="results folder (default: results)")
     table.add_argument("--shot-rule", choices=("standard", "oltr"),
                        help="regroup many/medium/few under this rule (default: as recorded)")
+    reported = table.add_mutually_exclusive_group()
+    reported.add_argument("--reported", metavar="PATH",
+                          help="published numbers for the Reported column (default: benchmarks/reported.yaml; "
+                               "the column stays empty if that file is not there)")
+    reported.add_argument("--no-reported", action="store_true", help="leave the Reported column out")
 
     listing = commands.add_parser("list", help="list registered methods, datasets, backbones, ...")
     listing.add_argument("what", nargs="?", choices=LISTABLE, default="methods")
@@ -88,6 +93,18 @@ def command_run(args) -> int:
     return 0
 
 
+def _reported_entries(args):
+    """Published numbers for the table's Reported column; None: no column (--no-reported)."""
+    from ltbench.reported import default_reported_path, load_reported
+
+    if args.no_reported:
+        return None
+    if args.reported is not None:
+        return load_reported(args.reported)  # a path given that is not there is an error
+    path = default_reported_path()
+    return load_reported(path) if path.exists() else []
+
+
 def command_table(args) -> int:
     from ltbench import results, tables
 
@@ -96,11 +113,14 @@ def command_table(args) -> int:
     if not datasets:
         raise UserError(f"no run records under {Path(args.results) / 'runs'}; run `ltbench run ...` first "
                         "or pass --results DIR")
+    reported = _reported_entries(args)  # before any table is written: a bad file fails first
     for dataset in datasets:
         rows = tables.leaderboard_rows(records, dataset, shot_rule=args.shot_rule)
         if not rows:
             known = ", ".join(tables.datasets_in(records)) or "none"
             raise UserError(f"no run records for dataset '{dataset}' under {args.results} (datasets with records: {known})")
+        if reported is not None:
+            tables.join_reported(rows, reported, dataset)
         text = tables.render_table(rows, args.format)
         path = tables.write_table(args.results, dataset, text, args.format)
         print(f"## {dataset}\n\n{text}\n(written to {path})\n")

@@ -2,7 +2,9 @@
 
 Order, later wins: benchmarks/defaults.yaml <- benchmarks/datasets/<D>.yaml <- the method's
 defaults (class attribute ``default_config``, then benchmarks/methods/<M>.yaml without its
-``per_dataset`` section) <- ``per_dataset[<D>]`` of the method YAML <- CLI flags <- ``--cfg-options``.
+``per_dataset`` / ``per_backbone`` sections) <- ``per_dataset[<D>]`` <- ``per_backbone[<B>]`` <-
+``per_dataset[<D>].per_backbone[<B>]`` <- CLI flags <- ``--cfg-options``. <B> is the model part of
+the run's backbone (``RN50`` for ``RN50:openai``), as given by the CLI or else by the YAML.
 The result is a plain dict; it is saved in the run record, and its hash (without the keys that
 cannot change results, such as paths and worker counts) identifies the run.
 """
@@ -107,13 +109,29 @@ def get_dotted(cfg: dict, dotted: str, default=None):
     return node
 
 
-def method_defaults(method_name: str, method_cls, dataset_name: str, root: Path) -> dict:
+def backbone_key(backbone: str) -> str:
+    """The per_backbone key of a backbone label: its model name ('RN50:openai' -> 'RN50')."""
+    text = str(backbone)
+    if text.startswith("timm:"):
+        return text.split(":")[1]
+    return text.partition(":")[0]
+
+
+def method_defaults(method_name: str, method_cls, dataset_name: str, root: Path, backbone: str = None) -> dict:
     defaults = copy.deepcopy(getattr(method_cls, "default_config", {}) or {})
     path = root / "methods" / f"{method_name}.yaml"
     if path.exists():
         defaults = deep_merge(defaults, load_yaml(path))
     per_dataset = defaults.pop("per_dataset", None) or {}
-    return deep_merge(defaults, per_dataset.get(dataset_name) or {})
+    per_backbone = defaults.pop("per_backbone", None) or {}
+    dataset_section = copy.deepcopy(per_dataset.get(dataset_name) or {})
+    dataset_per_backbone = dataset_section.pop("per_backbone", None) or {}
+    defaults = deep_merge(defaults, dataset_section)
+    if backbone is not None:
+        key = backbone_key(backbone)
+        defaults = deep_merge(defaults, per_backbone.get(key) or {})
+        defaults = deep_merge(defaults, dataset_per_backbone.get(key) or {})
+    return defaults
 
 
 def _dataset_level_config(dataset_name: str, root: Path) -> dict:
@@ -128,11 +146,18 @@ def _dataset_level_config(dataset_name: str, root: Path) -> dict:
 def resolve_config(method_name, method_cls, dataset_name, cli_overrides=None, cfg_options=()):
     """The fully resolved config of one run (see the module docstring for the order)."""
     root = benchmarks_dir()
-    cfg = _dataset_level_config(dataset_name, root)
-    cfg = deep_merge(cfg, method_defaults(method_name, method_cls, dataset_name, root))
-    cfg["method"] = method_name
-    cfg["dataset"]["name"] = dataset_name
-    return apply_overrides(cfg, cli_overrides, cfg_options)
+
+    def resolve(backbone):
+        cfg = _dataset_level_config(dataset_name, root)
+        cfg = deep_merge(cfg, method_defaults(method_name, method_cls, dataset_name, root, backbone))
+        cfg["method"] = method_name
+        cfg["dataset"]["name"] = dataset_name
+        return apply_overrides(cfg, cli_overrides, cfg_options)
+
+    # The backbone picks the per_backbone section, and the CLI may change the backbone: resolve
+    # once to learn it, then again with that backbone's section in place.
+    backbone = get_dotted(resolve(None), "backbone.clip")
+    return resolve(backbone)
 
 
 def resolve_dataset_config(dataset_name, cli_overrides=None, cfg_options=()):

@@ -144,13 +144,14 @@ def make_record(
     *, method: str, dataset: str, backbone: str, seed: int, eval_split: str, config: dict,
     versions: dict, class_counts, metrics: dict, timings: Dict[str, float], device: str,
     split_files: Optional[Dict[str, str]] = None, extra_metrics: Optional[Dict[str, dict]] = None,
-    logits_path: Optional[str] = None,
+    logits_path: Optional[str] = None, artifacts: Optional[Dict[str, str]] = None,
 ) -> dict:
     """The record of one run.
 
     metrics / extra_metrics values: metrics.evaluate() dicts (extra: a val split, phase A of a
     two-phase method, ...). timings: seconds per phase, including 'total'. split_files: split
     name -> SHA-256 of its split file (none for in-memory datasets). versions: software_versions().
+    artifacts: name -> path of files the run left for later runs (a fine-tuned checkpoint).
     """
     config_hash = compute_config_hash(config)
     return {
@@ -171,6 +172,7 @@ def make_record(
         "timings": {phase: round(float(seconds), 3) for phase, seconds in timings.items()},
         "device": device,
         "logits_path": logits_path,
+        "artifacts": artifacts or {},
         # Fixed width (always with microseconds): string order is time order, which dedupe relies on.
         "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
     }

@@ -97,6 +97,6 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                          seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
                          class_counts=class_counts, metrics=metrics, timings=ctx.timings,
                          device=describe_device(ctx.device), split_files=split_hashes(data),
-                         extra_metrics=extra_metrics)
+                         extra_metrics=extra_metrics, artifacts=ctx.artifacts)
     write_json_atomic(path, record)
     return path, record

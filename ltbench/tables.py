@@ -14,11 +14,14 @@ from tabulate import tabulate
 
 from ltbench.errors import unknown_name
 from ltbench.metrics import GROUPS, SHOT_RULES, grouped_accuracy
+from ltbench.reported import reported_for
 from ltbench.results import slug, write_text_atomic
 
 METRICS = (*GROUPS, "overall")
 METRIC_HEADERS = {"many": "Many", "medium": "Medium", "few": "Few", "overall": "Overall"}
 LABEL_HEADERS = ["Method", "Backbone", "Split", "Seeds"]
+REPORTED_HEADER = "Reported"
+REPORTED_SOURCE_HEADER = "Reported source"
 TABULATE_FORMATS = {"md": "pipe", "latex": "latex_booktabs"}
 TABLE_SUFFIXES = {"md": ".md", "csv": ".csv", "latex": ".tex"}
 
@@ -91,6 +94,17 @@ def leaderboard_rows(records: Iterable[dict], dataset: str, shot_rule: Optional[
     return rows
 
 
+def join_reported(rows: List[dict], entries: List[dict], dataset: str) -> List[dict]:
+    """Add row['reported'] = {'overall', 'source'} to each row of `dataset`, from the published
+    entries (ltbench.reported) of the same method, backbone label and eval split; both None where
+    nothing was published. Changes the rows in place and returns them.
+    """
+    for row in rows:
+        entry = reported_for(entries, dataset, row["method"], row["backbone"], row["split"])
+        row["reported"] = {"overall": entry["overall"] if entry else None, "source": entry["source"] if entry else None}
+    return rows
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in TABLE_SUFFIXES:
         raise unknown_name("table format", fmt, TABLE_SUFFIXES)
@@ -110,11 +124,36 @@ def _label_cells(row: dict) -> list:
     return [row["method_label"], row["backbone"], row["split"], str(row["seeds"])]
 
 
+def _has_reported(rows: List[dict]) -> bool:
+    """The Reported column is shown for rows that went through join_reported."""
+    return any("reported" in row for row in rows)
+
+
+def _published(value: float) -> str:
+    # As published, to its last digit (67.2, not 67.20): more digits would claim a precision the
+    # paper does not give.
+    return str(float(value))
+
+
+def _reported(row: dict) -> Dict[str, Optional[object]]:
+    return row.get("reported") or {"overall": None, "source": None}
+
+
+def _reported_cell(row: dict) -> str:
+    reported = _reported(row)
+    if reported["overall"] is None:
+        return "-"
+    return f"{_published(reported['overall'])} ({reported['source']})"
+
+
 def _render_csv(rows: List[dict]) -> str:
     # Mean and std in columns of their own, so that spreadsheets read numbers; empty when missing.
     headers = list(LABEL_HEADERS)
     for name in METRICS:
         headers += [METRIC_HEADERS[name], f"{METRIC_HEADERS[name]} std"]
+    with_reported = _has_reported(rows)
+    if with_reported:
+        headers += [REPORTED_HEADER, REPORTED_SOURCE_HEADER]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
@@ -122,17 +161,33 @@ def _render_csv(rows: List[dict]) -> str:
         cells = _label_cells(row)
         for name in METRICS:
             cells += [_number(row[name]["mean"], missing=""), _number(row[name]["std"], missing="")]
+        if with_reported:
+            reported = _reported(row)
+            if reported["overall"] is None:
+                cells += ["", ""]
+            else:
+                cells += [_published(reported["overall"]), reported["source"] or ""]
         writer.writerow(cells)
     return buffer.getvalue()
 
 
 def render_table(rows: List[dict], fmt: str) -> str:
-    """The rows as 'md' (pipe table), 'csv' or 'latex' (booktabs) text, ending in a newline."""
+    """The rows as 'md' (pipe table), 'csv' or 'latex' (booktabs) text, ending in a newline.
+
+    Rows that went through join_reported get a 'Reported' column after 'Overall' ('67.2 (A)', '-'
+    where nothing was published); in csv, 'Reported' and 'Reported source' columns, empty where
+    nothing was published.
+    """
     _check_format(fmt)
     if fmt == "csv":
         return _render_csv(rows)
-    body = [_label_cells(row) + [_mean_plus_minus_std(row[name]) for name in METRICS] for row in rows]
-    headers = LABEL_HEADERS + [METRIC_HEADERS[name] for name in METRICS]
+    with_reported = _has_reported(rows)
+    body = [
+        _label_cells(row) + [_mean_plus_minus_std(row[name]) for name in METRICS]
+        + ([_reported_cell(row)] if with_reported else [])
+        for row in rows
+    ]
+    headers = LABEL_HEADERS + [METRIC_HEADERS[name] for name in METRICS] + ([REPORTED_HEADER] if with_reported else [])
     alignment = ["left"] * 3 + ["right"] * (len(headers) - 3)
     # disable_numparse: tabulate would otherwise rewrite '58.20' as '58.2'.
     text = tabulate(body, headers=headers, tablefmt=TABULATE_FORMATS[fmt], colalign=alignment, disable_numparse=True)

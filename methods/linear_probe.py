@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from ltbench.data.samplers import build_sampler
+from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.batches import TensorBatches
 from ltbench.engine.features import image_features, text_classifier
 from ltbench.errors import UserError
@@ -51,7 +51,7 @@ class LinearProbe(Method):
             head = torch.nn.Sequential(Standardize(features), head)
         self.head = head.to(ctx.device)
         labels = torch.from_numpy(train.labels).to(ctx.device)
-        sampler = build_sampler(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
+        sampler = build_sampler_from_spec(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
         batches = TensorBatches(features, labels, sampler, cfg["batch_size"])
         class_counts = data.class_counts
         loss = build_loss(cfg["loss"])

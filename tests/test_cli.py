@@ -100,7 +100,7 @@ def test_resume_continues_from_the_epoch_checkpoint(run_cli, tmp_path):
     def interrupted(parsed):
         from ltbench.engine import trainer
 
-        save = trainer._save_atomic
+        save = trainer.save_atomic
 
         def save_then_stop(state, path):
             save(state, path)
@@ -108,11 +108,11 @@ def test_resume_continues_from_the_epoch_checkpoint(run_cli, tmp_path):
             if calls["n"] == 1:
                 raise KeyboardInterrupt
 
-        trainer._save_atomic = save_then_stop
+        trainer.save_atomic = save_then_stop
         try:
             return original(parsed)
         finally:
-            trainer._save_atomic = save
+            trainer.save_atomic = save
 
     cli.COMMANDS["run"] = interrupted
     try:

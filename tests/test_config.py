@@ -60,3 +60,36 @@ def test_cli_flags_are_not_strict_but_cfg_options_are():
     assert cfg["dataset"]["root"] == "/x"
     with pytest.raises(UserError):
         apply_overrides({"a": 1}, {}, ["b=2"])
+
+
+def test_per_backbone_sections_follow_the_backbone_the_cli_chose(tmp_path, monkeypatch):
+    (tmp_path / "methods").mkdir()
+    (tmp_path / "defaults.yaml").write_text("backbone: {clip: tiny}\ntrain: {lr: 1.0, epochs: 1}\n")
+    (tmp_path / "methods" / "m.yaml").write_text(
+        "train: {lr: 0.1}\n"
+        "per_backbone:\n  RN50: {train: {lr: 0.2}}\n  tiny: {train: {lr: 0.3}}\n"
+        "per_dataset:\n  d:\n    train: {epochs: 5}\n    per_backbone:\n      RN50: {train: {epochs: 9}}\n")
+    monkeypatch.setenv("LTBENCH_BENCHMARKS", str(tmp_path))
+
+    class Method:
+        default_config = {}
+
+    assert resolve_config("m", Method, "d")["train"] == {"lr": 0.3, "epochs": 5}
+    assert resolve_config("m", Method, "d", {"backbone.clip": "RN50:openai"})["train"] == {"lr": 0.2, "epochs": 9}
+    assert resolve_config("m", Method, "e", {}, ["backbone.clip=RN50:none"])["train"] == {"lr": 0.2, "epochs": 1}
+    # CLI values still win over the backbone's section.
+    assert resolve_config("m", Method, "d", {"backbone.clip": "RN50:openai"}, ["train.lr=0.5"])["train"]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("dataset", ["imagenet_lt", "places_lt", "inat2018", "cifar100_lt", "digits_lt"])
+@pytest.mark.parametrize("backbone", ["RN50:openai", "RN101:openai", "ViT-B-16:openai", "RN50x16:openai"])
+def test_ballad_configs_resolve_for_every_benchmark_dataset_and_backbone(dataset, backbone):
+    from ltbench import registry
+
+    registry.discover_methods()
+    cfg = resolve_config("ballad", registry.get(registry.METHODS, "ballad"), dataset, {"backbone.clip": backbone})
+    assert cfg["phase_a"]["loss"] == "contrastive" and cfg["phase_b"]["adapter"] == "relu"
+    assert cfg["phase_b"]["sampler"] == {"type": "class_aware", "samples_per_class": 4}
+    if dataset != "digits_lt":  # the public code's ImageNet-LT RN50 recipe everywhere else
+        assert (cfg["phase_a"]["lr"], cfg["phase_a"]["epochs"], cfg["phase_a"]["batch_size"]) == (1e-5, 50, 512)
+        assert (cfg["phase_b"]["lr"], cfg["phase_b"]["epochs"], cfg["phase_b"]["batch_size"]) == (0.2, 10, 512)

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from ltbench.errors import UserError
-from ltbench.tables import datasets_in, leaderboard_rows, render_table, write_table
+from ltbench.tables import datasets_in, join_reported, leaderboard_rows, render_table, write_table
 
 CLASS_COUNTS = [150, 100, 50, 20, 5]
 
@@ -165,3 +165,84 @@ def test_write_table_paths(tmp_path, rows):
         path = write_table(tmp_path, "places_lt", text, fmt)
         assert path == tmp_path / "tables" / f"places_lt{suffix}"
         assert path.read_text(encoding="utf-8") == text
+
+
+def published(method="linear_probe", backbone="RN50:openai", split="test", dataset="places_lt", overall=45.1, source="A"):
+    """An entry as ltbench.reported.load_reported returns it."""
+    return {"dataset": dataset, "method": method, "backbone": backbone, "paper_backbone": backbone, "split": split,
+            "overall": overall, "many": None, "medium": None, "few": None, "source": source,
+            "paper_method": None, "note": None}
+
+
+@pytest.fixture
+def joined(rows):
+    entries = [
+        published(),
+        published(backbone="ViT-B-16:openai", dataset="imagenet_lt", overall=99.0),  # another dataset
+        published(backbone="ViT-B-16:openai", split="val", overall=98.0),  # another split
+        published(method="ballad", backbone="ViT-B-16:openai", overall=97.0),  # another method
+    ]
+    return join_reported(rows, entries, "places_lt")
+
+
+def test_join_reported_matches_method_backbone_and_split(joined):
+    assert [(row["backbone"], row["reported"]) for row in joined] == [
+        ("RN50:openai", {"overall": 45.1, "source": "A"}),
+        ("ViT-B-16:openai", {"overall": None, "source": None}),
+    ]
+
+
+def test_join_reported_gives_every_configuration_of_a_setting_the_number():
+    records = [record(config_hash="1" * 64), record(config_hash="2" * 64), record(backbone="RN101:openai")]
+    rows = join_reported(leaderboard_rows(records, "places_lt"), [published(source="A, B")], "places_lt")
+    assert [(row["method_label"], row["backbone"], row["reported"]["overall"]) for row in rows] == [
+        ("linear_probe", "RN101:openai", None),
+        ("linear_probe [111111]", "RN50:openai", 45.1),
+        ("linear_probe [222222]", "RN50:openai", 45.1),
+    ]
+    assert rows[1]["reported"]["source"] == "A, B"
+
+
+def test_markdown_with_reported_column(joined):
+    lines = render_table(joined, "md").splitlines()
+    assert [cell.strip() for cell in lines[0].strip("|").split("|")] == [
+        "Method", "Backbone", "Split", "Seeds", "Many", "Medium", "Few", "Overall", "Reported"]
+    assert lines[1].endswith("--:|")  # right-aligned, as the other numbers
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert cells[0] == ["linear_probe", "RN50:openai", "test", "3", "62.00 ± 2.65", "40.00 ± 0.00", "-",
+                        "52.00 ± 2.00", "45.1 (A)"]
+    assert cells[1][-2:] == ["58.20", "-"]
+
+
+def test_csv_with_reported_columns(joined):
+    table = list(csv.reader(io.StringIO(render_table(joined, "csv"))))
+    assert table[0][-4:] == ["Overall", "Overall std", "Reported", "Reported source"]
+    assert table[1] == ["linear_probe", "RN50:openai", "test", "3", "62.00", "2.65", "40.00", "0.00", "", "",
+                        "52.00", "2.00", "45.1", "A"]
+    assert table[2][-4:] == ["58.20", "", "", ""]
+
+
+def test_latex_with_reported_column(joined):
+    lines = render_table(joined, "latex").splitlines()
+    assert lines[0] == "\\begin{tabular}{lllrrrrrr}"
+    header = next(line for line in lines if line.strip().startswith("Method"))
+    assert header.replace(" ", "").endswith("&Overall&Reported\\\\")
+    rn50 = next(line for line in lines if "RN50:openai" in line)
+    vit = next(line for line in lines if "ViT-B-16:openai" in line)
+    assert rn50.replace(" ", "").endswith("&52.00±2.00&45.1(A)\\\\")
+    assert vit.replace(" ", "").endswith("&58.20&-\\\\")
+
+
+def test_reported_numbers_are_shown_as_published():
+    rows = join_reported(leaderboard_rows([record()], "places_lt"), [published(overall=60.0)], "places_lt")
+    assert render_table(rows, "md").splitlines()[2].endswith(" 60.0 (A) |")
+    assert list(csv.reader(io.StringIO(render_table(rows, "csv"))))[1][-2:] == ["60.0", "A"]
+
+
+def test_rows_without_reported_render_as_before(rows):
+    plain = {fmt: render_table(rows, fmt) for fmt in ("md", "csv", "latex")}
+    for fmt, text in plain.items():
+        assert "Reported" not in text
+    join_reported(rows, [], "places_lt")  # joined, nothing published: the column is there, empty
+    assert render_table(rows, "md").splitlines()[0].rstrip(" |").endswith("Reported")
+    assert all(line.rstrip(" |").endswith("-") for line in render_table(rows, "md").splitlines()[2:])

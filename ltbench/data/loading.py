@@ -1,10 +1,10 @@
 """Batches of model-ready images from any split."""
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ltbench.data.base import ArraySplit, FileSplit, Split
-from ltbench.data.transforms import TransformSpec
+from ltbench.data.transforms import AugmentSpec, TransformSpec
 from ltbench.errors import UserError
 
 
@@ -29,6 +29,31 @@ class _ImageFileDataset(Dataset):
         return tensor, int(self.split.labels[index])
 
 
+class _SeededImageDataset(_ImageFileDataset):
+    """Items are (index, seed): each image is augmented from its own seed, whichever worker loads it."""
+
+    def __getitem__(self, item):
+        index, seed = item
+        # fork_rng keeps the seeding local: the caller's (or worker's) global RNG is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return super().__getitem__(index)
+
+
+class _SeededSampler(Sampler):
+    """(index, seed) for every index of ``sampler``; a seed depends only on (seed, epoch, position)."""
+
+    def __init__(self, sampler, seed: int, epoch: int):
+        self.sampler, self.seed, self.epoch = sampler, seed, epoch
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def __iter__(self):
+        order = np.fromiter(iter(self.sampler), dtype=np.int64)
+        return zip(order.tolist(), _seeds(len(order), self.seed, self.epoch).tolist())
+
+
 class _ArrayBatches:
     """Batches of an in-memory split, transformed a whole batch at a time."""
 
@@ -43,12 +68,32 @@ class _ArrayBatches:
     def __iter__(self):
         order = np.fromiter(iter(self.sampler), dtype=np.int64) if self.sampler is not None \
             else np.arange(len(self.split))
-        for start in range(0, len(order), self.batch_size):
+        for number, start in enumerate(range(0, len(order), self.batch_size)):
             index = order[start: start + self.batch_size]
             if self.drop_last and len(index) < self.batch_size:
                 break
-            images = self.transform.apply_batch(self.split.images[index])
+            images = self._transform(self.split.images[index], number)
             yield images, torch.from_numpy(self.split.labels[index])
+
+    def _transform(self, images, number):
+        return self.transform.apply_batch(images)
+
+
+class _AugmentedArrayBatches(_ArrayBatches):
+    """Batches of an in-memory split, each augmented from a seed of (seed, epoch, batch number)."""
+
+    def __init__(self, split: ArraySplit, spec: AugmentSpec, batch_size, sampler, drop_last, seed, epoch):
+        super().__init__(split, spec, batch_size, sampler, drop_last)
+        self.seed, self.epoch = seed, epoch
+
+    def _transform(self, images, number):
+        generator = torch.Generator().manual_seed(int(_seeds(1, self.seed, self.epoch, number)[0]))
+        return self.transform.apply_batch(images, generator)
+
+
+def _seeds(count: int, *entropy) -> np.ndarray:
+    """``count`` 63-bit seeds mixed from ``entropy``: nearby inputs give unrelated seeds."""
+    return np.random.SeedSequence(entropy).generate_state(count, np.uint64) >> np.uint64(1)
 
 
 def image_loader(split: Split, transform: TransformSpec, batch_size: int, sampler=None,
@@ -60,4 +105,25 @@ def image_loader(split: Split, transform: TransformSpec, batch_size: int, sample
         return DataLoader(_ImageFileDataset(split, transform.pil_transform()), batch_size=batch_size,
                           sampler=sampler, shuffle=False, num_workers=num_workers,
                           pin_memory=pin_memory, drop_last=drop_last)
+    raise TypeError(f"no loader for split type {type(split).__name__}")
+
+
+def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, seed: int, epoch: int,
+                     num_workers: int = 0, pin_memory: bool = False, drop_last: bool = False):
+    """Iterable of augmented (images [B, 3, S, S] float, labels [B]) for ``epoch``, in sampler order.
+
+    Every image's augmentation depends only on (seed, epoch, its position in the epoch): not on
+    num_workers or on what ran before, so a run resumed at an epoch draws what the uninterrupted
+    run drew. (In-memory splits draw a whole batch from one generator, so there the batch size
+    counts too.) Sets the sampler's epoch.
+    """
+    sampler.set_epoch(epoch)
+    if isinstance(split, ArraySplit):
+        return _AugmentedArrayBatches(split, spec, batch_size, sampler, drop_last, seed, epoch)
+    if isinstance(split, FileSplit):
+        # A private generator draws the workers' base seed, so iterating leaves the global RNG alone.
+        return DataLoader(_SeededImageDataset(split, spec.pil_transform()), batch_size=batch_size,
+                          sampler=_SeededSampler(sampler, seed, epoch), shuffle=False,
+                          num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
+                          generator=torch.Generator())
     raise TypeError(f"no loader for split type {type(split).__name__}")

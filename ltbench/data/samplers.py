@@ -3,9 +3,13 @@
 Each epoch's order depends only on (seed, epoch), so a resumed run draws exactly what the
 uninterrupted run would have drawn.
 """
+import inspect
+from collections.abc import Mapping
+
 import numpy as np
 from torch.utils.data import Sampler
 
+from ltbench.errors import UserError, close_matches_hint
 from ltbench.registry import SAMPLERS
 
 
@@ -78,9 +82,84 @@ class SquareRootSampler(_ClassPowerSampler):
     power = 0.5
 
 
-def build_sampler(name: str, labels, num_samples: int = None, seed: int = 0) -> Sampler:
+@SAMPLERS.register_module(name="class_aware")
+class ClassAwareSampler(_EpochSampler):
+    """Class-aware (Decoupling / BALLAD): classes in shuffled rounds, samples_per_class images a visit.
+
+    Within a class, images are drawn in shuffled passes: each image once before any image of that
+    class repeats. Every class is visited once per round, so over an epoch the per-class counts
+    differ by at most samples_per_class, however imbalanced the labels.
+    """
+
+    def __init__(self, labels, num_samples: int = None, seed: int = 0, samples_per_class: int = 4):
+        super().__init__(labels, num_samples, seed)
+        if isinstance(samples_per_class, bool) or not isinstance(samples_per_class, int) \
+                or samples_per_class < 1:
+            raise UserError(f"sampler 'class_aware': samples_per_class must be a positive integer, "
+                            f"got {samples_per_class!r}")
+        self.samples_per_class = samples_per_class
+        self.classes, self.counts = np.unique(self.labels, return_counts=True)
+        order = np.argsort(self.labels, kind="stable")
+        self.members = np.split(order, np.cumsum(self.counts)[:-1])
+
+    def __iter__(self):
+        rng = self._rng()
+        num_classes, per_visit = len(self.classes), self.samples_per_class
+        visits = -(-self.num_samples // per_visit)
+        rounds = -(-visits // num_classes)
+        # One shuffled pass over the classes per round; argsort of uniform keys shuffles every row at once.
+        visited = rng.random((rounds, num_classes)).argsort(axis=1).ravel()[:visits]
+        visit_counts = np.bincount(visited, minlength=num_classes)
+        stream = self._class_streams(rng, visit_counts * per_visit)
+        stream_starts = np.concatenate([[0], np.cumsum(visit_counts * per_visit)[:-1]])
+        # The k-th visit of a class takes the k-th block of samples_per_class from that class's stream.
+        by_class = np.argsort(visited, kind="stable")
+        visit_starts = np.concatenate([[0], np.cumsum(visit_counts)[:-1]])
+        occurrence = np.empty(visits, dtype=np.int64)
+        occurrence[by_class] = np.arange(visits) - visit_starts[visited[by_class]]
+        positions = stream_starts[visited, None] + occurrence[:, None] * per_visit + np.arange(per_visit)
+        return iter(stream[positions.ravel()[: self.num_samples]].tolist())
+
+    def _class_streams(self, rng, draws):
+        """The first draws[c] images of each class's cycle (shuffled passes over it), concatenated."""
+        streams = []
+        for members, count, needed in zip(self.members, self.counts, draws):
+            passes = -(-needed // count)
+            shuffled = members[rng.random((passes, count)).argsort(axis=1)]
+            streams.append(shuffled.ravel()[:needed])
+        return np.concatenate(streams)
+
+
+def _check_options(name: str, sampler_cls, options: dict):
+    """A one-line UserError for an option that the sampler's constructor does not take."""
+    parameters = inspect.signature(sampler_cls).parameters
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return
+    own = [key for key in parameters if key not in ("labels", "num_samples", "seed")]
+    for key in options:
+        if key not in own:
+            hint = close_matches_hint(key, own) if own else " (it takes no options)"
+            raise UserError(f"sampler '{name}' has no option '{key}'{hint}")
+
+
+def build_sampler(name: str, labels, num_samples: int = None, seed: int = 0, **options) -> Sampler:
+    """The sampler registered as ``name``; ``options`` (e.g. samples_per_class) go to its constructor."""
+    return _build(name, labels, num_samples, seed, options)
+
+
+def build_sampler_from_spec(spec, labels, num_samples: int = None, seed: int = 0) -> Sampler:
+    """A sampler from a config value: a name ('instance') or a mapping {type: name, **options}."""
+    if isinstance(spec, str):
+        return _build(spec, labels, num_samples, seed, {})
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
+        raise UserError(f"a sampler is a name or a mapping with a 'type' name and options, got {spec!r}")
+    options = dict(spec)
+    return _build(options.pop("type"), labels, num_samples, seed, options)
+
+
+def _build(name: str, labels, num_samples, seed, options: dict) -> Sampler:
     from ltbench import registry
 
     sampler_cls = registry.get(SAMPLERS, name)
-    return sampler_cls(labels, num_samples=num_samples, seed=seed)
-
+    _check_options(name, sampler_cls, options)
+    return sampler_cls(labels, num_samples=num_samples, seed=seed, **options)

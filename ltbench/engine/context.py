@@ -39,6 +39,8 @@ class RunContext:
     # label -> (logits, split): evaluations a method reports besides its final one, e.g. the
     # model after phase A of a two-phase method; the runner turns them into metrics.
     reported: Dict[str, tuple] = field(default_factory=dict)
+    # name -> path of files a run leaves for later runs (e.g. a phase-A checkpoint), recorded.
+    artifacts: Dict[str, str] = field(default_factory=dict)
 
     @property
     def use_bf16(self) -> bool:
@@ -67,7 +69,13 @@ class RunContext:
     def report(self, label: str, logits, split):
         self.reported[label] = (logits, split)
 
-    def trainer(self, train_cfg: dict, name: str = "train"):
+    def shared_work_dir(self, name: str) -> Path:
+        """A work folder beside this run's, shared by every run that asks for the same `name`: a
+        name that encodes everything a stage depends on lets a finished stage (a fine-tuned
+        model) serve every run that differs only in what comes after it."""
+        return Path(self.work_dir).parent / name
+
+    def trainer(self, train_cfg: dict, name: str = "train", **options):
         from ltbench.engine.trainer import Trainer
 
-        return Trainer(self, train_cfg, name)
+        return Trainer(self, train_cfg, name, **options)

@@ -57,7 +57,14 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str) -> Callabl
     return factor
 
 
-def _save_atomic(state: dict, path: Path):
+def to_device(inputs, device):
+    """A tensor, or a tuple / list of tensors (a method's multi-part inputs), on `device`."""
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(to_device(item, device) for item in inputs)
+    return inputs.to(device, non_blocking=True)
+
+
+def save_atomic(state: dict, path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     torch.save(state, temp)
@@ -65,18 +72,22 @@ def _save_atomic(state: dict, path: Path):
 
 
 class Trainer:
-    def __init__(self, ctx, cfg: dict, name: str = "train"):
-        self.ctx, self.name = ctx, name
+    def __init__(self, ctx, cfg: dict, name: str = "train", work_dir=None, identity=None):
+        """work_dir: where the epoch checkpoint goes (default ctx.work_dir). identity: anything
+        JSON-like that must match for --resume to continue a checkpoint (e.g. a hash of the
+        frozen model the head trains on), besides the training settings."""
+        self.ctx, self.name, self.identity = ctx, name, identity
         # A method's `train` section may hold its own keys too (sampler, ...): take ours.
         self.cfg = {**TRAIN_DEFAULTS, **{k: v for k, v in cfg.items() if k in TRAIN_DEFAULTS}}
-        self.checkpoint_path = Path(ctx.work_dir) / f"{name}_last.pt"
+        self.checkpoint_path = Path(work_dir or ctx.work_dir) / f"{name}_last.pt"
 
     def fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
             loss_fn: Callable, forward: Optional[Callable] = None,
             on_epoch_end: Optional[Callable[[int], Optional[str]]] = None):
         """Train `model` (its parameters with requires_grad) for cfg['epochs'] epochs.
 
-        batches(epoch) yields (inputs, targets) on any device; forward(model, inputs) -> logits
+        batches(epoch) yields (inputs, targets) on any device, inputs a tensor or a tuple of
+        tensors; forward(model, inputs) -> logits
         (default model(inputs)); loss_fn(logits, targets) -> scalar; on_epoch_end(epoch) may
         return a short string for the log (e.g. val accuracy). Returns the per-epoch history.
         """
@@ -102,8 +113,8 @@ class Trainer:
             epoch_loss, logged_steps = 0.0, 0
             optimizer.zero_grad(set_to_none=True)
             for step, (inputs, targets) in enumerate(batches(epoch)):
-                inputs = inputs.to(ctx.device, non_blocking=True)
-                targets = targets.to(ctx.device, non_blocking=True)
+                inputs = to_device(inputs, ctx.device)
+                targets = to_device(targets, ctx.device)
                 with ctx.autocast():
                     logits = forward(model, inputs)
                 loss = loss_fn(logits.float(), targets)
@@ -132,9 +143,9 @@ class Trainer:
                      "images_per_second": seen / max(1e-9, seconds)}
             note = on_epoch_end(epoch) if on_epoch_end else None
             history.append(entry)
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
-                          "config": cfg}, self.checkpoint_path)
+                          "config": cfg, "identity": self.identity}, self.checkpoint_path)
             if ctx.progress:
                 ctx.log(f"{self.name} epoch {epoch + 1}/{cfg['epochs']}: loss {entry['loss']:.4f}, "
                         f"{entry['images_per_second']:.0f} img/s" + (f", {note}" if note else ""))
@@ -144,7 +155,7 @@ class Trainer:
         if not (self.ctx.resume and self.checkpoint_path.exists()):
             return 0, []
         state = torch.load(self.checkpoint_path, map_location=self.ctx.device, weights_only=False)
-        if state.get("config") != self.cfg:
+        if state.get("config") != self.cfg or state.get("identity") != self.identity:
             raise UserError(f"{self.checkpoint_path} was written with other training settings; "
                             "rerun without --resume to start over")
         model.load_state_dict(state["model"])

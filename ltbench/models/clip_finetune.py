@@ -1,0 +1,125 @@
+"""Fine-tuning a CLIP model on class prompts: which parameters train, and the forward pass.
+
+The forward pass scores a batch of images against a set of prompt texts encoded in the same
+step (with gradients through both encoders). Which texts, and what the scores are compared
+against, is the objective's business:
+
+- ``contrastive`` (BALLAD paper): one text per image, the prompt of its class; the caller
+  passes the distinct prompts once and an index that spreads them over the batch, so repeated
+  classes are encoded once (same numbers and gradients as encoding every copy);
+- ``class_ce`` (BALLAD public code): every class's prompt, scored as a C-way classifier.
+"""
+from typing import List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltbench.errors import UserError, unknown_name
+
+TRAINABLE_PARTS = ("all", "visual", "text", "last_blocks")
+BATCHNORM_MODES = ("frozen", "train")
+
+
+def _visual_parts(visual: nn.Module) -> Tuple[List[nn.Module], List[str]]:
+    """(residual blocks in depth order, names of the stem modules/parameters before them)."""
+    if hasattr(visual, "transformer") and hasattr(visual.transformer, "resblocks"):  # ViT
+        return list(visual.transformer.resblocks), ["conv1", "class_embedding", "positional_embedding", "ln_pre"]
+    if all(hasattr(visual, f"layer{i}") for i in range(1, 5)):  # CLIP's ModifiedResNet
+        blocks = [block for i in range(1, 5) for block in getattr(visual, f"layer{i}")]
+        return blocks, ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"]
+    raise UserError(f"phase_a.trainable=last_blocks does not know the blocks of a {type(visual).__name__} "
+                    "image encoder; use all, visual or text")
+
+
+def _text_parts(model: nn.Module) -> Tuple[List[nn.Module], List[str]]:
+    if hasattr(model, "transformer") and hasattr(model, "token_embedding"):
+        return list(model.transformer.resblocks), ["token_embedding", "positional_embedding"]
+    raise UserError(f"phase_a.trainable=last_blocks does not know the blocks of {type(model).__name__}'s "
+                    "text encoder; use all, visual or text")
+
+
+def _open_last_blocks(owner: nn.Module, parameters, blocks, stem_names, last_blocks: int):
+    """Train the last `last_blocks` blocks and everything after the blocks (final norm, pooling,
+    projection); the stem and earlier blocks stay frozen."""
+    in_blocks = {id(p) for block in blocks for p in block.parameters()}
+    opened = {id(p) for block in blocks[len(blocks) - last_blocks:] if last_blocks > 0 for p in block.parameters()}
+    stem = set()
+    for name in stem_names:
+        part = getattr(owner, name, None)
+        if isinstance(part, nn.Parameter):
+            stem.add(id(part))
+        elif isinstance(part, nn.Module):
+            stem.update(id(p) for p in part.parameters())
+    for parameter in parameters:
+        parameter.requires_grad_(id(parameter) in opened or (id(parameter) not in in_blocks and id(parameter) not in stem))
+
+
+def set_trainable(model: nn.Module, parts: str, last_blocks: int = 0) -> int:
+    """Choose what fine-tuning updates; returns the number of trainable parameters.
+
+    all / visual / text: whole encoders. last_blocks: in both encoders, the last `last_blocks`
+    residual blocks plus what follows them. CLIP's logit scale never trains (the temperature is
+    fixed by config or taken from the model as it is).
+    """
+    if parts not in TRAINABLE_PARTS:
+        raise unknown_name("phase_a.trainable", parts, TRAINABLE_PARTS)
+    named = dict(model.named_parameters())
+    visual = [p for name, p in named.items() if name.startswith("visual.")]
+    text = [p for name, p in named.items() if not name.startswith(("visual.", "logit_"))]
+    for parameter in named.values():
+        parameter.requires_grad_(False)
+    if parts in ("all", "visual"):
+        for parameter in visual:
+            parameter.requires_grad_(True)
+    if parts in ("all", "text"):
+        for parameter in text:
+            parameter.requires_grad_(True)
+    if parts == "last_blocks":
+        if int(last_blocks) < 0:
+            raise UserError(f"phase_a.last_blocks must be >= 0, got {last_blocks}")
+        blocks, stem = _visual_parts(model.visual)
+        _open_last_blocks(model.visual, visual, blocks, stem, int(last_blocks))
+        blocks, stem = _text_parts(model)
+        _open_last_blocks(model, text, blocks, stem, int(last_blocks))
+    return sum(p.numel() for p in named.values() if p.requires_grad)
+
+
+class ClipFineTuner(nn.Module):
+    """forward((images, prompt_rows, text_index)) -> scale * cos(image, text) logits [B, len(text_index)].
+
+    prompt_tokens [P, L] holds every (class, template) prompt, tokenised once; prompt_rows picks
+    the prompts this step encodes and text_index maps each scored text to one of them.
+    """
+
+    def __init__(self, clip_model: nn.Module, prompt_tokens: torch.Tensor, logit_scale=None,
+                 batchnorm: str = "frozen"):
+        super().__init__()
+        if batchnorm not in BATCHNORM_MODES:
+            raise unknown_name("phase_a.batchnorm", batchnorm, BATCHNORM_MODES)
+        self.model = clip_model
+        self.register_buffer("prompt_tokens", prompt_tokens, persistent=False)
+        # None: CLIP's own learned temperature, as the model has it (not trained further).
+        self.fixed_scale = None if logit_scale is None else float(logit_scale)
+        self.batchnorm = batchnorm
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.batchnorm == "frozen":
+            # Running statistics stay those of the pretrained model (what the public code ran,
+            # since it never called train()); affine parameters still train.
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    def logit_scale(self) -> torch.Tensor:
+        if self.fixed_scale is not None:
+            return torch.tensor(self.fixed_scale, device=self.prompt_tokens.device)
+        return self.model.logit_scale.detach().exp()
+
+    def forward(self, inputs):
+        images, prompt_rows, text_index = inputs
+        image_features = F.normalize(self.model.encode_image(images).float(), dim=-1)
+        text_features = F.normalize(self.model.encode_text(self.prompt_tokens[prompt_rows]).float(), dim=-1)
+        return self.logit_scale() * image_features @ text_features[text_index].t()
