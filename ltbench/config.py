@@ -117,11 +117,25 @@ def backbone_key(backbone: str) -> str:
     return text.partition(":")[0]
 
 
+def _method_yaml(name: str, root: Path, seen=()) -> dict:
+    """benchmarks/methods/<name>.yaml, on top of the file its `_base_` key names (variants of one
+    method family share one file of settings and override a few)."""
+    path = root / "methods" / f"{name}.yaml"
+    if not path.exists():
+        return {}
+    data = load_yaml(path)
+    base = data.pop("_base_", None)
+    if base is None:
+        return data
+    if base in seen or base == name or not (root / "methods" / f"{base}.yaml").exists():
+        raise UserError(f"{path}: _base_ '{base}' must name another file of {root / 'methods'} "
+                        "without a cycle")
+    return deep_merge(_method_yaml(base, root, seen + (name,)), data)
+
+
 def method_defaults(method_name: str, method_cls, dataset_name: str, root: Path, backbone: str = None) -> dict:
     defaults = copy.deepcopy(getattr(method_cls, "default_config", {}) or {})
-    path = root / "methods" / f"{method_name}.yaml"
-    if path.exists():
-        defaults = deep_merge(defaults, load_yaml(path))
+    defaults = deep_merge(defaults, _method_yaml(method_name, root))
     per_dataset = defaults.pop("per_dataset", None) or {}
     per_backbone = defaults.pop("per_backbone", None) or {}
     dataset_section = copy.deepcopy(per_dataset.get(dataset_name) or {})

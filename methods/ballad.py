@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ltbench.config import config_hash
-from ltbench.data.loading import augmented_loader, image_loader
+from ltbench.data.loading import epoch_batches
 from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.data.transforms import AugmentSpec
 from ltbench.engine.batches import TensorBatches
 from ltbench.engine.features import image_features, text_classifier
 from ltbench.engine.trainer import save_atomic
@@ -38,28 +37,9 @@ CHECKPOINT_FORMAT = "ltbench.ballad.phase_a/1"
 MODEL_SELECTION = ("last", "best_val")
 
 
-def _augment_spec(clip, options: dict):
-    """The training transform of a phase: augmentation as configured, or the eval transform."""
-    options = dict(options or {})
-    if not options.pop("enabled", False):
-        return None
-    return AugmentSpec.from_eval(clip.eval_transform, options)
-
-
-def _image_batches(split, clip, augment_options, batch_size, sampler, ctx):
-    """epoch -> (images, labels) batches of `split` in sampler order, augmented per image if asked."""
-    spec = _augment_spec(clip, augment_options)
-    pin_memory = ctx.device.type == "cuda"
-
-    def batches(epoch):
-        if spec is not None:
-            return augmented_loader(split, spec, batch_size, sampler, seed=ctx.seed, epoch=epoch,
-                                    num_workers=ctx.num_workers, pin_memory=pin_memory)
-        sampler.set_epoch(epoch)
-        return image_loader(split, clip.eval_transform, batch_size, sampler=sampler,
-                            num_workers=ctx.num_workers, pin_memory=pin_memory)
-
-    return batches
+def _image_batches(split, clip, augment, batch_size, sampler, ctx):
+    return epoch_batches(split, clip.eval_transform, augment, batch_size, sampler, seed=ctx.seed,
+                         num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
 
 
 class PromptBatches:
@@ -205,7 +185,7 @@ class Ballad(Method):
         steps = max(1, len(train) // batch_size)
         sampler = build_sampler_from_spec(phase["sampler"], train.labels, num_samples=steps * batch_size,
                                           seed=ctx.seed)
-        if _augment_spec(self.clip, phase["augment"]) is None:
+        if not phase["augment"]["enabled"]:
             # Frozen encoder, no augmentation: every step reads cached features.
             labels = torch.from_numpy(train.labels).to(ctx.device)
             batches = TensorBatches(self._features(train, ctx), labels, sampler, batch_size)

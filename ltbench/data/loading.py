@@ -127,3 +127,22 @@ def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, 
                           num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
                           generator=torch.Generator())
     raise TypeError(f"no loader for split type {type(split).__name__}")
+
+
+def epoch_batches(split: Split, eval_transform: TransformSpec, augment: dict, batch_size: int, sampler,
+                  seed: int, num_workers: int = 0, pin_memory: bool = False):
+    """epoch -> (images, labels) batches of a training split in sampler order: augmented per image
+    when ``augment`` (a config section: enabled, crop_scale, ...) is enabled, else through the
+    eval transform."""
+    options = dict(augment or {})
+    spec = AugmentSpec.from_eval(eval_transform, options) if options.pop("enabled", False) else None
+
+    def batches(epoch: int):
+        if spec is not None:
+            return augmented_loader(split, spec, batch_size, sampler, seed=seed, epoch=epoch,
+                                    num_workers=num_workers, pin_memory=pin_memory)
+        sampler.set_epoch(epoch)
+        return image_loader(split, eval_transform, batch_size, sampler=sampler,
+                            num_workers=num_workers, pin_memory=pin_memory)
+
+    return batches

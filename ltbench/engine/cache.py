@@ -4,15 +4,20 @@ A key is the SHA-256 of a JSON description of everything that determines the arr
 hash, transform, split contents, precision, ...), so a stale entry can never be returned for
 changed inputs. Entries are .npy files written atomically (temp file + rename): concurrent
 writers of one key each write a complete file and the last rename wins with identical content.
+Arrays larger than memory (all tokens of a split) are streamed into their temp file through a
+memory map (``get_or_compute_streaming``) and renamed into place the same way.
 """
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
+
+from ltbench.errors import UserError
 
 
 def default_cache_dir() -> Path:
@@ -39,21 +44,31 @@ class ArrayCache:
         except (ValueError, OSError):  # a truncated file from a killed writer of an old version
             return None
 
-    def save(self, key: str, array: np.ndarray, description: dict):
+    def _temp_path(self, key: str, suffix: str) -> Path:
+        """A fresh, private temp file beside the entry (same file system, so rename is atomic)."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, write in ((".npy", lambda handle: np.save(handle, array)),
-                              (".json", lambda handle: handle.write(
-                                  json.dumps(description, sort_keys=True, default=str, indent=1).encode()))):
-            target = path.with_suffix(suffix)
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}.", suffix=suffix)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    write(handle)
-                os.replace(temp, target)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}.", suffix=suffix)
+        os.close(fd)
+        return Path(temp)
+
+    def _write_atomically(self, key: str, suffix: str, write: Callable):
+        temp = self._temp_path(key, suffix)
+        try:
+            with open(temp, "wb") as handle:
+                write(handle)
+            os.replace(temp, self.path(key).with_suffix(suffix))
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    def _save_description(self, key: str, description: dict):
+        text = json.dumps(description, sort_keys=True, default=str, indent=1).encode()
+        self._write_atomically(key, ".json", lambda handle: handle.write(text))
+
+    def save(self, key: str, array: np.ndarray, description: dict):
+        self._write_atomically(key, ".npy", lambda handle: np.save(handle, array))
+        self._save_description(key, description)
 
     def get_or_compute(self, description: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """The cached array for `description`, computing and storing it on a miss."""
@@ -64,3 +79,53 @@ class ArrayCache:
         array = np.ascontiguousarray(compute())
         self.save(key, array, description)
         return array
+
+    def get_or_compute_streaming(self, description: dict, shape: Sequence[int], dtype,
+                                 fill: Callable[[np.ndarray], None]) -> np.ndarray:
+        """The cached [shape] array of `dtype` for `description`, memory-mapped read-only.
+
+        On a miss, ``fill(out)`` writes every element of ``out``, a writable memory map of a
+        private temp .npy file in the cache folder: the array never has to fit in memory. The
+        file is renamed into place only once ``fill`` returns, so a failure (or an interrupt)
+        leaves neither an entry nor a temp file, and concurrent writers of one key each fill
+        their own file (the last rename wins). An entry of another shape or dtype counts as a
+        miss.
+        """
+        shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        key = cache_key(description)
+        cached = self.load(key)
+        if cached is not None and cached.shape == shape and cached.dtype == dtype:
+            return cached
+        temp = self._temp_path(key, ".npy")
+        try:
+            _check_free_space(temp.parent, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+            out = np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=shape)
+            try:
+                fill(out)
+                out.flush()
+            finally:
+                del out  # unmap before the rename
+            os.replace(temp, self.path(key))
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        self._save_description(key, description)
+        return np.load(self.path(key), mmap_mode="r")
+
+
+def _check_free_space(folder: Path, needed: int):
+    """A clear error up front: running out of disk while writing a memory map kills the process
+    (SIGBUS) instead of raising."""
+    free = shutil.disk_usage(folder).free
+    if needed + (64 << 20) > free:
+        raise UserError(f"not enough disk space for a {format_bytes(needed)} cache entry under {folder} "
+                        f"({format_bytes(free)} free); free some space or point LTBENCH_CACHE at a "
+                        f"larger disk")
+
+
+def format_bytes(count: int) -> str:
+    """'35.1 GB', '412.0 MB', '3.2 kB', '12 B' (powers of 1000)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{int(count)} B"

@@ -6,6 +6,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ltbench.data.loading import image_loader
+from ltbench.engine.cache import format_bytes
+from ltbench.errors import UserError
+
+TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
 
 
 @torch.no_grad()
@@ -43,6 +47,74 @@ def image_features(encoder, split, ctx, batch_size: int, transform=None) -> np.n
         lambda: extract_image_features(encoder, split, transform, batch_size, ctx,
                                        desc=f"encode {split.name}"),
     )
+
+
+def token_cache_bytes(num_images: int, num_tokens: int, width: int, dtype="float16") -> int:
+    """Bytes of a cached token array [num_images, num_tokens, width] (the .npy header adds ~128)."""
+    return int(num_images) * int(num_tokens) * int(width) * np.dtype(dtype).itemsize
+
+
+def _token_dtype(dtype) -> np.dtype:
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else {"fp16": "float16",
+                                                                    "fp32": "float32"}.get(dtype, dtype)
+    if name not in TOKEN_DTYPES:
+        raise UserError(f"token cache dtype '{dtype}': choose float16 (fp16) or float32 (fp32)")
+    return np.dtype(name)
+
+
+def image_tokens(encoder, split, ctx, batch_size: int, dtype="float16", transform=None) -> np.ndarray:
+    """All last-layer tokens of `split` ([N, T, W], ``encoder.encode_tokens``), memory-mapped from
+    the cache; the images are encoded only on a miss.
+
+    The array can be far larger than memory (ImageNet-LT train with ViT-B/16 in float16:
+    115,846 x 197 x 768 = 35 GB), so a miss streams batches into a memory-mapped temp file that
+    is renamed into the cache once complete. Keyed like ``image_features`` plus the dtype.
+    """
+    if not hasattr(encoder, "encode_tokens"):
+        raise UserError(f"backbone '{encoder.label}': image tokens need an open_clip CLIP backbone "
+                        f"(ViT or ModifiedResNet), not a {type(encoder).__name__}")
+    dtype = _token_dtype(dtype)
+    transform = transform or encoder.eval_transform
+    shape = (len(split), encoder.token_count(transform.size), encoder.token_width)
+    description = {
+        "kind": "image_tokens",
+        "weights": encoder.visual_fingerprint(),
+        "transform": transform.fingerprint(),
+        "split": split.fingerprint,
+        "precision": ctx.precision,
+        "dtype": dtype.name,
+    }
+
+    def fill(out: np.ndarray):
+        size = token_cache_bytes(*shape, dtype)
+        ctx.log(f"caching tokens of {split.name}: {shape[0]:,} x {shape[1]:,} x {shape[2]:,} "
+                f"{TOKEN_DTYPES[dtype.name]} = {format_bytes(size)} under {ctx.cache.root}")
+        _extract_image_tokens(encoder, split, transform, batch_size, ctx, out,
+                              desc=f"tokens {split.name}")
+
+    return ctx.cache.get_or_compute_streaming(description, shape, dtype, fill)
+
+
+@torch.no_grad()
+def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, out: np.ndarray, desc: str):
+    """Write the tokens of every image of `split` into `out` [N, T, W], in split order."""
+    loader = image_loader(split, transform, batch_size, num_workers=ctx.num_workers,
+                          pin_memory=ctx.device.type == "cuda")
+    start = 0
+    for images, _ in tqdm(loader, desc=desc, disable=not ctx.progress, leave=False):
+        images = images.to(ctx.device, non_blocking=True)
+        if ctx.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with ctx.autocast():
+            tokens = encoder.encode_tokens(images)
+        tokens = tokens.to(torch.float16 if out.dtype == np.float16 else torch.float32).cpu().numpy()
+        if tokens.shape[1:] != out.shape[1:] or start + len(tokens) > len(out):
+            raise RuntimeError(f"encode_tokens gave {tokens.shape[1:]} per image for rows "
+                               f"{start}..{start + len(tokens)}, expected {out.shape[1:]} for {len(out)}")
+        out[start: start + len(tokens)] = tokens
+        start += len(tokens)
+    if start != len(out):
+        raise RuntimeError(f"the loader gave {start} images of {split.name}, expected {len(out)}")
 
 
 def text_classifier(clip, class_names, templates, ctx, batch_size: int = 1024) -> torch.Tensor:

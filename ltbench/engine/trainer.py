@@ -23,6 +23,7 @@ TRAIN_DEFAULTS = {
     "momentum": 0.9,
     "nesterov": False,
     "weight_decay": 5e-4,
+    "weight_decay_1d": True,  # false: no decay on biases and norm weights (1-D parameters)
     "schedule": "cosine",
     "warmup_epochs": 0,
     "grad_accum_steps": 1,
@@ -33,6 +34,9 @@ SCHEDULES = ("cosine", "constant")
 
 
 def build_optimizer(params, cfg) -> torch.optim.Optimizer:
+    if not cfg["weight_decay_1d"]:
+        params = [{"params": [p for p in params if p.ndim > 1]},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     if cfg["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
                                nesterov=bool(cfg["nesterov"]), weight_decay=cfg["weight_decay"])

@@ -1,7 +1,7 @@
 """The one wrapper around open_clip: model creation, weights, transforms, tokenizer, encoders."""
 from functools import lru_cache
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +62,91 @@ class ClipModel(ImageEncoder):
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(images).float(), dim=-1)
+
+    # ---- tokens of the last image-encoder layer (Imbalance-VLM's decoder reads these) ----
+
+    def _token_kind(self) -> str:
+        """'vit' or 'resnet': the image encoders whose tokens ltbench knows how to take."""
+        open_clip = _open_clip()
+        visual = self.model.visual
+        if isinstance(visual, open_clip.transformer.VisionTransformer):
+            return "vit"
+        if isinstance(visual, open_clip.modified_resnet.ModifiedResNet):
+            return "resnet"
+        raise UserError(f"backbone '{self.label}': tokens are only available for open_clip ViT and "
+                        f"ModifiedResNet (RN50 etc.) image encoders, not {type(visual).__name__}")
+
+    @property
+    def token_width(self) -> int:
+        """W of encode_tokens: the ViT transformer width, or the ResNet's layer4 channels."""
+        visual = self.model.visual
+        if self._token_kind() == "vit":
+            return int(visual.transformer.width)
+        return int(visual.layer4[-1].conv3.out_channels)
+
+    def token_count(self, image_size: int) -> int:
+        """T of encode_tokens for square images of `image_size` pixels (1 CLS + the grid)."""
+        visual = self.model.visual
+        size = int(image_size)
+        if self._token_kind() == "vit":
+            if (size, size) != tuple(visual.image_size):
+                raise UserError(f"backbone '{self.label}': its ViT takes {visual.image_size[0]} px "
+                                f"images (fixed positional embedding), not {size} px")
+            grid = (size // visual.patch_size[0]) * (size // visual.patch_size[1])
+            return grid + 1
+        side = -(-size // 2) // 2  # stem: stride-2 conv (padding 1), then a 2x2 average pool
+        for _ in range(3):  # layer2..4 each halve the map with a 2x2 average pool
+            side //= 2
+        if side < 1:
+            raise UserError(f"backbone '{self.label}': {size} px images are too small for its ResNet")
+        return side * side + 1
+
+    @property
+    def num_tokens(self) -> int:
+        """T of encode_tokens at the model's own input size (ViT-B/16 at 224 px: 197)."""
+        size = self.model.visual.image_size
+        return self.token_count(size[0] if isinstance(size, (tuple, list)) else size)
+
+    @property
+    def token_shape(self) -> Tuple[int, int]:
+        return self.num_tokens, self.token_width
+
+    def encode_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, T, W] float32: every token of the last layer of the image encoder.
+
+        ViT: the CLS token and the patch tokens as ``visual.transformer`` outputs them, i.e.
+        before ``ln_post``, pooling and ``proj`` (the model's own ``ln_post`` + pooling + ``proj``
+        applied to them give ``encode_image``). Patch dropout acts only in training mode, as in
+        open_clip.
+
+        ModifiedResNet (RN50, RN101, ...): the layer4 feature map [B, C, H, W] flattened to H*W
+        tokens of width C, with a CLS token prepended that is the spatial mean of the map: the
+        first token CLIP's attention pool builds (before its positional embedding is added), so
+        that the decoder's token 0 plays the role of the ViT CLS token.
+
+        Runs under the caller's no_grad / autocast; the result is cast to float32.
+        """
+        kind = self._token_kind()
+        visual = self.model.visual
+        if kind == "resnet":
+            x = visual.stem(images)
+            x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
+            x = x.flatten(2).transpose(1, 2)  # [B, C, H, W] -> [B, H*W, C]
+            return torch.cat([x.mean(dim=1, keepdim=True), x], dim=1).float()
+        # VisionTransformer.forward up to the transformer output (open_clip >= 2.24).
+        x = visual.conv1(images)  # [B, W, grid, grid]
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)  # [B, grid**2, W]
+        cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1)
+        x = x + visual.positional_embedding.to(x.dtype)
+        x = visual.patch_dropout(x)
+        x = visual.ln_pre(x)
+        transformer = visual.transformer
+        if hasattr(transformer, "batch_first"):
+            x = transformer(x)  # takes and returns [B, T, W], transposing inside if seq-first
+        else:  # older open_clip: a sequence-first stack, the caller transposes
+            x = transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+        return x.float()
 
     def tokenize(self, texts: List[str]) -> torch.Tensor:
         return self.tokenizer(texts)
