@@ -19,6 +19,7 @@ from ltbench.config import config_hash
 from ltbench.data.loading import epoch_batches
 from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.batches import TensorBatches
+from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.features import image_features, text_classifier
 from ltbench.engine.trainer import save_atomic
 from ltbench.errors import UserError, unknown_name
@@ -81,15 +82,7 @@ def phase_a_identity(cfg: dict) -> dict:
 
 
 def load_phase_a_checkpoint(clip, path) -> None:
-    path = Path(str(path)).expanduser()
-    if not path.is_file():
-        raise UserError(f"phase_a.checkpoint not found: {path}; give the phase_a.pt that a BALLAD run "
-                        "wrote (its record lists it under artifacts)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise UserError(f"phase_a.checkpoint {path}: not a readable PyTorch checkpoint "
-                        f"({first_line_of(error)})") from None
+    state = read_stage_checkpoint(path, "phase_a.checkpoint", "phase_a.pt", "BALLAD")
     if isinstance(state, dict) and "state_dict" in state:
         written_for = state.get("model_name")
         if written_for and written_for != clip.spec.model:

@@ -20,6 +20,7 @@ from ltbench.config import config_hash
 from ltbench.data.loading import epoch_batches, image_loader
 from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.batches import TensorBatches
+from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.features import image_tokens
 from ltbench.engine.trainer import save_atomic
 from ltbench.errors import UserError, unknown_name
@@ -153,19 +154,13 @@ class Decoder(Method):
         return decoder(tokens)
 
     def _load_stage1(self, path):
-        path = Path(str(path)).expanduser()
-        if not path.is_file():
-            raise UserError(f"stage1.checkpoint not found: {path}; give the stage1.pt that a decoder run "
-                            "wrote (its record lists it under artifacts)")
+        state = read_stage_checkpoint(path, "stage1.checkpoint", "stage1.pt", "decoder")
+        written_for = state.get("model_name") if isinstance(state, dict) else None
+        if written_for and written_for != self.encoder.spec.model:
+            raise UserError(f"stage1.checkpoint {path} was written for backbone model {written_for}, but "
+                            f"this run's backbone is {self.encoder.label}")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            written_for = state.get("model_name")
-            if written_for and written_for != self.encoder.spec.model:
-                raise UserError(f"stage1.checkpoint {path} was written for backbone model {written_for}, but "
-                                f"this run's backbone is {self.encoder.label}")
             self.decoder.load_state_dict(state["state_dict"])
-        except UserError:
-            raise
         except Exception as error:
             raise UserError(f"stage1.checkpoint {path} does not fit this decoder ({first_line_of(error)}); "
                             "the decoder.* settings must match the run that wrote it") from None
