@@ -148,6 +148,7 @@ class Ballad(Method):
     def fit(self, data, ctx):
         cfg = self.cfg
         self.clip = create_clip_backbone(cfg, ctx)
+        self._split_features = {}  # filled only after phase A: the weights are final from then on
         templates = templates_by_name(cfg["text"]["templates"])
         with ctx.timer("phase_a"):
             fine_tune(self.clip, data, cfg, templates, ctx)
@@ -162,9 +163,13 @@ class Ballad(Method):
             self.classifier = self._train_adapter(data, text_features, ctx)
 
     def _features(self, split, ctx) -> torch.Tensor:
-        # np.array copies: cache hits are read-only memory maps.
-        features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"])
-        return torch.from_numpy(np.array(features)).to(ctx.device)
+        """Frozen-model features of a split, read from the cache once per run (the evaluation split
+        serves the after-phase-A report and the final prediction)."""
+        if split.fingerprint not in self._split_features:
+            # np.array copies: cache hits are read-only memory maps.
+            features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"])
+            self._split_features[split.fingerprint] = torch.from_numpy(np.array(features)).to(ctx.device)
+        return self._split_features[split.fingerprint]
 
     def _train_adapter(self, data, text_features, ctx):
         phase = self.cfg["phase_b"]

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ltbench.config import config_hash
 from ltbench.data.loading import epoch_batches, image_loader
 from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.engine.batches import TensorBatches
+from ltbench.engine.batches import EpochProgress, TensorBatches
 from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.features import image_tokens
 from ltbench.engine.trainer import save_atomic
@@ -134,15 +134,10 @@ class Decoder(Method):
                                     pin_memory=ctx.device.type == "cuda")
             forward = self._encode_then_decode
         loss, class_counts = build_loss(self.cfg["loss"]), data.class_counts
-        progress = {"value": 0.0}  # fraction of training done, for scheduled losses (LDAM-DRW)
-
-        def epoch_batches_with_progress(epoch):
-            progress["value"] = epoch / epochs
-            return batches(epoch)
-
+        batches = EpochProgress(batches, epochs)
         trainer = ctx.trainer({**stage, "epochs": epochs, "warmup_epochs": warmup}, name="stage1", work_dir=work_dir)
-        trainer.fit(self.decoder, epoch_batches_with_progress, steps, forward=forward,
-                    loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=progress["value"]))
+        trainer.fit(self.decoder, batches, steps, forward=forward,
+                    loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=batches.value))
         save_atomic({"format": CHECKPOINT_FORMAT, "model_name": self.encoder.spec.model,
                      "decoder": dict(self.cfg["decoder"]), "state_dict": self.decoder.state_dict()}, final)
         trainer.checkpoint_path.unlink(missing_ok=True)  # the optimizer state is not needed again

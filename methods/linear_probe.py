@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.engine.batches import TensorBatches
+from ltbench.engine.batches import EpochProgress, TensorBatches
 from ltbench.engine.features import image_features, text_classifier
 from ltbench.errors import UserError
 from ltbench.losses import build_loss
@@ -52,25 +52,15 @@ class LinearProbe(Method):
         self.head = head.to(ctx.device)
         labels = torch.from_numpy(train.labels).to(ctx.device)
         sampler = build_sampler_from_spec(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
-        batches = TensorBatches(features, labels, sampler, cfg["batch_size"])
+        batches = EpochProgress(TensorBatches(features, labels, sampler, cfg["batch_size"]), cfg["train"]["epochs"])
         class_counts = data.class_counts
         loss = build_loss(cfg["loss"])
-        progress = {"value": 0.0}  # fraction of training done, for scheduled losses (LDAM-DRW)
         # The val note only shows in the progress log: no per-epoch evaluation without it.
         on_epoch_end = self._val_logger(data, ctx) if "val" in data.splits and ctx.progress else None
         ctx.trainer(cfg["train"], name="linear_probe").fit(
-            self.head, self._tracking_progress(batches, progress), batches.steps_per_epoch,
-            loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=progress["value"]),
+            self.head, batches, batches.batches.steps_per_epoch,
+            loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=batches.value),
             on_epoch_end=on_epoch_end)
-
-    def _tracking_progress(self, batches, progress):
-        epochs = int(self.cfg["train"]["epochs"])
-
-        def epoch_batches(epoch):
-            progress["value"] = epoch / epochs
-            return batches(epoch)
-
-        return epoch_batches
 
     def _features(self, split, ctx):
         return image_features(self.encoder, split, ctx, batch_size=self.cfg["eval_batch_size"])

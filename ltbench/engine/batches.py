@@ -22,3 +22,15 @@ class TensorBatches:
         for start in range(0, len(order), self.batch_size):
             index = order[start: start + self.batch_size]
             yield self.inputs[index], self.targets[index]
+
+
+class EpochProgress:
+    """A batches callable that also knows the fraction of training done at its current epoch, for
+    losses on a schedule (LDAM-DRW): pass ``progress.value`` to the loss."""
+
+    def __init__(self, batches, epochs: int):
+        self.batches, self.epochs, self.value = batches, max(1, int(epochs)), 0.0
+
+    def __call__(self, epoch: int):
+        self.value = epoch / self.epochs
+        return self.batches(epoch)
