@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue training from the last epoch checkpoint")
     run.add_argument("--device", help="cpu, cuda, cuda:1 (default: auto)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--save-logits", action="store_true",
+                     help="also save test / val logits beside the record (<record>.logits.npz), for "
+                          "ensembles and sample-by-sample comparisons")
 
     table = commands.add_parser("table", help="aggregate run records into leaderboard tables")
     table.add_argument("--dataset", help="only this dataset (default: every dataset with records)")
@@ -71,6 +74,7 @@ def resolve_run_config(method, dataset, args):
         "dataset.split_dir": args.split_dir,
         "runtime.device": getattr(args, "device", None),
         "runtime.progress": False if getattr(args, "no_progress", False) else None,
+        "runtime.save_logits": True if getattr(args, "save_logits", False) else None,
     }
     return resolve_config(method, method_cls, dataset, overrides, args.cfg_options)
 

@@ -4,7 +4,9 @@ Order, later wins: benchmarks/defaults.yaml <- benchmarks/datasets/<D>.yaml <- t
 defaults (class attribute ``default_config``, then benchmarks/methods/<M>.yaml without its
 ``per_dataset`` / ``per_backbone`` sections) <- ``per_dataset[<D>]`` <- ``per_backbone[<B>]`` <-
 ``per_dataset[<D>].per_backbone[<B>]`` <- CLI flags <- ``--cfg-options``. <B> is the model part of
-the run's backbone (``RN50`` for ``RN50:openai``), as given by the CLI or else by the YAML.
+the run's backbone (``RN50`` for ``RN50:openai``), as given by the CLI or else by the YAML; a
+method may key its per_backbone sections by another config entry with ``per_backbone_from:
+backbone.vision``.
 The result is a plain dict; it is saved in the run record, and its hash (without the keys that
 cannot change results, such as paths and worker counts) identifies the run.
 """
@@ -169,8 +171,10 @@ def resolve_config(method_name, method_cls, dataset_name, cli_overrides=None, cf
         return apply_overrides(cfg, cli_overrides, cfg_options)
 
     # The backbone picks the per_backbone section, and the CLI may change the backbone: resolve
-    # once to learn it, then again with that backbone's section in place.
-    backbone = get_dotted(resolve(None), "backbone.clip")
+    # once to learn it, then again with that backbone's section in place. A method whose recipe
+    # depends on another backbone (TACKLE's vision model) names it in `per_backbone_from`.
+    first = resolve(None)
+    backbone = get_dotted(first, first.get("per_backbone_from") or "backbone.clip")
     return resolve(backbone)
 
 
@@ -200,3 +204,16 @@ def config_hash(cfg: dict) -> str:
         if isinstance(node, dict):
             node.pop(last, None)
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def related_method_config(method_name: str, cfg: dict, cfg_options=()) -> dict:
+    """The config ``method_name`` resolves to for this run's dataset (with its options), backbone,
+    seed and runtime: for a method one run builds on (an ensemble member, a pseudo-label teacher),
+    configured exactly as its own run would be, so that stage checkpoints shared by hash (BALLAD's
+    phase A) are found again."""
+    from ltbench import registry
+
+    method_cls = registry.get(registry.METHODS, method_name, listing="methods")
+    overrides = {"backbone.clip": cfg["backbone"]["clip"], "seed": cfg["seed"],
+                 "dataset": copy.deepcopy(cfg["dataset"]), "runtime": copy.deepcopy(cfg["runtime"])}
+    return resolve_config(method_name, method_cls, cfg["dataset"]["name"], overrides, cfg_options)

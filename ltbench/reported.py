@@ -134,16 +134,32 @@ def load_reported(path) -> List[dict]:
     return entries
 
 
+# Ensembles with CLIP whose paper does not say which CLIP model: 'DeiT-S+CLIP'.
+UNNAMED_CLIP_SUFFIX = "+CLIP"
+
+
 def reported_for(entries: List[dict], dataset: str, method: str, backbone: str, split: str) -> Optional[dict]:
     """The entry published for a run of `method` with `backbone` on `dataset`, evaluated on `split`.
 
-    Exact match on dataset, method and backbone label; the split matches through SPLIT_ALIASES.
+    Exact match on dataset, method and backbone label (see ``_same_backbone`` for ensembles with
+    an unnamed CLIP); the split matches through SPLIT_ALIASES.
     None when there is none.
     """
     if backbone is None:
         return None
     for entry in entries:
-        if (entry["dataset"] == dataset and entry["method"] == method and entry["backbone"] == backbone
+        if (entry["dataset"] == dataset and entry["method"] == method and _same_backbone(entry["backbone"], backbone)
                 and split in eval_splits_for(dataset, entry["split"])):
             return entry
     return None
+
+
+def _same_backbone(published, run: str) -> bool:
+    """Equal labels; a published 'X+CLIP' (an ensemble with a CLIP model the paper does not name)
+    matches a run's 'X+<any CLIP label>'."""
+    if published is None:
+        return False
+    if published.endswith(UNNAMED_CLIP_SUFFIX):
+        prefix = published[: -len(UNNAMED_CLIP_SUFFIX)] + "+"
+        return run.startswith(prefix) and ":" in run[len(prefix):]
+    return published == run

@@ -145,6 +145,7 @@ def make_record(
     versions: dict, class_counts, metrics: dict, timings: Dict[str, float], device: str,
     split_files: Optional[Dict[str, str]] = None, extra_metrics: Optional[Dict[str, dict]] = None,
     logits_path: Optional[str] = None, artifacts: Optional[Dict[str, str]] = None,
+    details: Optional[dict] = None,
 ) -> dict:
     """The record of one run.
 
@@ -152,6 +153,8 @@ def make_record(
     two-phase method, ...). timings: seconds per phase, including 'total'. split_files: split
     name -> SHA-256 of its split file (none for in-memory datasets). versions: software_versions().
     artifacts: name -> path of files the run left for later runs (a fine-tuned checkpoint).
+    logits_path: the saved test / val logits (``ltbench.saved_logits``), relative to the record's
+    folder. details: what a method reports about how it got its numbers (RunContext.details).
     """
     config_hash = compute_config_hash(config)
     return {
@@ -173,6 +176,7 @@ def make_record(
         "device": device,
         "logits_path": logits_path,
         "artifacts": artifacts or {},
+        "details": details or {},
         # Fixed width (always with microseconds): string order is time order, which dedupe relies on.
         "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
     }

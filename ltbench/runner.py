@@ -19,6 +19,7 @@ from ltbench.errors import UserError
 from ltbench.metrics import evaluate
 from ltbench.models.backbones import parse_backbone
 from ltbench.results import make_record, record_path, software_versions, write_json_atomic
+from ltbench.saved_logits import logits_file_for, save_logits
 
 
 def check_image_root(data, split_names, dataset_name):
@@ -83,20 +84,30 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     metrics = evaluate(logits, eval_split.labels, class_counts, cfg["shot_rule"])
 
     extra_metrics = {}
+    saved = {eval_split.name: (logits, eval_split)}
     val = data.splits.get("val")
     # Some datasets evaluate on val itself (iNat's val file is its test split; CIFAR-LT's val is test).
     if "val" in evaluated and val is not None and val.fingerprint != eval_split.fingerprint:
         val_logits = validate_logits(method.predict(val, ctx), val, data.num_classes, cfg["method"])
         extra_metrics["val"] = evaluate(val_logits, val.labels, class_counts, cfg["shot_rule"])
+        saved["val"] = (val_logits, val)
+    elif val is not None and val.fingerprint == eval_split.fingerprint:
+        saved["val"] = (logits, val)  # the same images: an ensemble can still choose weights on "val"
     for label, (reported_logits, split) in ctx.reported.items():
         extra_metrics[label] = evaluate(validate_logits(reported_logits, split, data.num_classes, cfg["method"]),
                                         split.labels, class_counts, cfg["shot_rule"])
 
+    logits_path = None
+    if runtime.get("save_logits"):
+        # Before the record: a record never points at a logits file that is not there.
+        save_logits(logits_file_for(path), saved)
+        logits_path = logits_file_for(path).name
     ctx.timings["total"] = time.perf_counter() - started
     record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
                          seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
                          class_counts=class_counts, metrics=metrics, timings=ctx.timings,
                          device=describe_device(ctx.device), split_files=split_hashes(data),
-                         extra_metrics=extra_metrics, artifacts=ctx.artifacts)
+                         extra_metrics=extra_metrics, artifacts=ctx.artifacts, details=ctx.details,
+                         logits_path=logits_path)
     write_json_atomic(path, record)
     return path, record

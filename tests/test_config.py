@@ -93,3 +93,23 @@ def test_ballad_configs_resolve_for_every_benchmark_dataset_and_backbone(dataset
     if dataset != "digits_lt":  # the public code's ImageNet-LT RN50 recipe everywhere else
         assert (cfg["phase_a"]["lr"], cfg["phase_a"]["epochs"], cfg["phase_a"]["batch_size"]) == (1e-5, 50, 512)
         assert (cfg["phase_b"]["lr"], cfg["phase_b"]["epochs"], cfg["phase_b"]["batch_size"]) == (0.2, 10, 512)
+
+
+def _tackle_config(dataset, *options):
+    from ltbench import registry
+
+    registry.discover_methods()
+    return resolve_config("tackle", registry.get(registry.METHODS, "tackle"), dataset, {}, list(options))
+
+
+def test_tackle_recipes_follow_the_vision_backbone():
+    imagenet = _tackle_config("imagenet_lt")
+    assert imagenet["backbone"]["vision"] == "resnext50_32x4d" and imagenet["vision"]["pretrained"] is False
+    assert (imagenet["train"]["optimizer"], imagenet["train"]["epochs"]) == ("sgd", 90)
+    deit = _tackle_config("imagenet_lt", "backbone.vision=deit_small_patch16_224")
+    assert (deit["train"]["optimizer"], deit["train"]["epochs"], deit["train"]["weight_decay"]) == ("adamw", 300, 0.05)
+    places = _tackle_config("places_lt")
+    assert places["backbone"]["vision"] == "resnet152" and places["vision"]["pretrained"] is True
+    assert places["loss"]["type"] == "balanced_softmax" and places["backbone"]["clip"] == "ViT-B-16:openai"
+    digits = _tackle_config("digits_lt")
+    assert digits["backbone"]["clip"] == "tiny" and digits["teacher"]["source"] == "ballad_phase_a"

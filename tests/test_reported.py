@@ -140,6 +140,17 @@ def test_lookup_is_exact(shipped):
         assert reported_for(shipped, *near_miss) is None, near_miss
 
 
+def test_tackle_rows_match_by_paper_label_and_ensembles_with_any_named_clip(shipped):
+    assert reported_for(shipped, "imagenet_lt", "tackle", "RX50", "test")["overall"] == 60.6
+    assert reported_for(shipped, "places_lt", "tackle", "RN152", "test")["overall"] == 42.6
+    assert reported_for(shipped, "imagenet_lt", "tackle", "DeiT-S", "test")["overall"] == 63.7
+    # The paper does not name the CLIP of "DeiT-S + CLIP": any CLIP label after 'DeiT-S+' matches.
+    assert reported_for(shipped, "imagenet_lt", "clip_ensemble", "DeiT-S+ViT-B-16:openai", "test")["overall"] == 66.6
+    assert reported_for(shipped, "imagenet_lt", "clip_ensemble", "DeiT-S+RN50:openai", "test")["overall"] == 66.6
+    for near_miss in ("DeiT-S", "DeiT-S+", "DeiT-S+RX50", "RX50+ViT-B-16:openai"):
+        assert reported_for(shipped, "imagenet_lt", "clip_ensemble", near_miss, "test") is None, near_miss
+
+
 VALID = """\
 sources:
   A: 'Some et al., a paper.'

@@ -41,6 +41,9 @@ class RunContext:
     reported: Dict[str, tuple] = field(default_factory=dict)
     # name -> path of files a run leaves for later runs (e.g. a phase-A checkpoint), recorded.
     artifacts: Dict[str, str] = field(default_factory=dict)
+    # JSON-like facts about how a method reached its numbers (pseudo-labels added per class,
+    # their precision, chosen ensemble weights), recorded as the record's "details".
+    details: Dict[str, object] = field(default_factory=dict)
 
     @property
     def use_bf16(self) -> bool:

@@ -21,26 +21,55 @@ class TimmEncoder(ImageEncoder):
 
     @property
     def eval_transform(self) -> TransformSpec:
-        cfg = self.model.pretrained_cfg
-        size = int(cfg.get("input_size", (3, 224, 224))[-1])
-        return TransformSpec(size=size, mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-                             std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
-                             interpolation=cfg.get("interpolation", "bicubic"))
+        return timm_eval_transform(self.model)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model(images).float(), dim=-1)
 
 
-def create_timm_encoder(spec: BackboneSpec, device="cpu") -> TimmEncoder:
+# What papers and REPORTED.md call the vision backbones of the long-tailed literature; a run of a
+# timm model records this label, so leaderboards show 'RX50' as the papers do.
+PAPER_LABELS = {"resnet50": "RN50", "resnet152": "RN152", "resnext50_32x4d": "RX50",
+                "resnext101_32x4d": "RX101", "deit_small_patch16_224": "DeiT-S"}
+
+
+def timm_label(name: str) -> str:
+    """'timm:resnext50_32x4d' or 'resnext50_32x4d' -> 'RX50'; other models keep their timm name."""
+    name = name[len("timm:"):] if name.startswith("timm:") else name
+    return PAPER_LABELS.get(name, name)
+
+
+def timm_eval_transform(model: torch.nn.Module, input_size: int = None) -> TransformSpec:
+    """The model's own preprocessing (timm's pretrained_cfg); ``input_size`` overrides its size."""
+    cfg = model.pretrained_cfg
+    size = int(input_size or cfg.get("input_size", (3, 224, 224))[-1])
+    return TransformSpec(size=size, mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+                         std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+                         interpolation=cfg.get("interpolation", "bicubic"))
+
+
+def _create_timm_model(name: str, pretrained: bool, label: str, random_init_hint: str, **kwargs) -> torch.nn.Module:
     import timm
 
-    if not timm.is_model(spec.model):
-        raise unknown_name("timm model", spec.model, timm.list_models(), listing="backbones")
+    if not timm.is_model(name):
+        raise unknown_name("timm model", name, timm.list_models(), listing="backbones")
     try:
         with quiet_logging():
-            model = timm.create_model(spec.model, pretrained=spec.weights is not None, num_classes=0)
+            return timm.create_model(name, pretrained=pretrained, **kwargs)
     except Exception as error:  # network or hub cache
-        raise UserError(f"backbone '{spec.text}': could not fetch timm weights ({first_line_of(error)}); "
-                        f"connect to the internet or fill the Hugging Face cache, or use "
-                        f"'timm:{spec.model}:none' for random init") from None
+        raise UserError(f"backbone '{label}': could not fetch timm weights ({first_line_of(error)}); "
+                        f"connect to the internet or fill the Hugging Face cache, or {random_init_hint}") from None
+
+
+def create_timm_encoder(spec: BackboneSpec, device="cpu") -> TimmEncoder:
+    model = _create_timm_model(spec.model, spec.weights is not None, spec.text,
+                               f"use 'timm:{spec.model}:none' for random init", num_classes=0)
     return TimmEncoder(model.to(device).eval(), spec)
+
+
+def create_timm_classifier(name: str, num_classes: int, pretrained: bool, device="cpu") -> torch.nn.Module:
+    """A timm model with a fresh ``num_classes``-way head, for training on a dataset; ``name``
+    is a timm model name, with or without a 'timm:' prefix."""
+    name = name[len("timm:"):] if name.startswith("timm:") else name
+    return _create_timm_model(name, pretrained, name, "set vision.pretrained=false for random init",
+                              num_classes=num_classes).to(device)

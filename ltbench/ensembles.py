@@ -1,0 +1,120 @@
+"""Ensembles of classifiers' test predictions: weighted means of probabilities or of logit-adjusted
+logits, with the weights fixed or chosen on the val split.
+
+- ``probs``: p = sum_i w_i softmax(z_i); the ensemble's logits are log p (same ranking);
+- ``logit_adjusted``: z = sum_i w_i (z_i - a_i log pi), with pi the training class prior and a_i
+  a member's adjustment strength (1 for a member trained with plain CE on the long-tailed set,
+  0 for one that is balanced already: zero-shot CLIP, Balanced Softmax, class-balanced sampling).
+
+Weights are non-negative and sum to 1. Chosen on val, they are the point of a grid over the
+simplex (step ``step``) with the best val top-1 accuracy; ties go to the first grid point.
+"""
+import itertools
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ltbench.errors import UserError, unknown_name
+
+COMBINE_RULES = ("probs", "logit_adjusted")
+
+
+def member_scores(logits, rule: str, log_prior: Optional[np.ndarray] = None, adjust: float = 0.0) -> np.ndarray:
+    """What a member contributes to the weighted sum: its probabilities, or its adjusted logits."""
+    logits = np.asarray(logits, dtype=np.float32)
+    if rule == "probs":
+        return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    if rule == "logit_adjusted":
+        return logits - float(adjust) * log_prior if adjust else logits
+    raise unknown_name("ensemble combine rule", rule, COMBINE_RULES)
+
+
+def combine(scores: Sequence[np.ndarray], weights: Sequence[float], rule: str) -> np.ndarray:
+    """Ensemble logits [N, C] of members' scores (``member_scores``) under ``weights``."""
+    total = sum(float(weight) * score for weight, score in zip(weights, scores))
+    if rule == "probs":
+        return np.log(np.maximum(total, 1e-30)).astype(np.float32)
+    return np.asarray(total, dtype=np.float32)
+
+
+def simplex_grid(num_members: int, step: float) -> np.ndarray:
+    """Every weight vector with entries in multiples of ``step`` that sum to 1, [G, M]."""
+    if not 0 < step <= 1 or abs(round(1 / step) - 1 / step) > 1e-6:
+        raise UserError(f"ensemble weight step must divide 1 (0.1, 0.05, 0.01), got {step!r}")
+    parts = int(round(1 / step))
+    if num_members == 1:
+        return np.ones((1, 1))
+    points = [combo + (parts - sum(combo),) for combo in itertools.product(range(parts + 1), repeat=num_members - 1)
+              if sum(combo) <= parts]
+    # First weight descending: with two members the grid runs w = 1, 0.95, ..., 0 for member 1.
+    points.sort(key=lambda point: tuple(-value for value in point))
+    return np.asarray(points, dtype=np.float64) / parts
+
+
+def choose_weights(val_scores: Sequence[np.ndarray], val_labels, rule: str, step: float):
+    """(weights, val top-1 %) of the grid point with the best val accuracy."""
+    labels = np.asarray(val_labels)
+    best_weights, best_accuracy = None, -1.0
+    for weights in simplex_grid(len(val_scores), step):
+        accuracy = float(100.0 * (combine(val_scores, weights, rule).argmax(axis=1) == labels).mean())
+        if accuracy > best_accuracy:
+            best_weights, best_accuracy = weights, accuracy
+    return [float(weight) for weight in best_weights], best_accuracy
+
+
+def fixed_weights(weights, num_members: int) -> List[float]:
+    """User-given weights, checked and normalised to sum to 1."""
+    if not isinstance(weights, (list, tuple)) or len(weights) != num_members or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise UserError(f"ensemble.weights must be {num_members} non-negative numbers (one per member) "
+                        f"or null to choose them on val, got {weights!r}")
+    total = float(sum(weights))
+    return [float(w) / total for w in weights]
+
+
+class WeightedEnsemble:
+    """An ensemble as configured by an ``ensemble`` section: combine (probs | logit_adjusted),
+    weights (null: chosen on val), weight_step, adjust (one strength per member, null: all 0)."""
+
+    def __init__(self, section: dict, num_members: int, train_class_counts):
+        self.rule = section["combine"]
+        if self.rule not in COMBINE_RULES:
+            raise unknown_name("ensemble.combine", self.rule, COMBINE_RULES)
+        adjust = section.get("adjust")
+        self.adjust = [0.0] * num_members if adjust is None else fixed_adjustments(adjust, num_members)
+        counts = np.asarray(train_class_counts, dtype=np.float64)
+        self.log_prior = np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)
+        self.step = float(section.get("weight_step", 0.05))
+        self.weights = None if section.get("weights") is None else fixed_weights(section["weights"], num_members)
+        self.val_top1 = None
+
+    def _scores(self, member_logits):
+        return [member_scores(logits, self.rule, self.log_prior, adjust)
+                for logits, adjust in zip(member_logits, self.adjust)]
+
+    def fit(self, val_member_logits, val_labels):
+        """Choose the weights on val (unless fixed); records the val top-1 of the chosen weights."""
+        scores = self._scores(val_member_logits)
+        if self.weights is None:
+            self.weights, self.val_top1 = choose_weights(scores, val_labels, self.rule, self.step)
+        else:
+            predictions = combine(scores, self.weights, self.rule).argmax(axis=1)
+            self.val_top1 = float(100.0 * (predictions == np.asarray(val_labels)).mean())
+
+    def __call__(self, member_logits) -> np.ndarray:
+        if self.weights is None:
+            raise RuntimeError("WeightedEnsemble.fit must run before the ensemble predicts")
+        return combine(self._scores(member_logits), self.weights, self.rule)
+
+    def summary(self, member_names, chosen_on: str) -> dict:
+        return {"members": list(member_names), "combine": self.rule, "adjust": self.adjust,
+                "weights": self.weights, "weights_from": chosen_on, "val_top1": self.val_top1}
+
+
+def fixed_adjustments(adjust, num_members: int) -> List[float]:
+    if not isinstance(adjust, (list, tuple)) or len(adjust) != num_members or not all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) for a in adjust):
+        raise UserError(f"ensemble.adjust must be {num_members} numbers (one per member; 1 = subtract the "
+                        f"log training prior, 0 = leave the logits) or null, got {adjust!r}")
+    return [float(a) for a in adjust]

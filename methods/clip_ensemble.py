@@ -1,0 +1,104 @@
+"""clip_ensemble: combine the test predictions of several members, e.g. "DeiT-S + CLIP".
+
+A member is a finished run's record (its ``--save-logits`` file is read back) or a method name
+computed in this run with its own defaults for this dataset, backbone and seed (``zeroshot`` =
+``zeroshot_clip``, ``ballad``, ...). The combination rule and the weights are those of
+``ltbench.ensembles``.
+"""
+import dataclasses
+
+import numpy as np
+
+from ltbench import registry
+from ltbench.config import related_method_config
+from ltbench.ensembles import WeightedEnsemble
+from ltbench.errors import UserError
+from ltbench.method import Method
+from ltbench.registry import METHODS
+from ltbench.saved_logits import SavedRun
+from methods.tackle import weights_source
+
+ALIASES = {"zeroshot": "zeroshot_clip"}
+
+
+class SavedMember:
+    def __init__(self, path: str):
+        self.run = SavedRun(path)
+        self.label = self.run.record["backbone"]
+        self.name = str(path)
+
+    def fit(self, data, ctx):
+        record = self.run.record
+        if record["dataset"] != data.name or list(record["class_counts"]) != data.class_counts.tolist():
+            raise UserError(f"{self.run.record_path}: a {record['dataset']} run with other training class counts "
+                            f"than this {data.name} run; ensemble runs of the same dataset and options")
+
+    def logits(self, split, ctx) -> np.ndarray:
+        return self.run.logits(split)
+
+
+class ComputedMember:
+    """A registered method fitted in this run, with a context of its own: its extra metrics and
+    details stay out of the ensemble's record, and its work folder sits beside the ensemble's
+    (so stages it shares by hash with its own runs, like BALLAD's phase A, are found)."""
+
+    def __init__(self, name: str, cfg: dict):
+        self.name = ALIASES.get(name, name)
+        if self.name == "clip_ensemble":
+            raise UserError("an ensemble member cannot be clip_ensemble itself; give its members instead")
+        self.cfg = related_method_config(self.name, cfg)
+        self.method = registry.get(registry.METHODS, self.name, listing="methods")(self.cfg)
+        self.label = self.method.backbone_label
+
+    def fit(self, data, ctx):
+        work_dir = ctx.work_dir.parent / f"{ctx.work_dir.name}__{self.name}"
+        self.ctx = dataclasses.replace(ctx, work_dir=work_dir, timings={}, reported={}, artifacts={}, details={})
+        self.method.fit(data, self.ctx)
+        ctx.artifacts.update({f"{self.name}.{key}": value for key, value in self.ctx.artifacts.items()})
+
+    def logits(self, split, ctx) -> np.ndarray:
+        return np.asarray(self.method.predict(split, self.ctx))
+
+
+def build_member(spec, cfg: dict):
+    if not isinstance(spec, str) or not spec:
+        raise UserError(f"members: each member is a run record path (.json) or a method name, got {spec!r}")
+    return SavedMember(spec) if spec.endswith(".json") else ComputedMember(spec, cfg)
+
+
+@METHODS.register_module(name="clip_ensemble")
+class ClipEnsemble(Method):
+    """Ensemble of finished runs (saved logits) and CLIP methods computed in the run: weighted mean of probabilities or logit-adjusted logits, weights chosen on val."""
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        members = cfg["members"]
+        if not isinstance(members, list) or len(members) < 2:
+            raise UserError(f"members must list at least two members, e.g. members=[runs/deit_s.json,zeroshot]; "
+                            f"got {members!r}")
+        self.members = [build_member(spec, cfg) for spec in members]
+
+    @property
+    def backbone_label(self) -> str:
+        return "+".join(member.label for member in self.members)
+
+    def fit(self, data, ctx):
+        section = self.cfg["ensemble"]
+        for member in self.members:
+            with ctx.timer(f"member {member.name}"):
+                member.fit(data, ctx)
+        self.ensemble = WeightedEnsemble(section, len(self.members), data.class_counts)
+        if "val" in data.splits:
+            val = data.split("val")
+            self.ensemble.fit([member.logits(val, ctx) for member in self.members], val.labels)
+        elif section["weights"] is None:
+            raise UserError(f"ensemble.weights=null chooses weights on val, but dataset '{data.name}' has "
+                            "no val split; fix them, e.g. ensemble.weights=[0.5,0.5]")
+        eval_split = data.split(self.cfg["eval_split"])
+        ctx.details["ensemble"] = self.ensemble.summary([member.name for member in self.members],
+                                                        weights_source(section, data, eval_split, ctx))
+        ctx.log("ensemble weights: " + ", ".join(f"{member.name} {weight:.2f}"
+                                                 for member, weight in zip(self.members, self.ensemble.weights)))
+
+    def predict(self, split, ctx) -> np.ndarray:
+        return self.ensemble([member.logits(split, ctx) for member in self.members])

@@ -1,0 +1,176 @@
+"""TACKLE (Ma et al., "Unleashing the Potential of Vision-Language Models for Long-Tailed Visual
+Recognition"): CLIP pseudo-labels an unlabeled pool, the images it assigns to tail classes join
+the train set, and a vision-only backbone (any timm model) trains on the enriched set. The run
+can end with an ensemble of that model and CLIP (``ensemble.with_clip``): "DeiT-S + CLIP".
+
+The paper publishes neither the selection limits, nor the loss, nor the ensemble rule: each is
+an option, and benchmarks/methods/tackle.yaml marks them as ltbench's choice.
+"""
+import math
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ltbench.config import related_method_config
+from ltbench.data.loading import epoch_batches, image_loader
+from ltbench.data.pool import unlabeled_pool, with_pool_images
+from ltbench.data.samplers import build_sampler_from_spec
+from ltbench.engine.batches import EpochProgress
+from ltbench.engine.features import image_features, text_classifier
+from ltbench.ensembles import WeightedEnsemble
+from ltbench.errors import UserError, unknown_name
+from ltbench.losses import build_loss
+from ltbench.method import Method
+from ltbench.models.metadata import templates_by_name
+from ltbench.models.timm_backbones import create_timm_classifier, timm_eval_transform, timm_label
+from ltbench.pseudo_labels import pool_assignments, pseudo_label_precision, select_pseudo_labels
+from ltbench.registry import METHODS
+from methods.ballad import fine_tune
+from methods.zeroshot_clip import create_clip_backbone
+
+TEACHERS = ("clip", "ballad_phase_a")
+
+
+class ClipTeacher:
+    """The CLIP model that labels the pool (and joins the ensemble): zero-shot CLIP, or CLIP after
+    BALLAD's phase A, configured as a `ballad` run of this dataset and backbone would be, so a
+    finished phase A of such a run is reused."""
+
+    def __init__(self, cfg: dict, data, ctx):
+        teacher = cfg["teacher"]
+        if teacher["source"] not in TEACHERS:
+            raise unknown_name("teacher.source", teacher["source"], TEACHERS)
+        self.cfg, self.ctx = cfg, ctx
+        self.clip = create_clip_backbone(cfg, ctx)
+        if teacher["source"] == "ballad_phase_a":
+            ballad_cfg = related_method_config("ballad", cfg, teacher["ballad_options"] or ())
+            if teacher["phase_a_checkpoint"]:
+                ballad_cfg["phase_a"]["checkpoint"] = teacher["phase_a_checkpoint"]
+            fine_tune(self.clip, data, ballad_cfg, templates_by_name(ballad_cfg["text"]["templates"]), ctx)
+        self.clip.model.eval()
+        self.clip.model.requires_grad_(False)
+        self.text = text_classifier(self.clip, data.class_names, templates_by_name(cfg["text"]["templates"]), ctx)
+
+    def features(self, split) -> np.ndarray:
+        return image_features(self.clip, split, self.ctx, batch_size=self.cfg["eval_batch_size"])
+
+    def logits(self, split) -> np.ndarray:
+        features = torch.from_numpy(np.array(self.features(split)))  # copy: cache hits are read-only
+        return (float(self.cfg["text"]["logit_scale"]) * features @ self.text.t()).numpy()
+
+
+def weights_source(section: dict, data, eval_split, ctx) -> str:
+    """How the ensemble weights were set, for the record; warns when 'val' is the evaluation split
+    itself (CIFAR-LT has no val split), since weights chosen there flatter the result."""
+    if section["weights"] is not None:
+        return "fixed"
+    if data.split("val").fingerprint == eval_split.fingerprint:
+        ctx.log(f"warning: ensemble weights are chosen on val, which is the {eval_split.name} split itself "
+                f"for {data.name}; fix them (ensemble.weights) for an unbiased result")
+        return "val (the evaluation images themselves)"
+    return "val"
+
+
+@METHODS.register_module(name="tackle")
+class Tackle(Method):
+    """TACKLE: CLIP pseudo-labels an unlabeled pool for tail classes; a timm backbone trains on train + pool (optionally + CLIP ensemble)."""
+
+    @property
+    def backbone_label(self) -> str:
+        label = timm_label(str(self.cfg["backbone"]["vision"]))
+        if self.cfg["ensemble"]["with_clip"]:
+            label += "+" + str(self.cfg["backbone"]["clip"])
+        return label
+
+    def fit(self, data, ctx):
+        cfg = self.cfg
+        self._logits_by_split = {}
+        needs_teacher = cfg["pool"]["enabled"] or cfg["ensemble"]["with_clip"]
+        with ctx.timer("pseudo_label"):
+            self.teacher = ClipTeacher(cfg, data, ctx) if needs_teacher else None
+            train = self._enriched_train(data, ctx) if cfg["pool"]["enabled"] else data.split("train")
+        with ctx.timer("vision_train"):
+            self._train_vision(train, data, ctx)
+        self.ensemble = None
+        if cfg["ensemble"]["with_clip"]:
+            with ctx.timer("ensemble"):
+                self._fit_ensemble(data, ctx)
+
+    # -- pseudo-labels -------------------------------------------------------------------------
+    def _enriched_train(self, data, ctx):
+        cfg, select = self.cfg, self.cfg["select"]
+        pool = unlabeled_pool(data, cfg["pool"]["root"], cfg["pool"]["list"], cfg["dataset"].get("root"),
+                              log=ctx.log, progress=ctx.progress)
+        assigned, confidence = pool_assignments(self.teacher.features(pool), self.teacher.text,
+                                                float(cfg["teacher"]["tau"]))
+        selection = select_pseudo_labels(assigned, confidence, data.class_counts, classes=select["classes"],
+                                         threshold=select["threshold"], top_n=select["top_n"],
+                                         cap_at_many=select["cap_at_many"], shot_rule=cfg["shot_rule"])
+        precision = pseudo_label_precision(selection, pool.labels, data.class_counts, cfg["shot_rule"])
+        ctx.details["pseudo_labels"] = {
+            "pool_images": len(pool), "added": int(len(selection.indices)),
+            "added_per_class": selection.added_per_class.tolist(),
+            "mean_confidence": float(selection.confidence.mean()) if len(selection.indices) else None,
+            "precision": precision,
+        }
+        shown = "" if precision is None else ", precision " + ", ".join(
+            f"{group} {value:.1f}%" for group, value in precision.items()
+            if group != "images_with_known_label" and value is not None)
+        ctx.log(f"pseudo-labels: {len(selection.indices):,} of {len(pool):,} pool images join "
+                f"{int((selection.added_per_class > 0).sum())} classes{shown}")
+        return with_pool_images(data.split("train"), pool, selection.indices, selection.labels)
+
+    # -- vision-only model -----------------------------------------------------------------------
+    def _train_vision(self, train, data, ctx):
+        cfg = self.cfg
+        self.model = create_timm_classifier(str(cfg["backbone"]["vision"]), data.num_classes,
+                                            bool(cfg["vision"]["pretrained"]), ctx.device)
+        self.transform = timm_eval_transform(self.model, cfg["vision"]["input_size"])
+        counts = np.bincount(train.labels, minlength=data.num_classes)
+        ctx.details["train_images"] = {"labeled": len(data.split("train")), "total": len(train)}
+        sampler = build_sampler_from_spec(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
+        batch_size = int(cfg["batch_size"])
+        images = epoch_batches(train, self.transform, cfg["augment"], batch_size, sampler, seed=ctx.seed,
+                               num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
+        batches = EpochProgress(images, cfg["train"]["epochs"])
+        loss = build_loss(cfg["loss"])
+        # Balanced Softmax and friends see the class counts of what the model trains on: train + pool.
+        ctx.trainer(cfg["train"], name="vision", identity={"train_images": train.fingerprint}).fit(
+            self.model, batches, math.ceil(len(sampler) / batch_size),
+            loss_fn=lambda logits, targets: loss(logits, targets, counts, progress=batches.value))
+        self.model.eval()
+
+    @torch.no_grad()
+    def _vision_logits(self, split, ctx) -> np.ndarray:
+        if split.fingerprint not in self._logits_by_split:
+            loader = image_loader(split, self.transform, int(self.cfg["eval_batch_size"]),
+                                  num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
+            chunks = []
+            for images, _ in tqdm(loader, desc=f"predict {split.name}", disable=not ctx.progress, leave=False):
+                with ctx.autocast():
+                    chunks.append(self.model(images.to(ctx.device, non_blocking=True)).float().cpu())
+            self._logits_by_split[split.fingerprint] = torch.cat(chunks).numpy()
+        return self._logits_by_split[split.fingerprint]
+
+    # -- ensemble with CLIP ----------------------------------------------------------------------
+    def _fit_ensemble(self, data, ctx):
+        section = self.cfg["ensemble"]
+        self.ensemble = WeightedEnsemble(section, 2, data.class_counts)
+        if section["weights"] is None and "val" not in data.splits:
+            raise UserError(f"ensemble.weights=null chooses weights on val, but dataset '{data.name}' has "
+                            "no val split; fix them, e.g. ensemble.weights=[0.5,0.5]")
+        if "val" in data.splits:
+            val = data.split("val")
+            self.ensemble.fit([self._vision_logits(val, ctx), self.teacher.logits(val)], val.labels)
+        eval_split = data.split(self.cfg["eval_split"])
+        ctx.report("vision_only", self._vision_logits(eval_split, ctx), eval_split)
+        ctx.report("clip", self.teacher.logits(eval_split), eval_split)
+        ctx.details["ensemble"] = self.ensemble.summary(["vision", "clip"], weights_source(section, data, eval_split, ctx))
+        ctx.log(f"ensemble: weights vision {self.ensemble.weights[0]:.2f}, clip {self.ensemble.weights[1]:.2f}")
+
+    def predict(self, split, ctx) -> np.ndarray:
+        vision = self._vision_logits(split, ctx)
+        if self.ensemble is None:
+            return vision
+        return self.ensemble([vision, self.teacher.logits(split)])
