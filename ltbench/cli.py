@@ -81,10 +81,13 @@ def resolve_run_config(method, dataset, args):
 
 def command_run(args) -> int:
     from ltbench import runner
+    from ltbench.engine import distributed
     from ltbench.metrics import GROUPS
 
     cfg = resolve_run_config(args.method, args.dataset, args)
     path, record = runner.run(cfg, Path(args.out), skip_existing=args.skip_existing, resume=args.resume)
+    if not distributed.is_main():  # the other processes of a torchrun launch stay quiet
+        return 0
     if record is None:
         print(f"skipped: {path} exists (--skip-existing)")
         return 0

@@ -12,6 +12,7 @@ from ltbench import registry
 from ltbench.config import config_hash
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
+from ltbench.engine import distributed
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
 from ltbench.engine.seeding import seed_everything
@@ -63,12 +64,13 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
 
     started = time.perf_counter()
     runtime = cfg["runtime"]
-    ctx = RunContext(device=resolve_device(runtime["device"]), seed=seed,
+    # Under torchrun every process runs all of this; engine/distributed.py splits the work.
+    ctx = RunContext(device=distributed.setup(resolve_device(runtime["device"])), seed=seed,
                      work_dir=Path(out_dir) / "work" / path.stem, cache=ArrayCache(runtime["cache_dir"]),
                      amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
-                     progress=bool(runtime["progress"]),
+                     progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume)
-    with ctx.timer("data"):
+    with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
         data = build_dataset(cfg["dataset"])
         eval_name = cfg["eval_split"]
         evaluated = [eval_name] + (["val"] if cfg["eval_val"] and eval_name != "val" else [])
@@ -100,7 +102,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     logits_path = None
     if runtime.get("save_logits"):
         # Before the record: a record never points at a logits file that is not there.
-        save_logits(logits_file_for(path), saved)
+        if distributed.is_main():
+            save_logits(logits_file_for(path), saved)
         logits_path = logits_file_for(path).name
     ctx.timings["total"] = time.perf_counter() - started
     record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
@@ -109,5 +112,6 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                          device=describe_device(ctx.device), split_files=split_hashes(data),
                          extra_metrics=extra_metrics, artifacts=ctx.artifacts, details=ctx.details,
                          logits_path=logits_path)
-    write_json_atomic(path, record)
+    if distributed.is_main():
+        write_json_atomic(path, record)
     return path, record

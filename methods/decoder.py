@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from ltbench.config import config_hash
 from ltbench.data.loading import epoch_batches, image_loader
 from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.engine.batches import EpochProgress, TensorBatches
+from ltbench.engine import distributed
+from ltbench.engine.batches import ArrayRowBatches, EpochProgress, TensorBatches
 from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.features import image_tokens
 from ltbench.engine.trainer import save_atomic
@@ -47,21 +48,6 @@ def iteration_schedule(stage: dict, num_images: int):
     steps = max(1, min(iterations, num_images // batch_size))
     epochs = math.ceil(iterations / steps)
     return steps, epochs, float(stage.get("warmup_iterations", 0)) / steps
-
-
-class _ArrayRows:
-    """epoch -> (rows of a (memory-mapped) array, labels) in sampler order: cached tokens that may
-    not fit in memory are read a batch at a time."""
-
-    def __init__(self, array, labels, sampler, batch_size):
-        self.array, self.labels, self.sampler, self.batch_size = array, labels, sampler, batch_size
-
-    def __call__(self, epoch):
-        self.sampler.set_epoch(epoch)
-        order = np.fromiter(iter(self.sampler), dtype=np.int64)
-        for start in range(0, len(order), self.batch_size):
-            index = order[start: start + self.batch_size]
-            yield torch.from_numpy(np.asarray(self.array[index], dtype=np.float32)), torch.from_numpy(self.labels[index])
 
 
 def stage1_identity(cfg: dict) -> dict:
@@ -127,7 +113,7 @@ class Decoder(Method):
                 raise UserError("stage1.tokens_cache needs stage1.augment.enabled=false: augmented images "
                                 "have new tokens every step")
             tokens = image_tokens(self.encoder, train, ctx, batch_size=self.cfg["eval_batch_size"])
-            batches, forward = _ArrayRows(tokens, train.labels, sampler, batch_size), None
+            batches, forward = ArrayRowBatches(tokens, train.labels, sampler, batch_size), None
         else:
             batches = epoch_batches(train, self.encoder.eval_transform, stage["augment"], batch_size, sampler,
                                     seed=ctx.seed, num_workers=ctx.num_workers,
@@ -163,27 +149,31 @@ class Decoder(Method):
     # --- features of the frozen stage-1 model ------------------------------------------------------
     @torch.no_grad()
     def _features(self, split, ctx) -> torch.Tensor:
-        """Stage-1 decoder features [N, width] of a split, computed once per run."""
+        """Stage-1 decoder features [N, width] of a split, computed once per run (in a
+        distributed run each process decodes a block of the split; the blocks are gathered)."""
         if split.fingerprint in self._split_features:
             return self._split_features[split.fingerprint]
         batch_size = int(self.cfg["eval_batch_size"])
+        rows = distributed.shard_rows(len(split))
+        count = len(split) if rows is None else len(rows)
         if self.cfg["stage1"]["tokens_cache"]:
             tokens = image_tokens(self.encoder, split, ctx, batch_size=batch_size)
-            chunks = (torch.from_numpy(np.asarray(tokens[start: start + batch_size], dtype=np.float32))
-                      for start in range(0, len(split), batch_size))
+            rows = np.arange(len(split)) if rows is None else np.asarray(rows)
+            chunks = (torch.from_numpy(np.asarray(tokens[rows[start: start + batch_size]], dtype=np.float32))
+                      for start in range(0, count, batch_size))
         else:
-            loader = image_loader(split, self.encoder.eval_transform, batch_size, num_workers=ctx.num_workers,
-                                  pin_memory=ctx.device.type == "cuda")
+            loader = image_loader(split, self.encoder.eval_transform, batch_size, sampler=rows,
+                                  num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
             chunks = (images for images, _ in loader)
         self.decoder.eval()
         features = []
-        for chunk in tqdm(chunks, total=math.ceil(len(split) / batch_size), desc=f"decode {split.name}",
-                          disable=not ctx.progress, leave=False):
+        for chunk in tqdm(chunks, total=math.ceil(count / batch_size), desc=f"decode {split.name}",
+                          disable=not ctx.show_progress, leave=False):
             chunk = chunk.to(ctx.device, non_blocking=True)
             with ctx.autocast():
                 tokens = chunk if self.cfg["stage1"]["tokens_cache"] else self.encoder.encode_tokens(chunk)
                 features.append(self.decoder.features(tokens).float())
-        self._split_features[split.fingerprint] = torch.cat(features)
+        self._split_features[split.fingerprint] = distributed.gather_rows(torch.cat(features), len(split))
         return self._split_features[split.fingerprint]
 
     # --- stage 2 -------------------------------------------------------------------------------

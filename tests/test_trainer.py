@@ -8,16 +8,16 @@ from ltbench.data.samplers import build_sampler
 from ltbench.engine.batches import TensorBatches
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext
-from ltbench.engine.trainer import warmup_cosine
+from ltbench.engine.trainer import to_device, uses_channels_last, warmup_cosine
 
 CFG = {"epochs": 4, "optimizer": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False,
        "weight_decay": 1e-4, "schedule": "cosine", "warmup_epochs": 1, "grad_accum_steps": 1,
        "log_interval": 2}
 
 
-def _context(tmp_path, resume=False):
+def _context(tmp_path, resume=False, compile=False):
     return RunContext(device=torch.device("cpu"), seed=0, work_dir=Path(tmp_path), cache=ArrayCache(tmp_path / "c"),
-                      progress=False, resume=resume)
+                      progress=False, resume=resume, compile=compile)
 
 
 def _problem(seed=0):
@@ -27,7 +27,7 @@ def _problem(seed=0):
     return inputs, targets
 
 
-def _train(tmp_path, cfg=CFG, resume=False, interrupt_after_epoch=None):
+def _train(tmp_path, cfg=CFG, resume=False, interrupt_after_epoch=None, compile=False):
     torch.manual_seed(0)
     model = torch.nn.Linear(8, 3)
     inputs, targets = _problem()
@@ -37,7 +37,7 @@ def _train(tmp_path, cfg=CFG, resume=False, interrupt_after_epoch=None):
         if interrupt_after_epoch is not None and epoch == interrupt_after_epoch:
             raise KeyboardInterrupt
 
-    trainer = _context(tmp_path, resume).trainer(cfg, name="unit")
+    trainer = _context(tmp_path, resume, compile).trainer(cfg, name="unit")
     history = trainer.fit(model, batches, batches.steps_per_epoch, torch.nn.functional.cross_entropy,
                           on_epoch_end=on_epoch_end)
     return model, history
@@ -93,3 +93,34 @@ def test_gradient_accumulation_matches_a_big_batch(tmp_path):
             model, batches, batches.steps_per_epoch, torch.nn.functional.cross_entropy)
         results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.allclose(results[0], results[1], atol=1e-5)
+
+
+def test_compiled_module_trains_like_the_eager_one(tmp_path, monkeypatch):
+    # Inductor needs a C++ build on the CPU (over 30 s here): the eager backend still runs the
+    # module through TorchDynamo, which is what the trainer's wiring is about.
+    compiled = []
+    real_compile = torch.compile
+
+    def eager_compile(module, **options):
+        compiled.append(module)
+        return real_compile(module, backend="eager", **options)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    reference, _ = _train(tmp_path / "eager")
+    model, history = _train(tmp_path / "compiled", compile=True)
+    assert compiled == [model] and len(history) == 4
+    for a, b in zip(reference.parameters(), model.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)
+    state = torch.load(tmp_path / "compiled" / "unit_last.pt", weights_only=False)
+    assert set(state["model"]) == {"weight", "bias"}  # the module's own keys, resumable without compile
+
+
+def test_convolutional_models_train_in_channels_last_on_cuda_only():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    assert uses_channels_last(conv, torch.device("cuda")) and uses_channels_last(conv, torch.device("cuda", 1))
+    assert not uses_channels_last(conv, torch.device("cpu"))
+    assert not uses_channels_last(torch.nn.Linear(4, 2), torch.device("cuda"))
+    images, prompts = to_device((torch.randn(2, 3, 8, 8), torch.ones(2, 5, dtype=torch.long)),
+                                torch.device("cpu"), channels_last=True)
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    assert prompts.is_contiguous() and prompts.dtype == torch.long

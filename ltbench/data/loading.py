@@ -5,6 +5,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ltbench.data.base import ArraySplit, FileSplit, Split
 from ltbench.data.transforms import AugmentSpec, TransformSpec
+from ltbench.engine.distributed import get_rank, get_world_size, shard_batches
 from ltbench.errors import UserError
 
 
@@ -87,7 +88,11 @@ class _AugmentedArrayBatches(_ArrayBatches):
         self.seed, self.epoch = seed, epoch
 
     def _transform(self, images, number):
-        generator = torch.Generator().manual_seed(int(_seeds(1, self.seed, self.epoch, number)[0]))
+        # In a distributed run the processes' step batches hold different images: each draws
+        # from its own generator (a single process keeps the seeds it always had).
+        processes = get_world_size()
+        entropy = (self.seed, self.epoch, number) + ((get_rank(), processes) if processes > 1 else ())
+        generator = torch.Generator().manual_seed(int(_seeds(1, *entropy)[0]))
         return self.transform.apply_batch(images, generator)
 
 
@@ -113,17 +118,23 @@ def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, 
     """Iterable of augmented (images [B, 3, S, S] float, labels [B]) for ``epoch``, in sampler order.
 
     Every image's augmentation depends only on (seed, epoch, its position in the epoch): not on
-    num_workers or on what ran before, so a run resumed at an epoch draws what the uninterrupted
-    run drew. (In-memory splits draw a whole batch from one generator, so there the batch size
-    counts too.) Sets the sampler's epoch.
+    num_workers, on the number of processes or on what ran before, so a run resumed at an epoch
+    draws what the uninterrupted run drew. (In-memory splits draw a whole batch from one
+    generator, so there the batch size and the number of processes matter too.) Sets the
+    sampler's epoch.
+    batch_size is the batch of one optimizer step: in a distributed run this process loads its
+    share of it (engine/distributed.py).
     """
     sampler.set_epoch(epoch)
     if isinstance(split, ArraySplit):
+        sampler, batch_size = shard_batches(sampler, batch_size)
         return _AugmentedArrayBatches(split, spec, batch_size, sampler, drop_last, seed, epoch)
     if isinstance(split, FileSplit):
+        # Seeds follow positions in the global order: sharded after they are drawn.
+        seeded, batch_size = shard_batches(_SeededSampler(sampler, seed, epoch), batch_size)
         # A private generator draws the workers' base seed, so iterating leaves the global RNG alone.
         return DataLoader(_SeededImageDataset(split, spec.pil_transform()), batch_size=batch_size,
-                          sampler=_SeededSampler(sampler, seed, epoch), shuffle=False,
+                          sampler=seeded, shuffle=False,
                           num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
                           generator=torch.Generator())
     raise TypeError(f"no loader for split type {type(split).__name__}")
@@ -133,7 +144,7 @@ def epoch_batches(split: Split, eval_transform: TransformSpec, augment: dict, ba
                   seed: int, num_workers: int = 0, pin_memory: bool = False):
     """epoch -> (images, labels) batches of a training split in sampler order: augmented per image
     when ``augment`` (a config section: enabled, crop_scale, ...) is enabled, else through the
-    eval transform."""
+    eval transform. In a distributed run, this process's share of each batch."""
     options = dict(augment or {})
     spec = AugmentSpec.from_eval(eval_transform, options) if options.pop("enabled", False) else None
 
@@ -142,7 +153,8 @@ def epoch_batches(split: Split, eval_transform: TransformSpec, augment: dict, ba
             return augmented_loader(split, spec, batch_size, sampler, seed=seed, epoch=epoch,
                                     num_workers=num_workers, pin_memory=pin_memory)
         sampler.set_epoch(epoch)
-        return image_loader(split, eval_transform, batch_size, sampler=sampler,
+        shard, local_batch_size = shard_batches(sampler, batch_size)
+        return image_loader(split, eval_transform, local_batch_size, sampler=shard,
                             num_workers=num_workers, pin_memory=pin_memory)
 
     return batches

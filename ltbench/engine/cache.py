@@ -6,6 +6,11 @@ changed inputs. Entries are .npy files written atomically (temp file + rename): 
 writers of one key each write a complete file and the last rename wins with identical content.
 Arrays larger than memory (all tokens of a split) are streamed into their temp file through a
 memory map (``get_or_compute_streaming``) and renamed into place the same way.
+
+In a distributed run (torchrun) the processes agree on hit or miss, so that all of them compute
+a missing entry together (a compute gathers its result into every process), and only the first
+process of each machine writes it: a cache folder local to each machine fills, and the writers
+of a shared folder write the same bytes.
 """
 import hashlib
 import json
@@ -17,6 +22,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ltbench.engine import distributed
 from ltbench.errors import UserError
 
 
@@ -74,10 +80,11 @@ class ArrayCache:
         """The cached array for `description`, computing and storing it on a miss."""
         key = cache_key(description)
         cached = self.load(key)
-        if cached is not None:
+        if distributed.all_true(cached is not None):
             return cached
         array = np.ascontiguousarray(compute())
-        self.save(key, array, description)
+        if distributed.is_local_main():
+            self.save(key, array, description)
         return array
 
     def get_or_compute_streaming(self, description: dict, shape: Sequence[int], dtype,
@@ -89,13 +96,18 @@ class ArrayCache:
         file is renamed into place only once ``fill`` returns, so a failure (or an interrupt)
         leaves neither an entry nor a temp file, and concurrent writers of one key each fill
         their own file (the last rename wins). An entry of another shape or dtype counts as a
-        miss.
+        miss. In a distributed run the processes that do not write call ``fill(None)`` (they
+        take part in the computing) and read the entry once it is in place.
         """
         shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
         key = cache_key(description)
         cached = self.load(key)
-        if cached is not None and cached.shape == shape and cached.dtype == dtype:
+        if distributed.all_true(cached is not None and cached.shape == shape and cached.dtype == dtype):
             return cached
+        if not distributed.is_local_main():
+            fill(None)
+            distributed.barrier()  # until the writers have renamed their files into place
+            return np.load(self.path(key), mmap_mode="r")
         temp = self._temp_path(key, ".npy")
         try:
             _check_free_space(temp.parent, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
@@ -110,6 +122,7 @@ class ArrayCache:
             temp.unlink(missing_ok=True)
             raise
         self._save_description(key, description)
+        distributed.barrier()
         return np.load(self.path(key), mmap_mode="r")
 
 

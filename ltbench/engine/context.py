@@ -9,6 +9,7 @@ from typing import Dict
 import torch
 from tqdm.auto import tqdm
 
+from ltbench.engine import distributed
 from ltbench.engine.cache import ArrayCache
 
 
@@ -21,8 +22,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
-        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
-    return str(device)
+        text = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    else:
+        text = str(device)
+    processes = distributed.get_world_size()
+    return f"{text}, {processes} processes (DDP)" if processes > 1 else text
 
 
 @dataclass
@@ -33,8 +37,11 @@ class RunContext:
     cache: ArrayCache
     amp: bool = True
     num_workers: int = 0
+    # The user's choice, the same in every process of a distributed run (methods may branch
+    # on it); only rank 0 shows bars and logs (show_progress, log).
     progress: bool = True
     resume: bool = False
+    compile: bool = False  # torch.compile the module the trainer trains
     timings: Dict[str, float] = field(default_factory=dict)
     # label -> (logits, split): evaluations a method reports besides its final one, e.g. the
     # model after phase A of a two-phase method; the runner turns them into metrics.
@@ -48,6 +55,10 @@ class RunContext:
     @property
     def use_bf16(self) -> bool:
         return self.amp and self.device.type == "cuda"
+
+    @property
+    def show_progress(self) -> bool:
+        return self.progress and distributed.is_main()
 
     @property
     def precision(self) -> str:
@@ -67,7 +78,8 @@ class RunContext:
             self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
 
     def log(self, message: str):
-        tqdm.write(message, file=sys.stderr)
+        if distributed.is_main():
+            tqdm.write(message, file=sys.stderr)
 
     def report(self, label: str, logits, split):
         self.reported[label] = (logits, split)

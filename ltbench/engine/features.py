@@ -1,4 +1,9 @@
-"""Image features of a whole split through a frozen encoder, batched, cached by content."""
+"""Image features of a whole split through a frozen encoder, batched, cached by content.
+
+In a distributed run each process encodes a block of the split (and of the class names for a
+text classifier) and the blocks are gathered back into split order, so every process holds
+the same array; see engine/distributed.py and ArrayCache for who writes the cache.
+"""
 import hashlib
 
 import numpy as np
@@ -6,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ltbench.data.loading import image_loader
+from ltbench.engine import distributed
 from ltbench.engine.cache import format_bytes
 from ltbench.errors import UserError
 
@@ -15,16 +21,16 @@ TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
 @torch.no_grad()
 def extract_image_features(encoder, split, transform, batch_size: int, ctx, desc: str = "features"):
     """[N, D] float32 L2-normalised features, in split order."""
-    loader = image_loader(split, transform, batch_size, num_workers=ctx.num_workers,
-                          pin_memory=ctx.device.type == "cuda")
+    loader = image_loader(split, transform, batch_size, sampler=distributed.shard_rows(len(split)),
+                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
     chunks = []
-    for images, _ in tqdm(loader, desc=desc, disable=not ctx.progress, leave=False):
+    for images, _ in tqdm(loader, desc=desc, disable=not ctx.show_progress, leave=False):
         images = images.to(ctx.device, non_blocking=True)
         if ctx.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         with ctx.autocast():
             chunks.append(encoder.encode_images(images).float().cpu())
-    return torch.cat(chunks).numpy()
+    return distributed.gather_rows(torch.cat(chunks), len(split)).numpy()
 
 
 def image_features(encoder, split, ctx, batch_size: int, transform=None) -> np.ndarray:
@@ -85,36 +91,48 @@ def image_tokens(encoder, split, ctx, batch_size: int, dtype="float16", transfor
         "dtype": dtype.name,
     }
 
-    def fill(out: np.ndarray):
+    def fill(out):
         size = token_cache_bytes(*shape, dtype)
         ctx.log(f"caching tokens of {split.name}: {shape[0]:,} x {shape[1]:,} x {shape[2]:,} "
                 f"{TOKEN_DTYPES[dtype.name]} = {format_bytes(size)} under {ctx.cache.root}")
-        _extract_image_tokens(encoder, split, transform, batch_size, ctx, out,
+        _extract_image_tokens(encoder, split, transform, batch_size, ctx, shape, dtype, out,
                               desc=f"tokens {split.name}")
 
     return ctx.cache.get_or_compute_streaming(description, shape, dtype, fill)
 
 
 @torch.no_grad()
-def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, out: np.ndarray, desc: str):
-    """Write the tokens of every image of `split` into `out` [N, T, W], in split order."""
-    loader = image_loader(split, transform, batch_size, num_workers=ctx.num_workers,
+def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, shape, dtype: np.dtype,
+                          out, desc: str):
+    """Write the tokens [shape] of every image of `split` into `out`, in split order.
+
+    In a distributed run each process encodes a block of rows and every batch is gathered, so
+    that the writer of each machine can store the other processes' rows too; `out` is None in
+    the processes that do not write.
+    """
+    rows = distributed.shard_rows(len(split))
+    block = len(split) if rows is None else len(rows)
+    loader = image_loader(split, transform, batch_size, sampler=rows, num_workers=ctx.num_workers,
                           pin_memory=ctx.device.type == "cuda")
     start = 0
-    for images, _ in tqdm(loader, desc=desc, disable=not ctx.progress, leave=False):
+    for images, _ in tqdm(loader, desc=desc, disable=not ctx.show_progress, leave=False):
         images = images.to(ctx.device, non_blocking=True)
         if ctx.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         with ctx.autocast():
             tokens = encoder.encode_tokens(images)
-        tokens = tokens.to(torch.float16 if out.dtype == np.float16 else torch.float32).cpu().numpy()
-        if tokens.shape[1:] != out.shape[1:] or start + len(tokens) > len(out):
-            raise RuntimeError(f"encode_tokens gave {tokens.shape[1:]} per image for rows "
-                               f"{start}..{start + len(tokens)}, expected {out.shape[1:]} for {len(out)}")
-        out[start: start + len(tokens)] = tokens
+        tokens = tokens.to(torch.float16 if dtype == np.float16 else torch.float32)
+        if tuple(tokens.shape[1:]) != tuple(shape[1:]) or start + len(tokens) > block:
+            raise RuntimeError(f"encode_tokens gave {tuple(tokens.shape[1:])} per image for rows "
+                               f"{start}..{start + len(tokens)}, expected {tuple(shape[1:])} for {block}")
+        for owner, part in enumerate(distributed.all_gather_list(tokens)):
+            first = owner * block + start  # the row of the split this part starts at
+            kept = min(len(part), shape[0] - first)  # the last block's wrapped-around rows are not written
+            if out is not None and kept > 0:
+                out[first: first + kept] = part[:kept].cpu().numpy()
         start += len(tokens)
-    if start != len(out):
-        raise RuntimeError(f"the loader gave {start} images of {split.name}, expected {len(out)}")
+    if start != block:
+        raise RuntimeError(f"the loader gave {start} images of {split.name}, expected {block}")
 
 
 def text_classifier(clip, class_names, templates, ctx, batch_size: int = 1024) -> torch.Tensor:
@@ -128,9 +146,13 @@ def text_classifier(clip, class_names, templates, ctx, batch_size: int = 1024) -
         "templates": list(templates),
         "precision": ctx.precision,
     }
-    array = ctx.cache.get_or_compute(
-        description,
-        lambda: build_text_classifier(clip, class_names, templates, batch_size,
-                                      autocast=ctx.autocast, progress=ctx.progress).cpu().numpy(),
-    )
+
+    def build() -> np.ndarray:
+        rows = distributed.shard_rows(len(class_names))
+        names = class_names if rows is None else [class_names[row] for row in rows]
+        classifier = build_text_classifier(clip, names, templates, batch_size, autocast=ctx.autocast,
+                                           progress=ctx.show_progress).cpu()
+        return distributed.gather_rows(classifier, len(class_names)).numpy()
+
+    array = ctx.cache.get_or_compute(description, build)
     return torch.from_numpy(np.array(array, dtype=np.float32))

@@ -4,6 +4,11 @@ SGD / AdamW, linear warmup + cosine (stepped per optimizer step, so the last epo
 at lr 0), bf16 autocast on CUDA, gradient accumulation, tqdm progress (loss, lr, images/s), a
 checkpoint after every epoch and exact resume: sampler order depends only on (seed, epoch), and
 model, optimizer and scheduler states are restored.
+
+Under torchrun the module trains in DistributedDataParallel (see engine/distributed.py: the
+batches a method builds are already this process's share of the global batch); rank 0 writes
+the checkpoints and every process can resume from them. On CUDA, models with convolutions
+train in channels_last; ``runtime.compile`` runs the module through torch.compile.
 """
 import math
 import os
@@ -14,6 +19,7 @@ from typing import Callable, Iterable, Optional
 import torch
 from tqdm.auto import tqdm
 
+from ltbench.engine import distributed
 from ltbench.errors import UserError, unknown_name
 
 TRAIN_DEFAULTS = {
@@ -61,14 +67,28 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str) -> Callabl
     return factor
 
 
-def to_device(inputs, device):
-    """A tensor, or a tuple / list of tensors (a method's multi-part inputs), on `device`."""
+def to_device(inputs, device, channels_last: bool = False):
+    """A tensor, or a tuple / list of tensors (a method's multi-part inputs), on `device`;
+    with channels_last, image batches (4-D float tensors) in that memory format."""
     if isinstance(inputs, (tuple, list)):
-        return type(inputs)(to_device(item, device) for item in inputs)
-    return inputs.to(device, non_blocking=True)
+        return type(inputs)(to_device(item, device, channels_last) for item in inputs)
+    inputs = inputs.to(device, non_blocking=True)
+    if channels_last and inputs.dim() == 4 and inputs.is_floating_point():
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
+    """Convolutions on CUDA run fastest on NHWC tensors (cuDNN's tensor-core kernels): a model
+    with 4-D (conv) weights, frozen ones included, trains in channels_last there."""
+    return device.type == "cuda" and any(p.dim() == 4 for p in model.parameters())
 
 
 def save_atomic(state: dict, path: Path):
+    """torch.save to a temp file renamed into place. In a distributed run only rank 0 writes:
+    every process holds the same state, and two writers of one temp file would collide."""
+    if not distributed.is_main():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     torch.save(state, temp)
@@ -94,9 +114,16 @@ class Trainer:
         tensors; forward(model, inputs) -> logits
         (default model(inputs)); loss_fn(logits, targets) -> scalar; on_epoch_end(epoch) may
         return a short string for the log (e.g. val accuracy). Returns the per-epoch history.
+
+        In a distributed run forward gets the DDP-wrapped (or compiled) module, so it must call
+        it rather than reach into its attributes, and every trainable parameter must take part
+        in the loss (DDP waits for all gradients before it all-reduces them).
         """
         cfg, ctx = self.cfg, self.ctx
         forward = forward or (lambda module, inputs: module(inputs))
+        channels_last = uses_channels_last(model, ctx.device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters")
@@ -107,32 +134,38 @@ class Trainer:
         warmup = int(round(float(cfg["warmup_epochs"]) * steps_per_update))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"]))
         start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
+        wrapped = distributed.wrap_for_training(model, ctx.device)
+        module = torch.compile(wrapped) if ctx.compile else wrapped
+        processes = distributed.get_world_size()
 
         for epoch in range(start_epoch, int(cfg["epochs"])):
-            model.train()
+            module.train()
             started = time.perf_counter()
             seen, running_loss, running_steps = 0, torch.zeros((), device=ctx.device), 0
             bar = tqdm(total=steps_per_epoch, desc=f"{self.name} {epoch + 1}/{cfg['epochs']}",
-                       disable=not ctx.progress, leave=False, dynamic_ncols=True)
+                       disable=not ctx.show_progress, leave=False, dynamic_ncols=True)
             epoch_loss, logged_steps = 0.0, 0
             optimizer.zero_grad(set_to_none=True)
             for step, (inputs, targets) in enumerate(batches(epoch)):
-                inputs = to_device(inputs, ctx.device)
+                inputs = to_device(inputs, ctx.device, channels_last)
                 targets = to_device(targets, ctx.device)
-                with ctx.autocast():
-                    logits = forward(model, inputs)
-                loss = loss_fn(logits.float(), targets)
-                (loss / accum).backward()
-                if (step + 1) % accum == 0 or step + 1 == steps_per_epoch:
+                updates = (step + 1) % accum == 0 or step + 1 == steps_per_epoch
+                with distributed.gradient_sync(wrapped, enabled=updates):
+                    with ctx.autocast():
+                        logits = forward(module, inputs)
+                    loss = loss_fn(logits.float(), targets)
+                    (loss / accum).backward()
+                if updates:
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 running_loss += loss.detach()
                 running_steps += 1
-                seen += int(targets.shape[0])
-                # .item() synchronises with the device: only at logging intervals.
+                seen += int(targets.shape[0]) * processes
+                # .item() synchronises with the device: only at logging intervals (where the
+                # processes of a distributed run also average their losses).
                 if running_steps == cfg["log_interval"] or step + 1 == steps_per_epoch:
-                    mean_loss = running_loss.item() / running_steps
+                    mean_loss = distributed.mean(running_loss).item() / running_steps
                     epoch_loss += mean_loss * running_steps
                     logged_steps += running_steps
                     running_loss.zero_()
@@ -141,6 +174,7 @@ class Trainer:
                                     img_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
                 bar.update(1)
             bar.close()
+            distributed.sync_buffers(model)
             seconds = time.perf_counter() - started
             entry = {"epoch": epoch, "loss": epoch_loss / max(1, logged_steps),
                      "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
@@ -153,11 +187,19 @@ class Trainer:
             if ctx.progress:
                 ctx.log(f"{self.name} epoch {epoch + 1}/{cfg['epochs']}: loss {entry['loss']:.4f}, "
                         f"{entry['images_per_second']:.0f} img/s" + (f", {note}" if note else ""))
+        distributed.barrier()  # every process leaves once rank 0's last checkpoint is on disk
         return history
 
     def _maybe_resume(self, model, optimizer, scheduler):
-        if not (self.ctx.resume and self.checkpoint_path.exists()):
+        if not self.ctx.resume:
             return 0, []
+        # Every process must take the same branch: all resume from the checkpoint, or none does.
+        found = self.checkpoint_path.exists()
+        if not distributed.all_true(found):
+            if distributed.all_true(not found):
+                return 0, []
+            raise UserError(f"--resume: {self.checkpoint_path} is not visible to every process; "
+                            "put --out on a folder that all machines share")
         state = torch.load(self.checkpoint_path, map_location=self.ctx.device, weights_only=False)
         if state.get("config") != self.cfg or state.get("identity") != self.identity:
             raise UserError(f"{self.checkpoint_path} was written with other training settings; "

@@ -115,7 +115,9 @@ class ClipFineTuner(nn.Module):
 
     def logit_scale(self) -> torch.Tensor:
         if self.fixed_scale is not None:
-            return torch.tensor(self.fixed_scale, device=self.prompt_tokens.device)
+            # A fill on the device: torch.tensor(value, device=...) would copy from the host and
+            # wait for the GPU at every step.
+            return torch.full((), self.fixed_scale, device=self.prompt_tokens.device)
         return self.model.logit_scale.detach().exp()
 
     def forward(self, inputs):

@@ -1,0 +1,244 @@
+"""Runs across processes started by torchrun: process group, sharding, gathering, DDP.
+
+A run is distributed when torchrun's environment says WORLD_SIZE > 1. Every process then runs
+the whole pipeline with the same config and seed, and the helpers below split the work:
+
+- training: each process takes the positions rank, rank + world_size, ... of the same global
+  (seed, epoch) order with batch_size / world_size images a step (``shard_batches``), so the
+  processes' step-k batches together are exactly the single-process step-k batch; DDP averages
+  the gradients, which for a mean loss over equal-size local batches is the gradient of the
+  global batch. batch_size stays the global batch, whatever the number of processes;
+- evaluation: each process encodes a contiguous block of a split (``shard_rows``) and the
+  blocks are all-gathered back into split order (``gather_rows``): every process ends up with
+  the same array, so cache keys, predictions and records agree;
+- files: records, checkpoints and logs come from rank 0 only (``is_main``); cache entries from
+  the first process of each machine (``is_local_main``), so a cache folder local to each node
+  fills too, and writers of a shared folder write identical bytes.
+
+In a single process nothing is initialised and every helper leaves things as they are.
+"""
+import atexit
+import contextlib
+import inspect
+import math
+import os
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+from ltbench.errors import UserError
+
+
+def launched_world_size() -> int:
+    """The number of processes torchrun started (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def setup(device: torch.device) -> torch.device:
+    """This process's device; under torchrun (WORLD_SIZE > 1) joins the process group first:
+    nccl with cuda:LOCAL_RANK on CUDA, gloo on the CPU. Idempotent."""
+    if launched_world_size() <= 1:
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        if device.index is not None:
+            raise UserError(f"--device {device}: under torchrun each process uses cuda:LOCAL_RANK; "
+                            "pass --device cuda (or cpu)")
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"torchrun started process {local_rank} of this machine, but it has "
+                            f"{torch.cuda.device_count()} GPU(s); lower --nproc_per_node")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        raise UserError(f"--device {device}: distributed runs use cuda (nccl) or cpu (gloo)")
+    if not is_active():
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        except (ValueError, RuntimeError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"could not join the torchrun process group ({reason}); launch with "
+                            "torchrun, which sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT") from None
+        atexit.register(_teardown)
+    return device
+
+
+def _teardown():
+    if is_active():
+        dist.destroy_process_group()
+
+
+def is_active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_active() else 1
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_active() else 0
+
+
+def is_main() -> bool:
+    """The process that writes records, checkpoints and logs (rank 0)."""
+    return get_rank() == 0
+
+
+def is_local_main() -> bool:
+    """The first process of its machine: it writes cache entries there."""
+    return not is_active() or int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+def _collective_device() -> torch.device:
+    """nccl moves only CUDA tensors, gloo CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def barrier():
+    if is_active():
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first():
+    """Rank 0 runs the block before the others (a download, a file the others then read)."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
+
+
+def all_true(flag: bool) -> bool:
+    """Whether `flag` holds in every process: the processes take one branch together."""
+    if not is_active():
+        return bool(flag)
+    value = torch.tensor([1 if flag else 0], device=_collective_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def mean(value: torch.Tensor) -> torch.Tensor:
+    """The mean of a scalar over the processes (a logged loss covers the global batch)."""
+    if not is_active():
+        return value
+    total = value.detach().to(_collective_device(), torch.float32).clone()
+    dist.all_reduce(total)
+    return (total / get_world_size()).to(value.device)
+
+
+# --- training: every sampler, sharded --------------------------------------------------------
+
+class ShardedSampler(Sampler):
+    """This process's share of any sampler's epoch order (the distributed version of every
+    registered sampler): the positions rank, rank + world_size, ... of that order, padded by
+    wrapping around to a multiple of world_size as torch's DistributedSampler pads. Every
+    process gets the same number of items; the shards of an epoch are disjoint positions of
+    one order that together cover it. The order itself still depends only on (seed, epoch)."""
+
+    def __init__(self, sampler, rank: Optional[int] = None, world_size: Optional[int] = None):
+        self.sampler = sampler
+        self.world_size = get_world_size() if world_size is None else int(world_size)
+        self.rank = get_rank() if rank is None else int(rank)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} outside a world of {self.world_size}")
+
+    def set_epoch(self, epoch: int):
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self):
+        return math.ceil(len(self.sampler) / self.world_size)
+
+    def __iter__(self):
+        order = list(self.sampler)
+        total = len(self) * self.world_size
+        if order and total > len(order):
+            order = (order * math.ceil(total / len(order)))[:total]
+        return iter(order[self.rank::self.world_size])
+
+
+def shard_batches(sampler, batch_size: int, rank: Optional[int] = None, world_size: Optional[int] = None):
+    """(sampler, batch size) for this process's training batches: the sharded sampler and
+    batch_size / world_size, so that batch_size stays the batch of one optimizer step across
+    all processes. Unchanged in a single process."""
+    world = get_world_size() if world_size is None else int(world_size)
+    if world == 1:
+        return sampler, batch_size
+    if batch_size % world:
+        raise UserError(f"training batch size {batch_size} does not split evenly over {world} processes: "
+                        f"under torchrun the batch size is the global batch; choose a multiple of {world}")
+    return ShardedSampler(sampler, rank, world), batch_size // world
+
+
+# --- evaluation: blocks of a split, gathered back ----------------------------------------------
+
+def shard_rows(count: int, rank: Optional[int] = None, world_size: Optional[int] = None) -> Optional[List[int]]:
+    """The rows of a `count`-row split this process encodes: a contiguous block of
+    ceil(count / world_size) rows, the last block wrapped around to the start so that every
+    block has the same size (the gather needs equal shapes); None in a single process (all
+    rows, in order)."""
+    world = get_world_size() if world_size is None else int(world_size)
+    if world == 1:
+        return None
+    block = math.ceil(count / world)
+    first = (get_rank() if rank is None else int(rank)) * block
+    return (np.arange(first, first + block) % count).tolist()
+
+
+def all_gather_list(tensor: torch.Tensor) -> List[torch.Tensor]:
+    """Every process's `tensor` (same shape in all), in rank order, on `tensor`'s device."""
+    if not is_active():
+        return [tensor]
+    local = tensor.to(_collective_device()).contiguous()
+    parts = [torch.empty_like(local) for _ in range(get_world_size())]
+    dist.all_gather(parts, local)
+    return [part.to(tensor.device) for part in parts]
+
+
+def gather_rows(local: torch.Tensor, count: int) -> torch.Tensor:
+    """The blocks of ``shard_rows`` from every process, back in split order: [count, ...]."""
+    if not is_active():
+        return local
+    return torch.cat(all_gather_list(local))[:count]
+
+
+# --- the trained module ------------------------------------------------------------------------
+
+def wrap_for_training(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model` in DistributedDataParallel when distributed (the module itself otherwise).
+
+    Buffers are not broadcast before every forward (DDP's default): that would send, e.g., a
+    CLIP fine-tuner's tokenised prompts every step. ``sync_buffers`` gives every process rank
+    0's buffers once an epoch instead, which is what DDP's default leaves them at too.
+    """
+    if not is_active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    # torch >= 2.15 calls the option forward_sync_buffers and warns about the old name.
+    option = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters \
+        else "broadcast_buffers"
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   **{option: False})
+
+
+def sync_buffers(model: torch.nn.Module):
+    """Rank 0's buffers (BatchNorm running statistics) in every process."""
+    if not is_active():
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
+def gradient_sync(model: torch.nn.Module, enabled: bool):
+    """A context for one step's backward: without sync (accumulation steps) DDP keeps the
+    gradients local and all-reduces them once, at the step that updates."""
+    if enabled or not hasattr(model, "no_sync"):
+        return contextlib.nullcontext()
+    return model.no_sync()
