@@ -18,6 +18,7 @@ from ltbench.data.pool import unlabeled_pool, with_pool_images
 from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.batches import EpochProgress
 from ltbench.engine.features import image_features, text_classifier
+from ltbench.engine.seeding import seed_everything
 from ltbench.ensembles import WeightedEnsemble
 from ltbench.errors import UserError, unknown_name
 from ltbench.losses import build_loss
@@ -88,8 +89,10 @@ class Tackle(Method):
         self._logits_by_split = {}
         needs_teacher = cfg["pool"]["enabled"] or cfg["ensemble"]["with_clip"]
         with ctx.timer("pseudo_label"):
+            # The pool first: a missing or bad pool is a user error before any model is loaded.
+            pool = self._pool(data, ctx) if cfg["pool"]["enabled"] else None
             self.teacher = ClipTeacher(cfg, data, ctx) if needs_teacher else None
-            train = self._enriched_train(data, ctx) if cfg["pool"]["enabled"] else data.split("train")
+            train = self._enriched_train(data, pool, ctx) if pool is not None else data.split("train")
         with ctx.timer("vision_train"):
             self._train_vision(train, data, ctx)
         self.ensemble = None
@@ -98,10 +101,13 @@ class Tackle(Method):
                 self._fit_ensemble(data, ctx)
 
     # -- pseudo-labels -------------------------------------------------------------------------
-    def _enriched_train(self, data, ctx):
-        cfg, select = self.cfg, self.cfg["select"]
-        pool = unlabeled_pool(data, cfg["pool"]["root"], cfg["pool"]["list"], cfg["dataset"].get("root"),
+    def _pool(self, data, ctx):
+        pool_cfg = self.cfg["pool"]
+        return unlabeled_pool(data, pool_cfg["root"], pool_cfg["list"], self.cfg["dataset"].get("root"),
                               log=ctx.log, progress=ctx.progress)
+
+    def _enriched_train(self, data, pool, ctx):
+        cfg, select = self.cfg, self.cfg["select"]
         assigned, confidence = pool_assignments(self.teacher.features(pool), self.teacher.text,
                                                 float(cfg["teacher"]["tau"]))
         selection = select_pseudo_labels(assigned, confidence, data.class_counts, classes=select["classes"],
@@ -124,6 +130,9 @@ class Tackle(Method):
     # -- vision-only model -----------------------------------------------------------------------
     def _train_vision(self, train, data, ctx):
         cfg = self.cfg
+        # Reseed: the model's initial weights then depend on the seed only, not on whether a
+        # teacher was built before (runs with and without the pool start from the same weights).
+        seed_everything(ctx.seed)
         self.model = create_timm_classifier(str(cfg["backbone"]["vision"]), data.num_classes,
                                             bool(cfg["vision"]["pretrained"]), ctx.device)
         self.transform = timm_eval_transform(self.model, cfg["vision"]["input_size"])
