@@ -118,3 +118,12 @@ def fixed_adjustments(adjust, num_members: int) -> List[float]:
         raise UserError(f"ensemble.adjust must be {num_members} numbers (one per member; 1 = subtract the "
                         f"log training prior, 0 = leave the logits) or null, got {adjust!r}")
     return [float(a) for a in adjust]
+
+
+def ensemble_for(section: dict, num_members: int, data) -> WeightedEnsemble:
+    """The configured ensemble of ``num_members`` members for a dataset, checked before any member
+    is trained: weights chosen on val need a val split."""
+    if section.get("weights") is None and "val" not in data.splits:
+        raise UserError(f"ensemble.weights=null chooses weights on val, but dataset '{data.name}' has "
+                        "no val split; fix them, e.g. ensemble.weights=[0.5,0.5]")
+    return WeightedEnsemble(section, num_members, data.class_counts)

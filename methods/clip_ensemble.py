@@ -11,7 +11,7 @@ import numpy as np
 
 from ltbench import registry
 from ltbench.config import related_method_config
-from ltbench.ensembles import WeightedEnsemble
+from ltbench.ensembles import ensemble_for
 from ltbench.errors import UserError
 from ltbench.method import Method
 from ltbench.registry import METHODS
@@ -84,16 +84,13 @@ class ClipEnsemble(Method):
 
     def fit(self, data, ctx):
         section = self.cfg["ensemble"]
+        self.ensemble = ensemble_for(section, len(self.members), data)  # checked before members train
         for member in self.members:
             with ctx.timer(f"member {member.name}"):
                 member.fit(data, ctx)
-        self.ensemble = WeightedEnsemble(section, len(self.members), data.class_counts)
         if "val" in data.splits:
             val = data.split("val")
             self.ensemble.fit([member.logits(val, ctx) for member in self.members], val.labels)
-        elif section["weights"] is None:
-            raise UserError(f"ensemble.weights=null chooses weights on val, but dataset '{data.name}' has "
-                            "no val split; fix them, e.g. ensemble.weights=[0.5,0.5]")
         eval_split = data.split(self.cfg["eval_split"])
         ctx.details["ensemble"] = self.ensemble.summary([member.name for member in self.members],
                                                         weights_source(section, data, eval_split, ctx))

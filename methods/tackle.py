@@ -19,8 +19,8 @@ from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.batches import EpochProgress
 from ltbench.engine.features import image_features, text_classifier
 from ltbench.engine.seeding import seed_everything
-from ltbench.ensembles import WeightedEnsemble
-from ltbench.errors import UserError, unknown_name
+from ltbench.ensembles import ensemble_for
+from ltbench.errors import unknown_name
 from ltbench.losses import build_loss
 from ltbench.method import Method
 from ltbench.models.metadata import templates_by_name
@@ -87,16 +87,18 @@ class Tackle(Method):
     def fit(self, data, ctx):
         cfg = self.cfg
         self._logits_by_split = {}
-        needs_teacher = cfg["pool"]["enabled"] or cfg["ensemble"]["with_clip"]
+        with_clip = bool(cfg["ensemble"]["with_clip"])
+        # Options, pool and ensemble settings are checked first: a user error must come before
+        # any model is loaded or trained.
+        self._select(np.zeros(0, dtype=np.int64), np.zeros(0), data)
+        self.ensemble = ensemble_for(cfg["ensemble"], 2, data) if with_clip else None
         with ctx.timer("pseudo_label"):
-            # The pool first: a missing or bad pool is a user error before any model is loaded.
             pool = self._pool(data, ctx) if cfg["pool"]["enabled"] else None
-            self.teacher = ClipTeacher(cfg, data, ctx) if needs_teacher else None
+            self.teacher = ClipTeacher(cfg, data, ctx) if pool is not None or with_clip else None
             train = self._enriched_train(data, pool, ctx) if pool is not None else data.split("train")
         with ctx.timer("vision_train"):
             self._train_vision(train, data, ctx)
-        self.ensemble = None
-        if cfg["ensemble"]["with_clip"]:
+        if with_clip:
             with ctx.timer("ensemble"):
                 self._fit_ensemble(data, ctx)
 
@@ -106,13 +108,17 @@ class Tackle(Method):
         return unlabeled_pool(data, pool_cfg["root"], pool_cfg["list"], self.cfg["dataset"].get("root"),
                               log=ctx.log, progress=ctx.progress)
 
+    def _select(self, assigned, confidence, data):
+        select = self.cfg["select"]
+        return select_pseudo_labels(assigned, confidence, data.class_counts, classes=select["classes"],
+                                    threshold=select["threshold"], top_n=select["top_n"],
+                                    cap_at_many=select["cap_at_many"], shot_rule=self.cfg["shot_rule"])
+
     def _enriched_train(self, data, pool, ctx):
-        cfg, select = self.cfg, self.cfg["select"]
+        cfg = self.cfg
         assigned, confidence = pool_assignments(self.teacher.features(pool), self.teacher.text,
                                                 float(cfg["teacher"]["tau"]))
-        selection = select_pseudo_labels(assigned, confidence, data.class_counts, classes=select["classes"],
-                                         threshold=select["threshold"], top_n=select["top_n"],
-                                         cap_at_many=select["cap_at_many"], shot_rule=cfg["shot_rule"])
+        selection = self._select(assigned, confidence, data)
         precision = pseudo_label_precision(selection, pool.labels, data.class_counts, cfg["shot_rule"])
         ctx.details["pseudo_labels"] = {
             "pool_images": len(pool), "added": int(len(selection.indices)),
@@ -165,10 +171,6 @@ class Tackle(Method):
     # -- ensemble with CLIP ----------------------------------------------------------------------
     def _fit_ensemble(self, data, ctx):
         section = self.cfg["ensemble"]
-        self.ensemble = WeightedEnsemble(section, 2, data.class_counts)
-        if section["weights"] is None and "val" not in data.splits:
-            raise UserError(f"ensemble.weights=null chooses weights on val, but dataset '{data.name}' has "
-                            "no val split; fix them, e.g. ensemble.weights=[0.5,0.5]")
         if "val" in data.splits:
             val = data.split("val")
             self.ensemble.fit([self._vision_logits(val, ctx), self.teacher.logits(val)], val.labels)

@@ -97,3 +97,16 @@ def test_saved_logits_of_another_dataset_option_are_refused(run_cli, out):
                               "--no-progress", "--cfg-options", f"members=[{saved_path},zeroshot]",
                               "dataset.imbalance_ratio=10")
     assert code != 0 and "other training class counts" in stderr
+
+
+@pytest.mark.parametrize("option, message", [
+    ("select.classes=tail", "select.classes"),
+    ("ensemble.combine=vote", "ensemble.combine"),
+    ("teacher.source=oracle", "teacher.source"),
+    ("pool.root=/no/such/folder", "pool.root is not a folder"),
+])
+def test_bad_tackle_options_fail_before_any_training(run_cli, tmp_path, option, message):
+    code, _, stderr = run_cli("run", "--method", "tackle", "--dataset", "digits_lt", "--out", tmp_path, "--no-progress",
+                              "--cfg-options", "ensemble.with_clip=true", option)
+    assert code != 0 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert not (tmp_path / "work").exists()  # nothing was trained
