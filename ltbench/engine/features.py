@@ -16,7 +16,7 @@ TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
 def extract_image_features(encoder, split, transform, batch_size: int, ctx, desc: str = "features"):
     """[N, D] float32 L2-normalised features, in split order."""
     loader = image_loader(split, transform, batch_size, num_workers=ctx.num_workers,
-                          pin_memory=ctx.device.type == "cuda")
+                          pin_memory=ctx.device.type == "cuda", device=ctx.device)
     chunks = []
     for images, _ in tqdm(loader, desc=desc, disable=not ctx.progress, leave=False):
         images = images.to(ctx.device, non_blocking=True)
@@ -99,7 +99,7 @@ def image_tokens(encoder, split, ctx, batch_size: int, dtype="float16", transfor
 def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, out: np.ndarray, desc: str):
     """Write the tokens of every image of `split` into `out` [N, T, W], in split order."""
     loader = image_loader(split, transform, batch_size, num_workers=ctx.num_workers,
-                          pin_memory=ctx.device.type == "cuda")
+                          pin_memory=ctx.device.type == "cuda", device=ctx.device)
     start = 0
     for images, _ in tqdm(loader, desc=desc, disable=not ctx.progress, leave=False):
         images = images.to(ctx.device, non_blocking=True)
