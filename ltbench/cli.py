@@ -1,4 +1,4 @@
-"""ltbench command line: run | table | list | data check."""
+"""ltbench command line: run | sweep | table | list | data check | cache ls / rm."""
 import argparse
 import os
 import sys
@@ -58,6 +58,41 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("dataset")
     _add_data_options(check)
     check.add_argument("--shot-rule", choices=("standard", "oltr"), default="standard")
+
+    sweep = commands.add_parser("sweep", help="run every (method, dataset, backbone, seed) of a suite YAML")
+    sweep.add_argument("suite", help="a suite YAML file, or the name of one in benchmarks/suites/")
+    _add_data_options(sweep)
+    sweep.add_argument("--out", default="results", help="results folder (default: results)")
+    sweep.add_argument("--force", action="store_true", help="rerun entries whose record exists (default: skip them)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue interrupted entries from their last epoch checkpoint")
+    sweep.add_argument("--dry-run", action="store_true", help="print the grid and what would run, run nothing")
+    sweep.add_argument("--device", help="cpu, cuda, cuda:1 (default: auto)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sweep.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                       help="local: one entry after another here; slurm: one job per entry (needs submitit)")
+    slurm = sweep.add_argument_group("slurm launcher (--launcher slurm)")
+    slurm.add_argument("--partition", help="Slurm partition (required with --launcher slurm)")
+    slurm.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per job (default: 1)")
+    slurm.add_argument("--cpus-per-task", type=int, default=8, help="CPU cores per job (default: 8)")
+    slurm.add_argument("--mem-gb", type=float, help="memory per job (default: the partition's)")
+    slurm.add_argument("--timeout-min", type=int, default=24 * 60, help="time limit per job (default: 1440)")
+    slurm.add_argument("--slurm-array-parallelism", type=int, metavar="K", help="at most K jobs running at once")
+    slurm.add_argument("--slurm-additional", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                       help="other sbatch options, e.g. account=proj qos=high constraint=a100")
+
+    cache = commands.add_parser("cache", help="list or remove feature cache entries")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
+    cache_ls = cache_commands.add_parser("ls", help="one line per entry: key, kind, shape, size, date, inputs")
+    cache_rm = cache_commands.add_parser("rm", help="remove entries (.npy and .json together) and stray temp files")
+    cache_rm.add_argument("keys", nargs="*", metavar="KEY_PREFIX", help="entries to remove, by key prefix")
+    cache_rm.add_argument("--kind", help="only entries of this kind (image_features, image_tokens, "
+                                         "text_classifier, temp)")
+    cache_rm.add_argument("--older-than", type=float, metavar="DAYS", help="only entries not modified for DAYS days")
+    cache_rm.add_argument("--all", action="store_true", help="allow removing every entry (with no other filter)")
+    cache_rm.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    for cache_parser in (cache_ls, cache_rm):
+        cache_parser.add_argument("--cache-dir", help="cache root (default: $LTBENCH_CACHE or ~/.cache/ltbench)")
     return parser
 
 
@@ -168,7 +203,44 @@ def command_data_check(args) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "table": command_table, "list": command_list}
+def command_sweep(args) -> int:
+    from ltbench import sweep
+    from ltbench.suite import find_suite, load_suite
+
+    suite = load_suite(find_suite(args.suite))
+    options = sweep.SweepOptions(out=args.out, data_root=args.data_root, split_dir=args.split_dir,
+                                 cfg_options=tuple(args.cfg_options), device=args.device,
+                                 progress=not args.no_progress, skip_existing=not args.force, resume=args.resume)
+    if args.dry_run:
+        return sweep.print_plan(suite, options)
+    if args.launcher == "local":
+        return sweep.run_locally(suite, options)
+    if not args.partition:
+        raise UserError("--launcher slurm needs --partition NAME")
+    additional = dict(option.partition("=")[::2] for option in args.slurm_additional)
+    if any(not key or not value for key, value in additional.items()):
+        raise UserError("--slurm-additional: expected KEY=VALUE such as account=myproject")
+    slurm = sweep.SlurmOptions(partition=args.partition, gpus_per_node=args.gpus_per_node,
+                               cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, timeout_min=args.timeout_min,
+                               array_parallelism=args.slurm_array_parallelism, additional=additional)
+    return sweep.submit_to_slurm(suite, options, slurm)[0]
+
+
+def command_cache(args) -> int:
+    from ltbench.engine import cache_admin
+    from ltbench.engine.cache import ArrayCache
+
+    root = ArrayCache(args.cache_dir).root
+    if args.cache_command == "ls":
+        print(cache_admin.list_report(root))
+    else:
+        print(cache_admin.remove_report(root, args.keys, kind=args.kind, older_than_days=args.older_than,
+                                        everything=args.all, dry_run=args.dry_run))
+    return 0
+
+
+COMMANDS = {"run": command_run, "table": command_table, "list": command_list, "sweep": command_sweep,
+            "cache": command_cache}
 
 
 def main(argv=None) -> int:

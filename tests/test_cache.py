@@ -59,3 +59,59 @@ def test_image_features_keyed_by_weights_transform_and_split(context, monkeypatc
     features_module.image_features(encoder, data.split("train"), context, batch_size=64)
     assert calls == ["train", "test", "train", "train"]
     assert train.shape == (len(data.split("train")), encoder.embed_dim)
+
+
+# ---- concurrent writers: several processes computing and storing the same key at once ----
+
+WRITERS = 4
+SHARED_DESCRIPTION = {"kind": "image_features", "split": "array:shared", "weights": "w"}
+
+
+def _expected_array():
+    # Large enough (16 MB) that the writers' np.save calls overlap in time.
+    return np.arange(4 << 20, dtype=np.float32).reshape(-1, 64)
+
+
+def _write_shared_key(root, streaming, all_missed, results):
+    """One writer process: every writer reaches compute / fill (a miss) before any of them stores."""
+    cache = ArrayCache(root)
+    expected = _expected_array()
+
+    def compute():
+        all_missed.wait(timeout=60)
+        return expected
+
+    def fill(out):
+        all_missed.wait(timeout=60)
+        out[:] = expected
+
+    if streaming:
+        array = cache.get_or_compute_streaming(SHARED_DESCRIPTION, expected.shape, expected.dtype, fill)
+    else:
+        array = cache.get_or_compute(SHARED_DESCRIPTION, compute)
+    results.put(bool(np.array_equal(array, expected)))
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["get_or_compute", "streaming"])
+def test_concurrent_writers_of_one_key_leave_one_complete_entry(tmp_path, streaming):
+    import json
+    import multiprocessing
+
+    # fork: the children need only numpy and the cache, and start in milliseconds.
+    context = multiprocessing.get_context("fork")
+    all_missed, results = context.Barrier(WRITERS), context.Queue()
+    writers = [context.Process(target=_write_shared_key, args=(tmp_path, streaming, all_missed, results))
+               for _ in range(WRITERS)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert [writer.exitcode for writer in writers] == [0] * WRITERS
+    # The barrier inside compute / fill proves every writer missed and wrote the entry itself.
+    assert [results.get(timeout=5) for _ in range(WRITERS)] == [True] * WRITERS
+
+    cache = ArrayCache(tmp_path)
+    key = cache_key(SHARED_DESCRIPTION)
+    assert np.array_equal(cache.load(key), _expected_array())
+    assert json.loads(cache.path(key).with_suffix(".json").read_text()) == SHARED_DESCRIPTION
+    assert sorted(p.name for p in cache.path(key).parent.iterdir()) == [f"{key}.json", f"{key}.npy"]

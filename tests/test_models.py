@@ -89,6 +89,17 @@ def test_fingerprints_follow_the_weights(tiny):
         tiny.model.visual.proj.sub_(1.0)
 
 
+def test_fingerprints_hash_batchnorm_buffers():
+    """ResNet CLIPs (RN50, ...) hold 0-d int64 buffers (num_batches_tracked); their hash must work
+    and follow their value."""
+    from ltbench.models.fingerprint import state_dict_sha256
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    before = state_dict_sha256(module)
+    module[1].num_batches_tracked += 1
+    assert state_dict_sha256(module) != before
+
+
 def test_heads_initialised_from_text_reproduce_zero_shot():
     text = torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)
     features = torch.nn.functional.normalize(torch.randn(7, 16), dim=-1)

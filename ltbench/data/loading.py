@@ -56,11 +56,12 @@ class _SeededSampler(Sampler):
 
 
 class _ArrayBatches:
-    """Batches of an in-memory split, transformed a whole batch at a time."""
+    """Batches of an in-memory split, transformed a whole batch at a time (on ``device`` if given)."""
 
-    def __init__(self, split: ArraySplit, transform: TransformSpec, batch_size, sampler, drop_last):
+    def __init__(self, split: ArraySplit, transform: TransformSpec, batch_size, sampler, drop_last, device=None):
         self.split, self.transform = split, transform
         self.batch_size, self.sampler, self.drop_last = batch_size, sampler, drop_last
+        self.device = device
 
     def __len__(self):
         total = len(self.sampler) if self.sampler is not None else len(self.split)
@@ -77,7 +78,7 @@ class _ArrayBatches:
             yield images, torch.from_numpy(self.split.labels[index])
 
     def _transform(self, images, number):
-        return self.transform.apply_batch(images)
+        return self.transform.apply_batch(images, self.device)
 
 
 class _AugmentedArrayBatches(_ArrayBatches):
@@ -102,10 +103,14 @@ def _seeds(count: int, *entropy) -> np.ndarray:
 
 
 def image_loader(split: Split, transform: TransformSpec, batch_size: int, sampler=None,
-                 num_workers: int = 0, pin_memory: bool = False, drop_last: bool = False):
-    """Iterable of (images [B, 3, S, S] float, labels [B]) in sampler order (split order if None)."""
+                 num_workers: int = 0, pin_memory: bool = False, drop_last: bool = False, device=None):
+    """Iterable of (images [B, 3, S, S] float, labels [B]) in sampler order (split order if None).
+
+    ``device``: where an in-memory split's batches are transformed (and its images come back);
+    file splits are decoded and transformed on the CPU by ``num_workers`` loader processes.
+    """
     if isinstance(split, ArraySplit):
-        return _ArrayBatches(split, transform, batch_size, sampler, drop_last)
+        return _ArrayBatches(split, transform, batch_size, sampler, drop_last, device)
     if isinstance(split, FileSplit):
         return DataLoader(_ImageFileDataset(split, transform.pil_transform()), batch_size=batch_size,
                           sampler=sampler, shuffle=False, num_workers=num_workers,

@@ -22,7 +22,8 @@ TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
 def extract_image_features(encoder, split, transform, batch_size: int, ctx, desc: str = "features"):
     """[N, D] float32 L2-normalised features, in split order."""
     loader = image_loader(split, transform, batch_size, sampler=distributed.shard_rows(len(split)),
-                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
+                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda",
+                          device=ctx.device)
     chunks = []
     for images, _ in tqdm(loader, desc=desc, disable=not ctx.show_progress, leave=False):
         images = images.to(ctx.device, non_blocking=True)
@@ -113,7 +114,8 @@ def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, shape
     rows = distributed.shard_rows(len(split))
     block = len(split) if rows is None else len(rows)
     loader = image_loader(split, transform, batch_size, sampler=rows, num_workers=ctx.num_workers,
-                          pin_memory=ctx.device.type == "cuda")
+                          pin_memory=ctx.device.type == "cuda",
+                          device=ctx.device)
     start = 0
     for images, _ in tqdm(loader, desc=desc, disable=not ctx.show_progress, leave=False):
         images = images.to(ctx.device, non_blocking=True)

@@ -12,7 +12,9 @@ def state_dict_sha256(module: torch.nn.Module, include: Callable[[str], bool] = 
             continue
         data = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}:{tuple(data.shape)}:{data.dtype}".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        # Flattened first: a 0-d tensor of a wider type (BatchNorm's num_batches_tracked) cannot
+        # be viewed as bytes; the bytes of every other tensor are the same either way.
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return digest.hexdigest()
 
 
