@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="print the grid and what would run, run nothing")
     sweep.add_argument("--device", help="cpu, cuda, cuda:1 (default: auto)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sweep.add_argument("--save-logits", action="store_true", help="as in `ltbench run`: logits beside each record")
     sweep.add_argument("--launcher", choices=("local", "slurm"), default="local",
                        help="local: one entry after another here; slurm: one job per entry (needs submitit)")
     slurm = sweep.add_argument_group("slurm launcher (--launcher slurm)")
@@ -210,7 +211,8 @@ def command_sweep(args) -> int:
     suite = load_suite(find_suite(args.suite))
     options = sweep.SweepOptions(out=args.out, data_root=args.data_root, split_dir=args.split_dir,
                                  cfg_options=tuple(args.cfg_options), device=args.device,
-                                 progress=not args.no_progress, skip_existing=not args.force, resume=args.resume)
+                                 progress=not args.no_progress, save_logits=args.save_logits,
+                                 skip_existing=not args.force, resume=args.resume)
     if args.dry_run:
         return sweep.print_plan(suite, options)
     if args.launcher == "local":

@@ -25,6 +25,7 @@ class SweepOptions:
     cfg_options: Tuple[str, ...] = ()  # from the command line: after the suite's, so they win
     device: Optional[str] = None
     progress: bool = True
+    save_logits: bool = False
     skip_existing: bool = True
     resume: bool = False
 
@@ -52,7 +53,7 @@ def resolve_entry(entry: SweepEntry, options: SweepOptions) -> dict:
 
     args = argparse.Namespace(
         backbone=entry.backbone, seed=entry.seed, data_root=options.data_root, split_dir=options.split_dir,
-        device=options.device, no_progress=not options.progress,
+        device=options.device, no_progress=not options.progress, save_logits=options.save_logits,
         cfg_options=[*entry.cfg_options, *options.cfg_options])
     return resolve_run_config(entry.method, entry.dataset, args)
 
