@@ -126,9 +126,9 @@ class Tackle(Method):
             "mean_confidence": float(selection.confidence.mean()) if len(selection.indices) else None,
             "precision": precision,
         }
-        shown = "" if precision is None else ", precision " + ", ".join(
-            f"{group} {value:.1f}%" for group, value in precision.items()
-            if group != "images_with_known_label" and value is not None)
+        measured = [f"{group} {value:.1f}%" for group, value in (precision or {}).items()
+                    if group != "images_with_known_label" and value is not None]
+        shown = ", precision " + ", ".join(measured) if measured else ""
         ctx.log(f"pseudo-labels: {len(selection.indices):,} of {len(pool):,} pool images join "
                 f"{int((selection.added_per_class > 0).sum())} classes{shown}")
         return with_pool_images(data.split("train"), pool, selection.indices, selection.labels)
