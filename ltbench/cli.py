@@ -118,7 +118,7 @@ def resolve_run_config(method, dataset, args):
 def command_run(args) -> int:
     from ltbench import runner
     from ltbench.engine import distributed
-    from ltbench.metrics import GROUPS
+    from ltbench.metrics import format_scores
 
     cfg = resolve_run_config(args.method, args.dataset, args)
     path, record = runner.run(cfg, Path(args.out), skip_existing=args.skip_existing, resume=args.resume)
@@ -127,11 +127,8 @@ def command_run(args) -> int:
     if record is None:
         print(f"skipped: {path} exists (--skip-existing)")
         return 0
-    metrics = record["metrics"]
-    groups = "  ".join(f"{g} {metrics[g]:.2f}" if metrics[g] is not None else f"{g} -" for g in GROUPS)
     print(f"{record['method']} on {record['dataset']} ({record['backbone']}, seed {record['seed']}, "
-          f"{record['eval_split']}): overall {metrics['overall']:.2f}  {groups}  "
-          f"[{record['timings']['total']:.1f}s]")
+          f"{record['eval_split']}): {format_scores(record['metrics'])}  [{record['timings']['total']:.1f}s]")
     print(f"record: {path}")
     return 0
 

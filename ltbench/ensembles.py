@@ -86,7 +86,8 @@ class WeightedEnsemble:
         counts = np.asarray(train_class_counts, dtype=np.float64)
         self.log_prior = np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)
         self.step = float(section.get("weight_step", 0.05))
-        self.weights = None if section.get("weights") is None else fixed_weights(section["weights"], num_members)
+        self.fixed = section.get("weights") is not None
+        self.weights = fixed_weights(section["weights"], num_members) if self.fixed else None
         self.val_top1 = None
 
     def _scores(self, member_logits):
@@ -110,6 +111,17 @@ class WeightedEnsemble:
     def summary(self, member_names, chosen_on: str) -> dict:
         return {"members": list(member_names), "combine": self.rule, "adjust": self.adjust,
                 "weights": self.weights, "weights_from": chosen_on, "val_top1": self.val_top1}
+
+    def weights_origin(self, data, eval_split, log) -> str:
+        """Where the weights came from, for the record. Weights chosen on a val split that is the
+        evaluation split itself (CIFAR-LT has no val split) flatter the result: ``log`` warns."""
+        if self.fixed:
+            return "fixed"
+        if data.split("val").fingerprint == eval_split.fingerprint:
+            log(f"warning: ensemble weights are chosen on val, which is the {eval_split.name} split itself "
+                f"for {data.name}; fix them (ensemble.weights) for an unbiased result")
+            return "val (the evaluation images themselves)"
+        return "val"
 
 
 def fixed_adjustments(adjust, num_members: int) -> List[float]:

@@ -85,3 +85,9 @@ def evaluate(logits, labels, class_counts, rule: str = "standard") -> dict:
         "group_sizes": group_sizes(class_counts, rule),
         "per_class_accuracy": [None if np.isnan(v) else float(v) for v in per_class],
     }
+
+
+def format_scores(metrics: dict) -> str:
+    """'overall 65.00  many 96.67  medium 84.17  few 43.33' (a group without classes: '-')."""
+    groups = "  ".join(f"{g} {metrics[g]:.2f}" if metrics[g] is not None else f"{g} -" for g in GROUPS)
+    return f"overall {metrics['overall']:.2f}  {groups}"

@@ -72,15 +72,13 @@ def planned_record_path(cfg: dict, options: SweepOptions) -> Path:
 def run_entry(entry: SweepEntry, options: SweepOptions) -> Outcome:
     """Run one entry and write its record; what both launchers (and each Slurm job) call."""
     from ltbench import runner
-    from ltbench.metrics import GROUPS
+    from ltbench.metrics import format_scores
 
     cfg = resolve_entry(entry, options)
     path, record = runner.run(cfg, Path(options.out), skip_existing=options.skip_existing, resume=options.resume)
     if record is None:
         return Outcome("skipped", f"record exists: {path}")
-    metrics = record["metrics"]
-    groups = "  ".join(f"{g} {metrics[g]:.2f}" if metrics[g] is not None else f"{g} -" for g in GROUPS)
-    return Outcome("ran", f"overall {metrics['overall']:.2f}  {groups}  [{record['timings']['total']:.1f}s]  {path}")
+    return Outcome("ran", f"{format_scores(record['metrics'])}  [{record['timings']['total']:.1f}s]  {path}")
 
 
 def _summary(suite: Suite, failures: List[Tuple[SweepEntry, str]], counts: str) -> str:

@@ -16,7 +16,6 @@ from ltbench.errors import UserError
 from ltbench.method import Method
 from ltbench.registry import METHODS
 from ltbench.saved_logits import SavedRun
-from methods.tackle import weights_source
 
 ALIASES = {"zeroshot": "zeroshot_clip"}
 
@@ -83,19 +82,25 @@ class ClipEnsemble(Method):
         return "+".join(member.label for member in self.members)
 
     def fit(self, data, ctx):
-        section = self.cfg["ensemble"]
-        self.ensemble = ensemble_for(section, len(self.members), data)  # checked before members train
+        self._logits_by_split = {}
+        self.ensemble = ensemble_for(self.cfg["ensemble"], len(self.members), data)  # checked before members train
         for member in self.members:
             with ctx.timer(f"member {member.name}"):
                 member.fit(data, ctx)
         if "val" in data.splits:
             val = data.split("val")
-            self.ensemble.fit([member.logits(val, ctx) for member in self.members], val.labels)
+            self.ensemble.fit(self._member_logits(val, ctx), val.labels)
         eval_split = data.split(self.cfg["eval_split"])
         ctx.details["ensemble"] = self.ensemble.summary([member.name for member in self.members],
-                                                        weights_source(section, data, eval_split, ctx))
+                                                        self.ensemble.weights_origin(data, eval_split, ctx.log))
         ctx.log("ensemble weights: " + ", ".join(f"{member.name} {weight:.2f}"
                                                  for member, weight in zip(self.members, self.ensemble.weights)))
 
+    def _member_logits(self, split, ctx):
+        """Every member's logits of ``split``, once per run (val serves the weights and the val metrics)."""
+        if split.fingerprint not in self._logits_by_split:
+            self._logits_by_split[split.fingerprint] = [member.logits(split, ctx) for member in self.members]
+        return self._logits_by_split[split.fingerprint]
+
     def predict(self, split, ctx) -> np.ndarray:
-        return self.ensemble([member.logits(split, ctx) for member in self.members])
+        return self.ensemble(self._member_logits(split, ctx))

@@ -43,6 +43,7 @@ class ClipTeacher:
         if teacher["source"] not in TEACHERS:
             raise unknown_name("teacher.source", teacher["source"], TEACHERS)
         self.cfg, self.ctx = cfg, ctx
+        self._logits_by_split = {}
         self.clip = create_clip_backbone(cfg, ctx)
         if teacher["source"] == "ballad_phase_a":
             ballad_cfg = related_method_config("ballad", cfg, teacher["ballad_options"] or ())
@@ -57,20 +58,13 @@ class ClipTeacher:
         return image_features(self.clip, split, self.ctx, batch_size=self.cfg["eval_batch_size"])
 
     def logits(self, split) -> np.ndarray:
-        features = torch.from_numpy(np.array(self.features(split)))  # copy: cache hits are read-only
-        return (float(self.cfg["text"]["logit_scale"]) * features @ self.text.t()).numpy()
-
-
-def weights_source(section: dict, data, eval_split, ctx) -> str:
-    """How the ensemble weights were set, for the record; warns when 'val' is the evaluation split
-    itself (CIFAR-LT has no val split), since weights chosen there flatter the result."""
-    if section["weights"] is not None:
-        return "fixed"
-    if data.split("val").fingerprint == eval_split.fingerprint:
-        ctx.log(f"warning: ensemble weights are chosen on val, which is the {eval_split.name} split itself "
-                f"for {data.name}; fix them (ensemble.weights) for an unbiased result")
-        return "val (the evaluation images themselves)"
-    return "val"
+        """Zero-shot logits, computed once per split and run (val and the evaluation split serve
+        both the ensemble's fit and the final prediction)."""
+        if split.fingerprint not in self._logits_by_split:
+            features = torch.from_numpy(np.array(self.features(split)))  # copy: cache hits are read-only
+            self._logits_by_split[split.fingerprint] = (
+                float(self.cfg["text"]["logit_scale"]) * features @ self.text.t()).numpy()
+        return self._logits_by_split[split.fingerprint]
 
 
 @METHODS.register_module(name="tackle")
@@ -170,14 +164,14 @@ class Tackle(Method):
 
     # -- ensemble with CLIP ----------------------------------------------------------------------
     def _fit_ensemble(self, data, ctx):
-        section = self.cfg["ensemble"]
         if "val" in data.splits:
             val = data.split("val")
             self.ensemble.fit([self._vision_logits(val, ctx), self.teacher.logits(val)], val.labels)
         eval_split = data.split(self.cfg["eval_split"])
         ctx.report("vision_only", self._vision_logits(eval_split, ctx), eval_split)
         ctx.report("clip", self.teacher.logits(eval_split), eval_split)
-        ctx.details["ensemble"] = self.ensemble.summary(["vision", "clip"], weights_source(section, data, eval_split, ctx))
+        ctx.details["ensemble"] = self.ensemble.summary(["vision", "clip"],
+                                                        self.ensemble.weights_origin(data, eval_split, ctx.log))
         ctx.log(f"ensemble: weights vision {self.ensemble.weights[0]:.2f}, clip {self.ensemble.weights[1]:.2f}")
 
     def predict(self, split, ctx) -> np.ndarray:

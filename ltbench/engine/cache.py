@@ -26,6 +26,10 @@ from ltbench.engine import distributed
 from ltbench.errors import UserError
 
 
+# Entries live in <root>/arrays/<first two key characters>/<key>.npy (+ .json description).
+ENTRIES_FOLDER = "arrays"
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("LTBENCH_CACHE") or Path.home() / ".cache" / "ltbench")
 
@@ -39,7 +43,7 @@ class ArrayCache:
         self.root = Path(root) if root else default_cache_dir()
 
     def path(self, key: str) -> Path:
-        return self.root / "arrays" / key[:2] / f"{key}.npy"
+        return self.root / ENTRIES_FOLDER / key[:2] / f"{key}.npy"
 
     def load(self, key: str) -> Optional[np.ndarray]:
         path = self.path(key)

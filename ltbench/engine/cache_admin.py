@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from tabulate import tabulate
 
-from ltbench.engine.cache import format_bytes
+from ltbench.engine.cache import ENTRIES_FOLDER, format_bytes
 from ltbench.errors import UserError, close_matches_hint
 
 KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -149,7 +149,7 @@ def _entry(key: str, npy: Path, description_path: Path) -> Optional[CacheFile]:
 def scan(root: Path) -> Tuple[List[CacheFile], List[CacheFile]]:
     """(entries sorted by kind then date, temp files sorted by date) under cache root ``root``."""
     entries, temps = [], []
-    for folder in sorted((Path(root) / "arrays").glob("*")):
+    for folder in sorted((Path(root) / ENTRIES_FOLDER).glob("*")):
         if not folder.is_dir():
             continue
         keys = set()
