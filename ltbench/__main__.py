@@ -1,3 +1,3 @@
-from ltbench.cli import main
+from ltbench.app.cli import main
 
 raise SystemExit(main())

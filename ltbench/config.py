@@ -15,11 +15,16 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import Iterable, Mapping, Optional, Tuple
 
 import yaml
 
-from ltbench.errors import UserError, close_matches_hint
+from ltbench.core.errors import UserError, close_matches_hint
+
+DEFAULTS_FILE = "defaults.yaml"
 
 # Keys that do not change a run's numbers: left out of the config hash (the seed is kept apart
 # so that seeds of one configuration group together in tables).
@@ -57,11 +62,25 @@ def load_yaml(path: Path) -> dict:
 
 
 def benchmarks_dir() -> Path:
-    """benchmarks/ of this checkout, or $LTBENCH_BENCHMARKS."""
+    """The config folder: $LTBENCH_BENCHMARKS, or the package ``ltbench.benchmarks`` (the
+    repository's benchmarks/ folder, shipped inside the wheel). A folder without defaults.yaml
+    is a one-line error: resolving a run without the defaults would give a config missing
+    required keys."""
     env = os.environ.get("LTBENCH_BENCHMARKS")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1] / "benchmarks"
+        root, origin = Path(env).expanduser(), "$LTBENCH_BENCHMARKS"
+    else:
+        try:
+            root = Path(str(resources.files("ltbench.benchmarks")))
+        except ModuleNotFoundError:
+            raise UserError("ltbench's config package (ltbench.benchmarks) is not installed; "
+                            "reinstall ltbench (pip install .) or set LTBENCH_BENCHMARKS to a config folder") from None
+        origin = "the installed package ltbench.benchmarks"
+    if not (root / DEFAULTS_FILE).is_file():
+        raise UserError(f"config folder {root} (from {origin}) has no {DEFAULTS_FILE}; point LTBENCH_BENCHMARKS "
+                        "at a folder laid out like ltbench's benchmarks/ (defaults.yaml, datasets/, methods/) "
+                        "or reinstall ltbench")
+    return root
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -151,7 +170,7 @@ def method_defaults(method_name: str, method_cls, dataset_name: str, root: Path,
 
 
 def _dataset_level_config(dataset_name: str, root: Path) -> dict:
-    cfg = load_yaml(root / "defaults.yaml") if (root / "defaults.yaml").exists() else {}
+    cfg = load_yaml(root / DEFAULTS_FILE)
     dataset_file = root / "datasets" / f"{dataset_name}.yaml"
     if dataset_file.exists():
         cfg = deep_merge(cfg, load_yaml(dataset_file))
@@ -159,39 +178,86 @@ def _dataset_level_config(dataset_name: str, root: Path) -> dict:
     return cfg
 
 
-def resolve_config(method_name, method_cls, dataset_name, cli_overrides=None, cfg_options=()):
-    """The fully resolved config of one run (see the module docstring for the order)."""
+@dataclass(frozen=True)
+class RunRequest:
+    """What one run is asked for: the one input of ``resolve`` for the CLI, suites and runs that
+    build on other methods (ensemble members, pseudo-label teachers).
+
+    overrides: dotted key -> value that replace what the YAML says without being checked (the
+    CLI's flags: data root, device, ...; None means not given). options: (dotted key, value)
+    pairs applied after them, strictly: a key must exist, so a typo is an error (--cfg-options,
+    a suite's cfg_options).
+    """
+
+    method: str
+    dataset: str
+    backbone: Optional[str] = None
+    seed: Optional[int] = None
+    overrides: Mapping[str, object] = field(default_factory=dict)
+    options: Tuple[Tuple[str, object], ...] = ()
+
+
+def parse_cfg_options(options: Iterable[str]) -> Tuple[Tuple[str, object], ...]:
+    """'a.b=value' strings (values in YAML) -> RunRequest.options pairs."""
+    pairs = []
+    for option in options or ():
+        keys, value = parse_cfg_option(option)
+        pairs.append((".".join(keys), value))
+    return tuple(pairs)
+
+
+def runtime_overrides(data_root=None, split_dir=None, device=None, progress=True, save_logits=False) -> dict:
+    """The config keys that `run` and `sweep` flags set (None: not given, the YAML's value stays)."""
+    return {
+        "dataset.root": data_root,
+        "dataset.split_dir": split_dir,
+        "runtime.device": device,
+        "runtime.progress": None if progress else False,
+        "runtime.save_logits": True if save_logits else None,
+    }
+
+
+def resolve(request: RunRequest) -> dict:
+    """The fully resolved config of one run: the method and dataset must be registered."""
+    from ltbench.core import registry
+
+    method_cls = registry.get(registry.METHODS, request.method)
+    registry.get(registry.DATASETS, request.dataset)
+    return resolve_config(request, method_cls)
+
+
+def resolve_config(request: RunRequest, method_cls) -> dict:
+    """The config of `request` with `method_cls`'s defaults (see the module docstring for the order)."""
+    overrides = {"backbone.clip": request.backbone, "seed": request.seed, **request.overrides}
     root = benchmarks_dir()
 
-    def resolve(backbone):
-        cfg = _dataset_level_config(dataset_name, root)
-        cfg = deep_merge(cfg, method_defaults(method_name, method_cls, dataset_name, root, backbone))
-        cfg["method"] = method_name
-        cfg["dataset"]["name"] = dataset_name
-        return apply_overrides(cfg, cli_overrides, cfg_options)
+    def resolved_with(backbone):
+        cfg = _dataset_level_config(request.dataset, root)
+        cfg = deep_merge(cfg, method_defaults(request.method, method_cls, request.dataset, root, backbone))
+        cfg["method"] = request.method
+        cfg["dataset"]["name"] = request.dataset
+        return apply_overrides(cfg, overrides, request.options)
 
     # The backbone picks the per_backbone section, and the CLI may change the backbone: resolve
     # once to learn it, then again with that backbone's section in place. A method whose recipe
     # depends on another backbone (TACKLE's vision model) names it in `per_backbone_from`.
-    first = resolve(None)
-    backbone = get_dotted(first, first.get("per_backbone_from") or "backbone.clip")
-    return resolve(backbone)
+    first = resolved_with(None)
+    return resolved_with(get_dotted(first, first.get("per_backbone_from") or "backbone.clip"))
 
 
-def resolve_dataset_config(dataset_name, cli_overrides=None, cfg_options=()):
+def resolve_dataset_config(dataset_name, overrides=None, options=()):
     """defaults.yaml <- datasets/<D>.yaml <- CLI: what a dataset tool (data check) needs."""
     cfg = _dataset_level_config(dataset_name, benchmarks_dir())
-    return apply_overrides(cfg, cli_overrides, cfg_options)
+    return apply_overrides(cfg, overrides, options)
 
 
-def apply_overrides(cfg: dict, cli_overrides=None, cfg_options=()) -> dict:
-    """CLI flags (dotted key -> value, None = not given), then strict --cfg-options."""
-    for dotted, value in (cli_overrides or {}).items():
+def apply_overrides(cfg: dict, overrides=None, options=()) -> dict:
+    """Unchecked overrides (dotted key -> value, None = not given), then strict option pairs."""
+    for dotted, value in (overrides or {}).items():
         if value is not None:
             set_dotted(cfg, dotted.split("."), value, strict=False)
-    for option in cfg_options or ():
-        keys, value = parse_cfg_option(option)
-        set_dotted(cfg, keys, value, strict=True)
+    for dotted, value in options or ():
+        set_dotted(cfg, dotted.split("."), value, strict=True)
     return cfg
 
 
@@ -210,10 +276,8 @@ def related_method_config(method_name: str, cfg: dict, cfg_options=()) -> dict:
     """The config ``method_name`` resolves to for this run's dataset (with its options), backbone,
     seed and runtime: for a method one run builds on (an ensemble member, a pseudo-label teacher),
     configured exactly as its own run would be, so that stage checkpoints shared by hash (BALLAD's
-    phase A) are found again."""
-    from ltbench import registry
-
-    method_cls = registry.get(registry.METHODS, method_name, listing="methods")
-    overrides = {"backbone.clip": cfg["backbone"]["clip"], "seed": cfg["seed"],
-                 "dataset": copy.deepcopy(cfg["dataset"]), "runtime": copy.deepcopy(cfg["runtime"])}
-    return resolve_config(method_name, method_cls, cfg["dataset"]["name"], overrides, cfg_options)
+    phase A) are found again. cfg_options: 'KEY=VALUE' strings for that method's config."""
+    return resolve(RunRequest(
+        method=method_name, dataset=cfg["dataset"]["name"], backbone=cfg["backbone"]["clip"], seed=cfg["seed"],
+        overrides={"dataset": copy.deepcopy(cfg["dataset"]), "runtime": copy.deepcopy(cfg["runtime"])},
+        options=parse_cfg_options(cfg_options)))

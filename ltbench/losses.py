@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltbench.errors import UserError, close_matches_hint
-from ltbench.registry import LOSSES
+from ltbench.core.errors import UserError
+from ltbench.core import registry
+from ltbench.core.registry import LOSSES
 
 # Arguments of every loss call, never options.
 CALL_ARGUMENTS = ("logits", "targets", "class_counts", "progress")
@@ -182,26 +183,7 @@ class Loss:
 
 def build_loss(spec) -> Loss:
     """A callable (logits, targets, class_counts, progress=None) from a name or {'type': name, **options}."""
-    from ltbench import registry
-
-    if isinstance(spec, str):
-        spec = {"type": spec}
-    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-        raise UserError(f"a loss is a name or a mapping with a 'type' name and options, got {spec!r}; "
-                        "see `ltbench list losses`")
-    options = dict(spec)
-    name = options.pop("type")
-    loss_fn = registry.get(LOSSES, name, listing="losses")
-    parameters = inspect.signature(loss_fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    allowed = [key for key, p in parameters.items() if key not in CALL_ARGUMENTS
-               and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
-    for key in options:
-        if key in CALL_ARGUMENTS:
-            raise UserError(f"loss '{name}': '{key}' is an argument of each call, not an option")
-        if key not in allowed and not takes_any:
-            hint = close_matches_hint(key, allowed) if allowed else " (it takes no options)"
-            raise UserError(f"loss '{name}' has no option '{key}'{hint}")
+    name, loss_fn, options = registry.resolve_spec(LOSSES, spec, call_arguments=CALL_ARGUMENTS)
     if name in OPTION_CHECKS:  # bad values fail here, before any training
         _check(name, **{key: value for key, value in options.items() if key in OPTION_CHECKS[name]})
     return Loss(name, loss_fn, options)

@@ -19,7 +19,7 @@ GROUPS = ("many", "medium", "few")
 def shot_groups(class_counts, rule: str = "standard") -> np.ndarray:
     """'many' / 'medium' / 'few' for each class, from its training image count."""
     if rule not in SHOT_RULES:
-        from ltbench.errors import unknown_name
+        from ltbench.core.errors import unknown_name
 
         raise unknown_name("shot rule", rule, SHOT_RULES)
     counts = np.asarray(class_counts)

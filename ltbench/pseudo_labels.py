@@ -13,7 +13,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from ltbench.errors import UserError, unknown_name
+from ltbench.core.errors import UserError, unknown_name
 from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
 
 # Which classes may receive pool images, by their shot group in the original train split.

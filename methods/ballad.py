@@ -22,16 +22,15 @@ from ltbench.engine.batches import TensorBatches
 from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.features import image_features, text_classifier
 from ltbench.engine.trainer import save_atomic
-from ltbench.errors import UserError, unknown_name
+from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.losses import multi_positive_contrastive
-from ltbench.method import Method
+from ltbench.engine.method import Method
 from ltbench.models.adapters import ResidualAdapter, TextCosineClassifier
-from ltbench.models.backbones import first_line_of
 from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
-from ltbench.models.metadata import templates_by_name
-from ltbench.registry import METHODS
-from ltbench.results import backbone_slug
-from methods.zeroshot_clip import create_clip_backbone
+from ltbench.data.prompts import templates_by_name
+from ltbench.core.registry import METHODS
+from ltbench.records.results import backbone_slug
+from ltbench.methods.zeroshot_clip import create_clip_backbone
 
 PHASE_A_LOSSES = ("contrastive", "class_ce")
 CHECKPOINT_FORMAT = "ltbench.ballad.phase_a/1"

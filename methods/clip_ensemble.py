@@ -3,19 +3,19 @@
 A member is a finished run's record (its ``--save-logits`` file is read back) or a method name
 computed in this run with its own defaults for this dataset, backbone and seed (``zeroshot`` =
 ``zeroshot_clip``, ``ballad``, ...). The combination rule and the weights are those of
-``ltbench.ensembles``.
+``ltbench.engine.ensembles``.
 """
 import dataclasses
 
 import numpy as np
 
-from ltbench import registry
+from ltbench.core import registry
 from ltbench.config import related_method_config
-from ltbench.ensembles import ensemble_for
-from ltbench.errors import UserError
-from ltbench.method import Method
-from ltbench.registry import METHODS
-from ltbench.saved_logits import SavedRun
+from ltbench.engine.ensembles import ensemble_for
+from ltbench.core.errors import UserError
+from ltbench.engine.method import Method
+from ltbench.core.registry import METHODS
+from ltbench.records.saved_logits import SavedRun
 
 ALIASES = {"zeroshot": "zeroshot_clip"}
 
@@ -23,7 +23,6 @@ ALIASES = {"zeroshot": "zeroshot_clip"}
 class SavedMember:
     def __init__(self, path: str):
         self.run = SavedRun(path)
-        self.label = self.run.record["backbone"]
         self.name = str(path)
 
     def fit(self, data, ctx):
@@ -42,12 +41,9 @@ class ComputedMember:
     (so stages it shares by hash with its own runs, like BALLAD's phase A, are found)."""
 
     def __init__(self, name: str, cfg: dict):
-        self.name = ALIASES.get(name, name)
-        if self.name == "clip_ensemble":
-            raise UserError("an ensemble member cannot be clip_ensemble itself; give its members instead")
+        self.name = _computed_name(name)
         self.cfg = related_method_config(self.name, cfg)
-        self.method = registry.get(registry.METHODS, self.name, listing="methods")(self.cfg)
-        self.label = self.method.backbone_label
+        self.method = registry.get(registry.METHODS, self.name)(self.cfg)
 
     def fit(self, data, ctx):
         work_dir = ctx.work_dir.parent / f"{ctx.work_dir.name}__{self.name}"
@@ -59,10 +55,37 @@ class ComputedMember:
         return np.asarray(self.method.predict(split, self.ctx))
 
 
-def build_member(spec, cfg: dict):
-    if not isinstance(spec, str) or not spec:
-        raise UserError(f"members: each member is a run record path (.json) or a method name, got {spec!r}")
-    return SavedMember(spec) if spec.endswith(".json") else ComputedMember(spec, cfg)
+def _members(cfg: dict) -> list:
+    members = cfg["members"]
+    if not isinstance(members, list) or len(members) < 2:
+        raise UserError(f"members must list at least two members, e.g. members=[runs/deit_s.json,zeroshot]; "
+                        f"got {members!r}")
+    for spec in members:
+        if not isinstance(spec, str) or not spec:
+            raise UserError(f"members: each member is a run record path (.json) or a method name, got {spec!r}")
+    return members
+
+
+def _is_saved(spec: str) -> bool:
+    return spec.endswith(".json")
+
+
+def _computed_name(spec: str) -> str:
+    name = ALIASES.get(spec, spec)
+    if name == "clip_ensemble":
+        raise UserError("an ensemble member cannot be clip_ensemble itself; give its members instead")
+    return name
+
+
+def member_label(spec: str, cfg: dict) -> str:
+    if _is_saved(spec):
+        return SavedRun(spec).record["backbone"]
+    name = _computed_name(spec)
+    return registry.get(registry.METHODS, name).backbone_label_for(related_method_config(name, cfg))
+
+
+def build_member(spec: str, cfg: dict):
+    return SavedMember(spec) if _is_saved(spec) else ComputedMember(spec, cfg)
 
 
 @METHODS.register_module(name="clip_ensemble")
@@ -71,15 +94,12 @@ class ClipEnsemble(Method):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        members = cfg["members"]
-        if not isinstance(members, list) or len(members) < 2:
-            raise UserError(f"members must list at least two members, e.g. members=[runs/deit_s.json,zeroshot]; "
-                            f"got {members!r}")
-        self.members = [build_member(spec, cfg) for spec in members]
+        self.members = [build_member(spec, cfg) for spec in _members(cfg)]
 
-    @property
-    def backbone_label(self) -> str:
-        return "+".join(member.label for member in self.members)
+    @classmethod
+    def backbone_label_for(cls, cfg: dict) -> str:
+        """The members' labels joined by '+'; a saved member's comes from its record (read, no model built)."""
+        return "+".join(member_label(spec, cfg) for spec in _members(cfg))
 
     def fit(self, data, ctx):
         self._logits_by_split = {}

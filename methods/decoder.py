@@ -19,21 +19,20 @@ from tqdm.auto import tqdm
 from ltbench.config import config_hash
 from ltbench.data.loading import epoch_batches, image_loader
 from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.engine import distributed
+from ltbench.core import distributed
 from ltbench.engine.batches import ArrayRowBatches, EpochProgress, TensorBatches
 from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.features import image_tokens
 from ltbench.engine.trainer import save_atomic
-from ltbench.errors import UserError, unknown_name
+from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.losses import build_loss
-from ltbench.method import Method
-from ltbench.models.backbones import first_line_of
+from ltbench.engine.method import Method
 from ltbench.models.calibration import SECOND_STAGES, build_second_stage
 from ltbench.models.decoder import TokenDecoder
 from ltbench.models.factory import create_backbone
 from ltbench.models.fingerprint import state_dict_sha256
-from ltbench.registry import METHODS
-from ltbench.results import backbone_slug
+from ltbench.core.registry import METHODS
+from ltbench.records.results import backbone_slug
 
 CHECKPOINT_FORMAT = "ltbench.decoder.stage1/1"
 

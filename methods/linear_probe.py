@@ -5,13 +5,13 @@ import torch
 from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.batches import EpochProgress, TensorBatches
 from ltbench.engine.features import image_features, text_classifier
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from ltbench.losses import build_loss
-from ltbench.method import Method
+from ltbench.engine.method import Method
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
-from ltbench.models.metadata import templates_by_name
-from ltbench.registry import METHODS
+from ltbench.data.prompts import templates_by_name
+from ltbench.core.registry import METHODS
 
 
 class Standardize(torch.nn.Module):

@@ -18,17 +18,17 @@ from ltbench.data.pool import unlabeled_pool, with_pool_images
 from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.batches import EpochProgress
 from ltbench.engine.features import image_features, text_classifier
-from ltbench.engine.seeding import seed_everything
-from ltbench.ensembles import ensemble_for
-from ltbench.errors import unknown_name
+from ltbench.core.seeding import seed_everything
+from ltbench.engine.ensembles import ensemble_for
+from ltbench.core.errors import unknown_name
 from ltbench.losses import build_loss
-from ltbench.method import Method
-from ltbench.models.metadata import templates_by_name
+from ltbench.engine.method import Method
+from ltbench.data.prompts import templates_by_name
 from ltbench.models.timm_backbones import create_timm_classifier, timm_eval_transform, timm_label
 from ltbench.pseudo_labels import pool_assignments, pseudo_label_precision, select_pseudo_labels
-from ltbench.registry import METHODS
-from methods.ballad import fine_tune
-from methods.zeroshot_clip import create_clip_backbone
+from ltbench.core.registry import METHODS
+from ltbench.methods.ballad import fine_tune
+from ltbench.methods.zeroshot_clip import create_clip_backbone
 
 TEACHERS = ("clip", "ballad_phase_a")
 
@@ -71,11 +71,11 @@ class ClipTeacher:
 class Tackle(Method):
     """TACKLE: CLIP pseudo-labels an unlabeled pool for tail classes; a timm backbone trains on train + pool (optionally + CLIP ensemble)."""
 
-    @property
-    def backbone_label(self) -> str:
-        label = timm_label(str(self.cfg["backbone"]["vision"]))
-        if self.cfg["ensemble"]["with_clip"]:
-            label += "+" + str(self.cfg["backbone"]["clip"])
+    @classmethod
+    def backbone_label_for(cls, cfg: dict) -> str:
+        label = timm_label(str(cfg["backbone"]["vision"]))
+        if cfg["ensemble"]["with_clip"]:
+            label += "+" + str(cfg["backbone"]["clip"])
         return label
 
     def fit(self, data, ctx):

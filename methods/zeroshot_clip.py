@@ -3,11 +3,11 @@ import numpy as np
 import torch
 
 from ltbench.engine.features import image_features, text_classifier
-from ltbench.errors import UserError
-from ltbench.method import Method
+from ltbench.core.errors import UserError
+from ltbench.engine.method import Method
 from ltbench.models.factory import create_backbone
-from ltbench.models.metadata import templates_by_name
-from ltbench.registry import METHODS
+from ltbench.data.prompts import templates_by_name
+from ltbench.core.registry import METHODS
 
 
 def create_clip_backbone(cfg, ctx):

@@ -24,7 +24,7 @@ def _isolated_environment(tmp_path_factory):
 @pytest.fixture
 def run_cli(capsys):
     """Run `ltbench ARGS...` in-process: (exit code, stdout, stderr)."""
-    from ltbench.cli import main
+    from ltbench.app.cli import main
 
     def invoke(*args):
         code = main([str(arg) for arg in args])

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from ltbench.losses import multi_positive_contrastive
 from ltbench.models.adapters import ResidualAdapter, TextCosineClassifier
 from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
-from methods.ballad import PromptBatches
+from ltbench.methods.ballad import PromptBatches
 
 
 def _log_softmax(values, index):

@@ -4,7 +4,7 @@ import pytest
 
 from ltbench.data.classnames import (places_readable, read_inat_categories, read_places_classnames,
                                      read_plain_classnames)
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 
 @pytest.mark.parametrize("raw, readable", [

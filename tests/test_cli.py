@@ -92,34 +92,23 @@ def test_resume_continues_from_the_epoch_checkpoint(run_cli, tmp_path):
     # Pretend the run died after its first epoch: roll the checkpoint back by rerunning 1 epoch
     # of the same schedule is not possible, so truncate through the trainer's own state instead.
     out2 = tmp_path / "results2"
-    from ltbench import cli
+    from ltbench.engine import trainer
 
     calls = {"n": 0}
-    original = cli.command_run
+    save = trainer.save_atomic
 
-    def interrupted(parsed):
-        from ltbench.engine import trainer
+    def save_then_stop(state, path):
+        save(state, path)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
 
-        save = trainer.save_atomic
-
-        def save_then_stop(state, path):
-            save(state, path)
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise KeyboardInterrupt
-
-        trainer.save_atomic = save_then_stop
-        try:
-            return original(parsed)
-        finally:
-            trainer.save_atomic = save
-
-    cli.COMMANDS["run"] = interrupted
+    trainer.save_atomic = save_then_stop
     try:
         code, _, stderr = run_cli("run", "--method", "linear_probe", "--dataset", "digits_lt", "--out", out2,
                                   "--cfg-options", "train.epochs=3", *FAST)
     finally:
-        cli.COMMANDS["run"] = original
+        trainer.save_atomic = save
     assert code == 130 and "--resume" in stderr and not _record_files(out2)
     code, _, stderr = run_cli("run", "--method", "linear_probe", "--dataset", "digits_lt", "--out", out2,
                               "--cfg-options", "train.epochs=3", "--resume", *FAST)

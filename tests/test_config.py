@@ -1,8 +1,8 @@
 import pytest
 
-from ltbench.config import (apply_overrides, config_hash, deep_merge, parse_cfg_option,
-                            resolve_config)
-from ltbench.errors import UserError
+from ltbench.config import (RunRequest, apply_overrides, config_hash, deep_merge, parse_cfg_option,
+                            parse_cfg_options, resolve, resolve_config)
+from ltbench.core.errors import UserError
 
 
 class _Method:
@@ -31,8 +31,9 @@ def test_malformed_cfg_option_is_a_user_error():
 
 
 def test_resolution_order_dataset_method_per_dataset_cli():
-    cfg = resolve_config("linear_probe", _Method, "digits_lt",
-                         {"seed": 4, "backbone.clip": "RN50:none"}, ["train.epochs=7", "head.type=cosine"])
+    request = RunRequest("linear_probe", "digits_lt", backbone="RN50:none", seed=4,
+                         options=parse_cfg_options(["train.epochs=7", "head.type=cosine"]))
+    cfg = resolve_config(request, _Method)
     assert cfg["batch_size"] == 64                      # datasets/digits_lt.yaml over defaults.yaml
     assert cfg["train"]["lr"] == 0.01                   # per_dataset.digits_lt over the method YAML
     assert cfg["head"]["scale"] == 25.0                 # method YAML over the class default
@@ -43,7 +44,7 @@ def test_resolution_order_dataset_method_per_dataset_cli():
 
 def test_unknown_cfg_option_key_names_close_matches():
     with pytest.raises(UserError, match=r"unknown config key 'train.epoch'.*train.epochs"):
-        resolve_config("linear_probe", _Method, "digits_lt", {}, ["train.epoch=3"])
+        resolve_config(RunRequest("linear_probe", "digits_lt", options=parse_cfg_options(["train.epoch=3"])), _Method)
 
 
 def test_config_hash_ignores_seed_paths_and_runtime_only():
@@ -59,7 +60,7 @@ def test_cli_flags_are_not_strict_but_cfg_options_are():
     cfg = apply_overrides({"a": 1}, {"dataset.root": "/x"}, [])
     assert cfg["dataset"]["root"] == "/x"
     with pytest.raises(UserError):
-        apply_overrides({"a": 1}, {}, ["b=2"])
+        apply_overrides({"a": 1}, {}, [("b", 2)])
 
 
 def test_per_backbone_sections_follow_the_backbone_the_cli_chose(tmp_path, monkeypatch):
@@ -74,20 +75,21 @@ def test_per_backbone_sections_follow_the_backbone_the_cli_chose(tmp_path, monke
     class Method:
         default_config = {}
 
-    assert resolve_config("m", Method, "d")["train"] == {"lr": 0.3, "epochs": 5}
-    assert resolve_config("m", Method, "d", {"backbone.clip": "RN50:openai"})["train"] == {"lr": 0.2, "epochs": 9}
-    assert resolve_config("m", Method, "e", {}, ["backbone.clip=RN50:none"])["train"] == {"lr": 0.2, "epochs": 1}
+    def train(dataset, backbone=None, *options):
+        request = RunRequest("m", dataset, backbone=backbone, options=parse_cfg_options(options))
+        return resolve_config(request, Method)["train"]
+
+    assert train("d") == {"lr": 0.3, "epochs": 5}
+    assert train("d", "RN50:openai") == {"lr": 0.2, "epochs": 9}
+    assert train("e", None, "backbone.clip=RN50:none") == {"lr": 0.2, "epochs": 1}
     # CLI values still win over the backbone's section.
-    assert resolve_config("m", Method, "d", {"backbone.clip": "RN50:openai"}, ["train.lr=0.5"])["train"]["lr"] == 0.5
+    assert train("d", "RN50:openai", "train.lr=0.5")["lr"] == 0.5
 
 
 @pytest.mark.parametrize("dataset", ["imagenet_lt", "places_lt", "inat2018", "cifar100_lt", "digits_lt"])
 @pytest.mark.parametrize("backbone", ["RN50:openai", "RN101:openai", "ViT-B-16:openai", "RN50x16:openai"])
 def test_ballad_configs_resolve_for_every_benchmark_dataset_and_backbone(dataset, backbone):
-    from ltbench import registry
-
-    registry.discover_methods()
-    cfg = resolve_config("ballad", registry.get(registry.METHODS, "ballad"), dataset, {"backbone.clip": backbone})
+    cfg = resolve(RunRequest("ballad", dataset, backbone=backbone))
     assert cfg["phase_a"]["loss"] == "contrastive" and cfg["phase_b"]["adapter"] == "relu"
     assert cfg["phase_b"]["sampler"] == {"type": "class_aware", "samples_per_class": 4}
     if dataset != "digits_lt":  # the public code's ImageNet-LT RN50 recipe everywhere else
@@ -96,10 +98,7 @@ def test_ballad_configs_resolve_for_every_benchmark_dataset_and_backbone(dataset
 
 
 def _tackle_config(dataset, *options):
-    from ltbench import registry
-
-    registry.discover_methods()
-    return resolve_config("tackle", registry.get(registry.METHODS, "tackle"), dataset, {}, list(options))
+    return resolve(RunRequest("tackle", dataset, options=parse_cfg_options(options)))
 
 
 def test_tackle_recipes_follow_the_vision_backbone():

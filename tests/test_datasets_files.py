@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ltbench import registry
+from ltbench.core import registry
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
 from ltbench.data.datasets import files
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from ltbench.metrics import group_sizes
 
 SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "splits"

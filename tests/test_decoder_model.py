@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from ltbench.models.backbones import BackboneSpec
 from ltbench.models.clip import ClipModel, _open_clip
 from ltbench.models.decoder import TokenDecoder

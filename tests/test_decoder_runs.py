@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ltbench.models.calibration import DisAlignHead, LearnableWeightScaling, build_second_stage
-from methods.decoder import iteration_schedule
+from ltbench.methods.decoder import iteration_schedule
 
 SHORT = ("stage1.iterations=30", "stage2.iterations=10")
 NAMES = ["decoder", "decoder_ce", "decoder_bs", "decoder_focal", "decoder_disalign", "decoder_crt", "decoder_lws"]

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from ltbench.data.samplers import build_sampler
-from ltbench.engine import distributed
-from ltbench.engine.distributed import ShardedSampler, shard_batches, shard_rows
-from ltbench.errors import UserError
-from ltbench.registry import SAMPLERS
+from ltbench.core import distributed
+from ltbench.core.distributed import ShardedSampler, shard_batches, shard_rows
+from ltbench.core.errors import UserError
+from ltbench.core.registry import SAMPLERS
 
 LABELS = np.repeat(np.arange(5), [300, 120, 40, 10, 3])  # 473 images: shards need padding
 
@@ -137,7 +137,7 @@ def _run_args(tmp_path, name):
 def _worker(rank, world, port, tmp_path):
     from contextlib import redirect_stderr, redirect_stdout
 
-    from ltbench.cli import main
+    from ltbench.app.cli import main
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ltbench import losses
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from ltbench.losses import build_loss
 
 LOGITS = [[2.0, 0.5, -1.0],
@@ -216,7 +216,7 @@ def test_half_precision_logits_compute_in_float32(name):
 def test_registered_losses_follow_the_calling_convention():
     import inspect
 
-    from ltbench.registry import LOSSES
+    from ltbench.core.registry import LOSSES
 
     assert set(NAMES) <= set(LOSSES.module_dict)
     for name in NAMES:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from ltbench.models.backbones import parse_backbone
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head

@@ -12,10 +12,9 @@ def _example_code():
 
 
 def test_readme_method_example_runs_and_reaches_the_table(run_cli, tmp_path):
-    from ltbench import registry
+    from ltbench.core import registry
 
-    registry.discover_methods()
-    if "class_mean" not in registry.METHODS.module_dict:
+    if "class_mean" not in registry.names(registry.METHODS):
         exec(compile(_example_code(), "README.md", "exec"), {"__name__": "readme_example"})
     assert len(_example_code().strip().splitlines()) <= 32
     code, out, _ = run_cli("list", "methods")

@@ -7,7 +7,7 @@ import pytest
 from ltbench.data import build_dataset
 from ltbench.data.base import ArraySplit
 from ltbench.data.pool import unlabeled_pool, with_pool_images
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from test_datasets_cifar import make_cifar10
 
 SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "splits"

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from ltbench.pseudo_labels import (assignments_from_probabilities, largest_non_many_count, pool_assignments,
                                    pseudo_label_precision, select_pseudo_labels)
 

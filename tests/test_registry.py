@@ -1,5 +1,5 @@
-from ltbench import registry
-from ltbench.method import Method
+from ltbench.core import registry
+from ltbench.engine.method import Method
 
 
 class _EntryPoint:
@@ -21,7 +21,7 @@ def test_entry_point_plugins_are_discovered_and_broken_ones_warn(monkeypatch, re
     def broken():
         raise ImportError("missing dependency")
 
-    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
     monkeypatch.setattr(registry, "_entry_points", lambda group: [_EntryPoint(register), _EntryPoint(broken)])
     names = dict(registry.describe(registry.METHODS))
     assert names["third_party_method"] == "A method from another package."

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_tables import published, record
 
-from ltbench.errors import UserError
-from ltbench.reported import default_reported_path, eval_splits_for, load_reported, reported_for
-from ltbench.results import write_json_atomic
+from ltbench.core.errors import UserError
+from ltbench.records.reported import default_reported_path, eval_splits_for, load_reported, reported_for
+from ltbench.core.atomic import write_json_atomic
 
 REPORTED_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "REPORTED.md"
 SHIPPED = Path(__file__).resolve().parents[1] / "benchmarks" / "reported.yaml"

@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 
 import ltbench
-from ltbench import results
+from ltbench.records import results
 from ltbench.config import config_hash
 from ltbench.metrics import evaluate
-from ltbench.results import (
+from ltbench.records.results import (
     backbone_slug,
     load_records,
     make_record,
     record_path,
     software_versions,
-    write_json_atomic,
-    write_text_atomic,
 )
+from ltbench.core import atomic
+from ltbench.core.atomic import write_json_atomic, write_text_atomic
 
 CLASS_COUNTS = [150, 50, 5]
 
@@ -100,7 +100,7 @@ def test_failed_replace_keeps_the_existing_file_and_removes_the_temp_file(tmp_pa
     def failing_replace(source, destination):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", failing_replace)
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         write_json_atomic(path, {"value": "new"})
     assert json.loads(path.read_text()) == {"value": "old"}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ltbench.data.samplers import build_sampler, build_sampler_from_spec
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 LABELS = np.repeat(np.arange(4), [400, 100, 25, 4])
 

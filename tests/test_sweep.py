@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from ltbench.suite import load_suite
-from ltbench.sweep import SlurmOptions, SweepOptions, submit_to_slurm
+from ltbench.app.suite import load_suite
+from ltbench.app.sweep import SlurmOptions, SweepOptions, submit_to_slurm
 
 FAST = ["--no-progress"]
 
@@ -37,10 +37,10 @@ def test_the_grid_expands_in_order_with_common_and_matching_options(tmp_path):
     assert [(e.method, e.dataset, e.backbone, e.seed) for e in suite.entries] == [
         ("zeroshot_clip", "digits_lt", None, 0), ("zeroshot_clip", "digits_lt", None, 1),
         ("linear_probe", "digits_lt", None, 0), ("linear_probe", "digits_lt", None, 1)]
-    assert suite.entries[0].cfg_options == ('text.templates="single"',)
-    # Values are written as JSON, which --cfg-options parses back as YAML; later options win.
-    assert suite.entries[2].cfg_options == ('text.templates="single"', "train.lr=0.001",
-                                            'loss={"type": "ldam", "max_margin": 0.5}', "train.lr=0.5")
+    assert suite.entries[0].cfg_options == (("text.templates", "single"),)
+    # The values as the suite wrote them, in order: later options win.
+    assert suite.entries[2].cfg_options == (("text.templates", "single"), ("train.lr", 0.001),
+                                            ("loss", {"type": "ldam", "max_margin": 0.5}), ("train.lr", 0.5))
     assert suite.entries[2].label == "linear_probe on digits_lt (configured backbone, seed 0)"
 
 

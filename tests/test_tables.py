@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from ltbench.errors import UserError
-from ltbench.tables import datasets_in, join_reported, leaderboard_rows, render_table, write_table
+from ltbench.core.errors import UserError
+from ltbench.records.tables import datasets_in, join_reported, leaderboard_rows, render_table, write_table
 
 CLASS_COUNTS = [150, 100, 50, 20, 5]
 
@@ -168,7 +168,7 @@ def test_write_table_paths(tmp_path, rows):
 
 
 def published(method="linear_probe", backbone="RN50:openai", split="test", dataset="places_lt", overall=45.1, source="A"):
-    """An entry as ltbench.reported.load_reported returns it."""
+    """An entry as ltbench.records.reported.load_reported returns it."""
     return {"dataset": dataset, "method": method, "backbone": backbone, "paper_backbone": backbone, "split": split,
             "overall": overall, "many": None, "medium": None, "few": None, "source": source,
             "paper_method": None, "note": None}

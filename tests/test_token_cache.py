@@ -11,7 +11,7 @@ from ltbench.engine import cache as cache_module
 from ltbench.engine.cache import ArrayCache, cache_key, format_bytes
 from ltbench.engine.context import RunContext
 from ltbench.engine.features import image_tokens, token_cache_bytes
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 from ltbench.models.factory import create_backbone
 
 

@@ -71,7 +71,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
-    from ltbench.errors import UserError
+    from ltbench.core.errors import UserError
 
     _train(tmp_path)
     with pytest.raises(UserError, match="other training settings"):

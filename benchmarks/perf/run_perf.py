@@ -36,7 +36,7 @@ from ltbench.engine.context import RunContext
 from ltbench.engine.features import image_features
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
-from ltbench.models.metadata import templates_by_name
+from ltbench.data.prompts import templates_by_name
 from ltbench.models.text_classifier import build_text_classifier
 
 

@@ -7,7 +7,7 @@ __all__ = ["ArraySplit", "FileSplit", "LTDataset", "Split", "TransformSpec", "bu
 
 def build_dataset(options: dict, require_all_splits: bool = True) -> LTDataset:
     """DATASETS[options['name']](options): the single door to every dataset."""
-    from ltbench import registry
+    from ltbench.core import registry
 
-    builder = registry.get(registry.DATASETS, options["name"], listing="datasets")
+    builder = registry.get(registry.DATASETS, options["name"])
     return builder(options, require_all_splits=require_all_splits)

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 
 class Split:

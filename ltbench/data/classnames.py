@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 from typing import List
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 
 # Suffixes that are nouns rather than qualifiers read after the place, not before it

@@ -5,8 +5,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ltbench.data.base import ArraySplit, FileSplit, Split
 from ltbench.data.transforms import AugmentSpec, TransformSpec
-from ltbench.engine.distributed import get_rank, get_world_size, shard_batches
-from ltbench.errors import UserError
+from ltbench.core.distributed import get_rank, get_world_size, shard_batches
+from ltbench.core.errors import UserError
 
 
 class _ImageFileDataset(Dataset):

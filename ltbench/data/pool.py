@@ -21,7 +21,7 @@ import numpy as np
 
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.split_files import read_split_file
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

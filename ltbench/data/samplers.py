@@ -3,14 +3,13 @@
 Each epoch's order depends only on (seed, epoch), so a resumed run draws exactly what the
 uninterrupted run would have drawn.
 """
-import inspect
-from collections.abc import Mapping
 
 import numpy as np
 from torch.utils.data import Sampler
 
-from ltbench.errors import UserError, close_matches_hint
-from ltbench.registry import SAMPLERS
+from ltbench.core.errors import UserError
+from ltbench.core import registry
+from ltbench.core.registry import SAMPLERS
 
 
 class _EpochSampler(Sampler):
@@ -130,36 +129,16 @@ class ClassAwareSampler(_EpochSampler):
         return np.concatenate(streams)
 
 
-def _check_options(name: str, sampler_cls, options: dict):
-    """A one-line UserError for an option that the sampler's constructor does not take."""
-    parameters = inspect.signature(sampler_cls).parameters
-    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values()):
-        return
-    own = [key for key in parameters if key not in ("labels", "num_samples", "seed")]
-    for key in options:
-        if key not in own:
-            hint = close_matches_hint(key, own) if own else " (it takes no options)"
-            raise UserError(f"sampler '{name}' has no option '{key}'{hint}")
+# What the builder passes itself: never a config option.
+SAMPLER_ARGUMENTS = ("labels", "num_samples", "seed")
 
 
 def build_sampler(name: str, labels, num_samples: int = None, seed: int = 0, **options) -> Sampler:
     """The sampler registered as ``name``; ``options`` (e.g. samples_per_class) go to its constructor."""
-    return _build(name, labels, num_samples, seed, options)
+    return build_sampler_from_spec({"type": name, **options}, labels, num_samples, seed)
 
 
 def build_sampler_from_spec(spec, labels, num_samples: int = None, seed: int = 0) -> Sampler:
     """A sampler from a config value: a name ('instance') or a mapping {type: name, **options}."""
-    if isinstance(spec, str):
-        return _build(spec, labels, num_samples, seed, {})
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
-        raise UserError(f"a sampler is a name or a mapping with a 'type' name and options, got {spec!r}")
-    options = dict(spec)
-    return _build(options.pop("type"), labels, num_samples, seed, options)
-
-
-def _build(name: str, labels, num_samples, seed, options: dict) -> Sampler:
-    from ltbench import registry
-
-    sampler_cls = registry.get(SAMPLERS, name)
-    _check_options(name, sampler_cls, options)
+    _, sampler_cls, options = registry.resolve_spec(SAMPLERS, spec, reserved=SAMPLER_ARGUMENTS)
     return sampler_cls(labels, num_samples=num_samples, seed=seed, **options)

@@ -5,7 +5,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 
 def sha256_of_file(path: Path) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltbench.errors import UserError, close_matches_hint
+from ltbench.core.errors import UserError, close_matches_hint
 
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-from ltbench.engine.distributed import shard_batches
+from ltbench.core.distributed import shard_batches
 
 
 def _epoch_order(sampler, batch_size: int, epoch: int):

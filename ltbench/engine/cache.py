@@ -16,14 +16,14 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ltbench.engine import distributed
-from ltbench.errors import UserError
+from ltbench.core import distributed
+from ltbench.core.atomic import atomic_write, publish, temp_file_beside
+from ltbench.core.errors import UserError
 
 
 # Entries live in <root>/arrays/<first two key characters>/<key>.npy (+ .json description).
@@ -54,30 +54,12 @@ class ArrayCache:
         except (ValueError, OSError):  # a truncated file from a killed writer of an old version
             return None
 
-    def _temp_path(self, key: str, suffix: str) -> Path:
-        """A fresh, private temp file beside the entry (same file system, so rename is atomic)."""
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}.", suffix=suffix)
-        os.close(fd)
-        return Path(temp)
-
-    def _write_atomically(self, key: str, suffix: str, write: Callable):
-        temp = self._temp_path(key, suffix)
-        try:
-            with open(temp, "wb") as handle:
-                write(handle)
-            os.replace(temp, self.path(key).with_suffix(suffix))
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-
     def _save_description(self, key: str, description: dict):
         text = json.dumps(description, sort_keys=True, default=str, indent=1).encode()
-        self._write_atomically(key, ".json", lambda handle: handle.write(text))
+        atomic_write(self.path(key).with_suffix(".json"), lambda handle: handle.write(text), durable=False)
 
     def save(self, key: str, array: np.ndarray, description: dict):
-        self._write_atomically(key, ".npy", lambda handle: np.save(handle, array))
+        atomic_write(self.path(key), lambda handle: np.save(handle, array), durable=False)
         self._save_description(key, description)
 
     def get_or_compute(self, description: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -112,7 +94,7 @@ class ArrayCache:
             fill(None)
             distributed.barrier()  # until the writers have renamed their files into place
             return np.load(self.path(key), mmap_mode="r")
-        temp = self._temp_path(key, ".npy")
+        temp = temp_file_beside(self.path(key))
         try:
             _check_free_space(temp.parent, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
             out = np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=shape)
@@ -121,7 +103,7 @@ class ArrayCache:
                 out.flush()
             finally:
                 del out  # unmap before the rename
-            os.replace(temp, self.path(key))
+            publish(temp, self.path(key))
         except BaseException:
             temp.unlink(missing_ok=True)
             raise

@@ -18,7 +18,7 @@ import numpy as np
 from tabulate import tabulate
 
 from ltbench.engine.cache import ENTRIES_FOLDER, format_bytes
-from ltbench.errors import UserError, close_matches_hint
+from ltbench.core.errors import UserError, close_matches_hint
 
 KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 KEY_PREFIX_PATTERN = re.compile(r"^[0-9a-f]+$")

@@ -3,8 +3,7 @@ from pathlib import Path
 
 import torch
 
-from ltbench.errors import UserError
-from ltbench.models.backbones import first_line_of
+from ltbench.core.errors import UserError, first_line_of
 
 
 def read_stage_checkpoint(path, option: str, file_name: str, writer: str):

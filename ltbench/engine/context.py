@@ -9,7 +9,7 @@ from typing import Dict
 import torch
 from tqdm.auto import tqdm
 
-from ltbench.engine import distributed
+from ltbench.core import distributed
 from ltbench.engine.cache import ArrayCache
 
 

@@ -11,9 +11,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ltbench.data.loading import image_loader
-from ltbench.engine import distributed
+from ltbench.core import distributed
 from ltbench.engine.cache import format_bytes
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
 

@@ -11,7 +11,6 @@ the checkpoints and every process can resume from them. On CUDA, models with con
 train in channels_last; ``runtime.compile`` runs the module through torch.compile.
 """
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -19,8 +18,9 @@ from typing import Callable, Iterable, Optional
 import torch
 from tqdm.auto import tqdm
 
-from ltbench.engine import distributed
-from ltbench.errors import UserError, unknown_name
+from ltbench.core import distributed
+from ltbench.core.atomic import torch_save_atomic
+from ltbench.core.errors import UserError, unknown_name
 
 TRAIN_DEFAULTS = {
     "epochs": 10,
@@ -85,14 +85,10 @@ def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
 
 
 def save_atomic(state: dict, path: Path):
-    """torch.save to a temp file renamed into place. In a distributed run only rank 0 writes:
-    every process holds the same state, and two writers of one temp file would collide."""
-    if not distributed.is_main():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, temp)
-    os.replace(temp, path)
+    """torch.save through the atomic writer. In a distributed run only rank 0 writes: every
+    process holds the same state."""
+    if distributed.is_main():
+        torch_save_atomic(state, path)
 
 
 class Trainer:

@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 TINY = "tiny"
 TINY_MODEL = "ltbench-tiny"
@@ -99,8 +99,3 @@ def quiet_logging():
         yield
     finally:
         root.setLevel(previous)
-
-
-def first_line_of(error: Exception) -> str:
-    """The first sentence of an error; hub errors run to several lines of advice."""
-    return (str(error).splitlines() or [type(error).__name__])[0].split(". ")[0][:160]

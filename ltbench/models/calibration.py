@@ -8,7 +8,7 @@ import copy
 import torch
 from torch import nn
 
-from ltbench.errors import unknown_name
+from ltbench.core.errors import unknown_name
 
 SECOND_STAGES = ("none", "disalign", "crt", "lws")
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltbench.errors import UserError, unknown_name
+from ltbench.core.errors import UserError, unknown_name
 
 TRAINABLE_PARTS = ("all", "visual", "text", "last_blocks")
 BATCHNORM_MODES = ("frozen", "train")

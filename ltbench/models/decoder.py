@@ -8,7 +8,7 @@ No positional embedding is added: the tokens already carry the encoder's.
 import torch
 from torch import nn
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 
 class DecoderBlock(nn.Module):

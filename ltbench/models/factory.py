@@ -12,3 +12,10 @@ def create_backbone(name: str, device="cpu"):
     from ltbench.models.clip import create_clip
 
     return create_clip(spec, device)
+
+
+def list_pretrained_backbones():
+    """[(MODEL:TAG, description)] for every open_clip model with pretrained weights."""
+    from ltbench.models.clip import list_open_clip_backbones
+
+    return list_open_clip_backbones()

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltbench.errors import unknown_name
+from ltbench.core.errors import unknown_name
 
 HEADS = ("linear", "cosine")
 

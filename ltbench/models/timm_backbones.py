@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from ltbench.data.transforms import TransformSpec
-from ltbench.errors import UserError, unknown_name
-from ltbench.models.backbones import BackboneSpec, ImageEncoder, first_line_of, quiet_logging
+from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_logging
 from ltbench.models.fingerprint import MemoizedFingerprint
 
 

@@ -8,8 +8,8 @@ import numpy as np
 
 from ltbench.data.base import ArraySplit, LTDataset
 from ltbench.data.profiles import exponential_profile
-from ltbench.errors import UserError
-from ltbench.registry import DATASETS
+from ltbench.core.errors import UserError
+from ltbench.core.registry import DATASETS
 
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/"
 OPTION_DEFAULTS = {"imbalance_ratio": 100, "seed": 0, "download": True}

@@ -3,8 +3,8 @@ import numpy as np
 
 from ltbench.data.base import ArraySplit, LTDataset
 from ltbench.data.profiles import exponential_profile
-from ltbench.errors import UserError
-from ltbench.registry import DATASETS
+from ltbench.core.errors import UserError
+from ltbench.core.registry import DATASETS
 
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 OPTION_DEFAULTS = {"imbalance_ratio": 50, "max_per_class": 130, "test_per_class": 30,

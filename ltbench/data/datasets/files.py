@@ -8,9 +8,9 @@ import numpy as np
 from ltbench.data.base import FileSplit, LTDataset
 from ltbench.data.classnames import read_inat_categories, read_places_classnames, read_plain_classnames
 from ltbench.data.split_files import read_split_file
-from ltbench.errors import UserError
-from ltbench.models.metadata import imagenet_clip_classnames
-from ltbench.registry import DATASETS
+from ltbench.core.errors import UserError
+from ltbench.data.prompts import imagenet_clip_classnames
+from ltbench.core.registry import DATASETS
 
 IMAGENET_FILES = {"train": "ImageNet_LT_train.txt", "val": "ImageNet_LT_val.txt", "test": "ImageNet_LT_test.txt"}
 PLACES_FILES = {"train": "Places_LT_train.txt", "val": "Places_LT_val.txt", "test": "Places_LT_test.txt"}

@@ -16,10 +16,16 @@ class Method:
     def __init__(self, cfg: dict):
         self.cfg = cfg
 
+    @classmethod
+    def backbone_label_for(cls, cfg: dict) -> str:
+        """What the leaderboard shows in its Backbone column, from the resolved config alone (the
+        record's file name holds it, so `ltbench sweep --dry-run` names records without building
+        a method)."""
+        return str(cfg["backbone"]["clip"])
+
     @property
     def backbone_label(self) -> str:
-        """What the leaderboard shows in its Backbone column."""
-        return str(self.cfg["backbone"]["clip"])
+        return self.backbone_label_for(self.cfg)
 
     def fit(self, data: LTDataset, ctx) -> None:
         """Train (or build) the model; `ctx` is an ltbench.engine.context.RunContext."""

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-from ltbench.errors import UserError, unknown_name
+from ltbench.core.errors import UserError, unknown_name
 
 COMBINE_RULES = ("probs", "logit_adjusted")
 

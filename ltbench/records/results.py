@@ -3,7 +3,6 @@
 A record holds everything needed to rebuild a table, regroup classes under another shot rule,
 or trace a number back to its code and data: see ``make_record`` for the fields.
 """
-import contextlib
 import hashlib
 import importlib
 import json
@@ -12,7 +11,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -59,40 +57,6 @@ def run_id_for(method: str, backbone: str, config_hash: str, seed: int) -> str:
 def record_path(results_dir, dataset: str, method: str, backbone: str, config_hash: str, seed: int) -> Path:
     """<results_dir>/runs/<dataset>/<run id>.json; a rerun of the same configuration and seed replaces it."""
     return Path(results_dir) / "runs" / slug(dataset) / f"{run_id_for(method, backbone, config_hash, seed)}.json"
-
-
-def write_text_atomic(path, text: str) -> None:
-    """Write via a temp file in the same directory and os.replace: readers never see half a file,
-    and a failed write leaves the previous file as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The '.tmp' suffix keeps a temp file abandoned by a killed process out of `runs/**/*.json`.
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp creates 0600; records and tables are shared
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-
-
-def _json_default(value):
-    # numpy scalars and arrays (class counts, timings) and paths reach records from many places.
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def write_json_atomic(path, data) -> None:
-    # Serialize first: a value that cannot be written fails before any file is touched.
-    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _git(source_dir: Path, *args) -> Optional[str]:
@@ -153,7 +117,7 @@ def make_record(
     two-phase method, ...). timings: seconds per phase, including 'total'. split_files: split
     name -> SHA-256 of its split file (none for in-memory datasets). versions: software_versions().
     artifacts: name -> path of files the run left for later runs (a fine-tuned checkpoint).
-    logits_path: the saved test / val logits (``ltbench.saved_logits``), relative to the record's
+    logits_path: the saved test / val logits (``ltbench.records.saved_logits``), relative to the record's
     folder. details: what a method reports about how it got its numbers (RunContext.details).
     """
     config_hash = compute_config_hash(config)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ltbench.config import benchmarks_dir, parse_yaml_text
-from ltbench.errors import UserError, close_matches_hint
+from ltbench.core.errors import UserError, close_matches_hint
 
 REQUIRED_FIELDS = ("dataset", "method", "backbone", "paper_backbone", "overall", "split", "source")
 OPTIONAL_FIELDS = ("paper_method", "many", "medium", "few", "note")

@@ -26,3 +26,8 @@ def unknown_name(kind: str, name: str, choices: Iterable[str], listing: str = ""
     hint = close_matches_hint(name, choices)
     tail = f"; see `ltbench list {listing}`" if listing else ""
     return UserError(f"unknown {kind} '{name}'{hint}{tail}")
+
+
+def first_line_of(error: Exception) -> str:
+    """The first sentence of an error; hub errors run to several lines of advice."""
+    return (str(error).splitlines() or [type(error).__name__])[0].split(". ")[0][:160]

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from ltbench.errors import UserError
+from ltbench.core.errors import UserError
 
 
 def launched_world_size() -> int:

@@ -15,15 +15,14 @@ the suite's cfg_options, then those of every override that matches it, in file o
 wins). Names are checked when an entry runs, not here: a suite may name a method that is not
 registered yet, and only that method's entries fail.
 """
-import json
 import re
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from ltbench.config import benchmarks_dir, load_yaml
-from ltbench.errors import UserError, close_matches_hint
+from ltbench.config import RunRequest, benchmarks_dir, load_yaml
+from ltbench.core.errors import UserError, close_matches_hint
 
 GRID_KEYS = ("methods", "datasets", "backbones", "seeds")
 SUITE_KEYS = ("description", *GRID_KEYS, "cfg_options", "overrides")
@@ -39,7 +38,12 @@ class SweepEntry:
     dataset: str
     backbone: Optional[str]  # None: the method's configured backbone
     seed: Optional[int]  # None: the configured seed
-    cfg_options: Tuple[str, ...] = ()
+    cfg_options: Tuple[Tuple[str, object], ...] = ()  # (dotted key, value), as RunRequest.options
+
+    def request(self, overrides=None, options=()) -> RunRequest:
+        """The RunRequest of this entry; `options` (the command line's) come after the suite's."""
+        return RunRequest(method=self.method, dataset=self.dataset, backbone=self.backbone, seed=self.seed,
+                          overrides=dict(overrides or {}), options=(*self.cfg_options, *options))
 
     @property
     def label(self) -> str:
@@ -99,16 +103,15 @@ def _no_duplicates(path, key, values):
         raise UserError(f"{path}: {key}: {', '.join(repeated)} listed more than once")
 
 
-def _cfg_options(path, key, value) -> Tuple[str, ...]:
-    """{dotted.key: value} -> ('dotted.key=<value as JSON>', ...): JSON is YAML, so --cfg-options
-    parses each value back to what the suite wrote."""
+def _cfg_options(path, key, value) -> Tuple[Tuple[str, object], ...]:
+    """{dotted.key: value} -> (('dotted.key', value), ...): RunRequest.options, applied strictly."""
     if not isinstance(value, dict):
         raise UserError(f"{path}: {key}: expected a mapping of dotted config keys to values, "
                         "e.g. {train.epochs: 5, loss: balanced_softmax}")
     for dotted in value:
         if not isinstance(dotted, str) or not DOTTED_KEY.match(dotted):
             raise UserError(f"{path}: {key}: '{dotted}' is not a dotted config key such as train.lr")
-    return tuple(f"{dotted}={json.dumps(option)}" for dotted, option in value.items())
+    return tuple(value.items())
 
 
 def _override(path, index, override, grid) -> Tuple[dict, Tuple[str, ...]]:

@@ -27,6 +27,6 @@ def templates_by_name(name: str) -> List[str]:
         return openai_imagenet_templates()
     if name == "single":
         return [SINGLE_TEMPLATE]
-    from ltbench.errors import unknown_name
+    from ltbench.core.errors import unknown_name
 
     raise unknown_name("template set", name, ["openai_imagenet", "single"])

@@ -8,19 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ltbench import registry
+from ltbench.core import registry
 from ltbench.config import config_hash
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
-from ltbench.engine import distributed
+from ltbench.core import distributed
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
-from ltbench.engine.seeding import seed_everything
-from ltbench.errors import UserError
+from ltbench.core.seeding import seed_everything
+from ltbench.core.errors import UserError
 from ltbench.metrics import evaluate
 from ltbench.models.backbones import parse_backbone
-from ltbench.results import make_record, record_path, software_versions, write_json_atomic
-from ltbench.saved_logits import logits_file_for, save_logits
+from ltbench.core.atomic import write_json_atomic
+from ltbench.records.results import make_record, record_path, software_versions
+from ltbench.records.saved_logits import logits_file_for, save_logits
 
 
 def check_image_root(data, split_names, dataset_name):
@@ -50,17 +51,23 @@ def validate_logits(logits, split, num_classes, method_name):
     return logits
 
 
+def planned_record_path(cfg: dict, out_dir) -> Path:
+    """Where the record of `cfg` goes, from the resolved config alone (no method is built)."""
+    method_cls = registry.get(registry.METHODS, cfg["method"])
+    return record_path(out_dir, cfg["dataset"]["name"], cfg["method"], method_cls.backbone_label_for(cfg),
+                       config_hash(cfg), int(cfg["seed"]))
+
+
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False):
     """Run one configuration; returns (record path, record or None when skipped)."""
-    method_cls = registry.get(registry.METHODS, cfg["method"], listing="methods")
-    registry.get(registry.DATASETS, cfg["dataset"]["name"], listing="datasets")
+    method_cls = registry.get(registry.METHODS, cfg["method"])
+    registry.get(registry.DATASETS, cfg["dataset"]["name"])
     parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
-    method = method_cls(cfg)
-    seed = int(cfg["seed"])
-    path = record_path(out_dir, cfg["dataset"]["name"], cfg["method"], method.backbone_label,
-                       config_hash(cfg), seed)
+    path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
+    method = method_cls(cfg)
+    seed = int(cfg["seed"])
 
     started = time.perf_counter()
     runtime = cfg["runtime"]

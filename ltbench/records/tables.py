@@ -12,10 +12,11 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 from tabulate import tabulate
 
-from ltbench.errors import unknown_name
+from ltbench.core.errors import unknown_name
 from ltbench.metrics import GROUPS, SHOT_RULES, grouped_accuracy
-from ltbench.reported import reported_for
-from ltbench.results import slug, write_text_atomic
+from ltbench.records.reported import reported_for
+from ltbench.core.atomic import write_text_atomic
+from ltbench.records.results import slug
 
 METRICS = (*GROUPS, "overall")
 METRIC_HEADERS = {"many": "Many", "medium": "Medium", "few": "Few", "overall": "Overall"}
@@ -96,7 +97,7 @@ def leaderboard_rows(records: Iterable[dict], dataset: str, shot_rule: Optional[
 
 def join_reported(rows: List[dict], entries: List[dict], dataset: str) -> List[dict]:
     """Add row['reported'] = {'overall', 'source'} to each row of `dataset`, from the published
-    entries (ltbench.reported) of the same method, backbone label and eval split; both None where
+    entries (ltbench.records.reported) of the same method, backbone label and eval split; both None where
     nothing was published. Changes the rows in place and returns them.
     """
     for row in rows:

@@ -6,16 +6,14 @@ its name, relative to the record's folder, so a results folder can be moved. For
 split it stores ``logits_<split>`` [N, C] float32, ``labels_<split>`` and ``fingerprint_<split>``
 (the split's content hash: a later run checks it evaluates the same images in the same order).
 """
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Tuple
 
 import numpy as np
 
-from ltbench.errors import UserError
+from ltbench.core.atomic import atomic_write
+from ltbench.core.errors import UserError
 
 
 def logits_file_for(record_path: Path) -> Path:
@@ -29,17 +27,7 @@ def save_logits(path: Path, evaluated: Dict[str, Tuple[np.ndarray, object]]) -> 
         arrays[f"logits_{name}"] = np.asarray(logits, dtype=np.float32)
         arrays[f"labels_{name}"] = np.asarray(split.labels, dtype=np.int64)
         arrays[f"fingerprint_{name}"] = np.asarray(split.fingerprint)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 class SavedRun:

@@ -5,14 +5,17 @@ it and ``runner.run`` writes the record, so a swept run and a hand-typed `ltbenc
 same flags give the same record. Entries whose record exists are skipped unless forced, so a
 sweep that stopped half-way is restarted by running it again.
 """
-import argparse
+import json
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ltbench.errors import UserError
-from ltbench.suite import Suite, SweepEntry
+from ltbench.app import runner
+from ltbench.app.suite import Suite, SweepEntry
+from ltbench.config import resolve, runtime_overrides
+from ltbench.core.errors import UserError
+from ltbench.metrics import format_scores
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class SweepOptions:
     out: str = "results"
     data_root: Optional[str] = None
     split_dir: Optional[str] = None
-    cfg_options: Tuple[str, ...] = ()  # from the command line: after the suite's, so they win
+    cfg_options: Tuple[Tuple[str, object], ...] = ()  # the command line's: after the suite's, so they win
     device: Optional[str] = None
     progress: bool = True
     save_logits: bool = False
@@ -48,30 +51,15 @@ class Outcome:
 
 
 def resolve_entry(entry: SweepEntry, options: SweepOptions) -> dict:
-    """The entry's config, resolved by the function `ltbench run` uses, from the flags it would get."""
-    from ltbench.cli import resolve_run_config
-
-    args = argparse.Namespace(
-        backbone=entry.backbone, seed=entry.seed, data_root=options.data_root, split_dir=options.split_dir,
-        device=options.device, no_progress=not options.progress, save_logits=options.save_logits,
-        cfg_options=[*entry.cfg_options, *options.cfg_options])
-    return resolve_run_config(entry.method, entry.dataset, args)
-
-
-def planned_record_path(cfg: dict, options: SweepOptions) -> Path:
-    """Where runner.run writes this config's record (the same name, so existing ones can be skipped)."""
-    from ltbench import registry
-    from ltbench.config import config_hash
-    from ltbench.results import record_path
-
-    method = registry.get(registry.METHODS, cfg["method"], listing="methods")(cfg)
-    return record_path(options.out, cfg["dataset"]["name"], cfg["method"], method.backbone_label,
-                       config_hash(cfg), int(cfg["seed"]))
+    """The entry's config, resolved as `ltbench run` resolves the same flags."""
+    overrides = runtime_overrides(options.data_root, options.split_dir, options.device, options.progress,
+                                  options.save_logits)
+    return resolve(entry.request(overrides, options.cfg_options))
 
 
 def run_entry(entry: SweepEntry, options: SweepOptions) -> Outcome:
     """Run one entry and write its record; what both launchers (and each Slurm job) call."""
-    from ltbench import runner
+    from ltbench.app import runner
     from ltbench.metrics import format_scores
 
     cfg = resolve_entry(entry, options)
@@ -115,7 +103,7 @@ def plan(suite: Suite, options: SweepOptions):
     planned = []
     for entry in suite.entries:
         try:
-            planned.append((entry, planned_record_path(resolve_entry(entry, options), options), None))
+            planned.append((entry, runner.planned_record_path(resolve_entry(entry, options), options.out), None))
         except UserError as error:
             planned.append((entry, None, str(error)))
     return planned
@@ -136,7 +124,7 @@ def print_plan(suite: Suite, options: SweepOptions) -> int:
           + (f": {suite.description}" if suite.description else ""))
     width = len(str(len(suite.entries)))
     for number, (entry, path, problem) in enumerate(plan(suite, options), 1):
-        extra = " ".join([*entry.cfg_options, *options.cfg_options])
+        extra = " ".join(f"{key}={json.dumps(value)}" for key, value in (*entry.cfg_options, *options.cfg_options))
         line = f"[{number:>{width}}] {_plan_status(path, problem, options):<5}  {entry.label}"
         print(line + (f"  {extra}" if extra else "") + (f": {problem}" if problem else ""))
     return 0

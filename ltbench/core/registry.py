@@ -1,0 +1,115 @@
+"""Registries for the plug-in parts of ltbench, and the one builder of ``name | {type: name, ...}``.
+
+Each registry names the modules that fill it (mmengine's ``locations``): they are imported on
+the first lookup, so nothing here imports the parts it lists and no import circle can form.
+Method plug-ins register with ``@METHODS.register_module(name=...)`` in ``ltbench.methods`` (the
+repository's ``methods/`` folder) or in any installed distribution that declares the
+``ltbench.methods`` entry-point group.
+"""
+import inspect
+import sys
+import warnings
+from importlib import metadata
+from typing import Iterable, Mapping
+
+from mmengine.registry import Registry
+
+from ltbench.core.errors import UserError, close_matches_hint, unknown_name
+
+METHODS = Registry("method", scope="ltbench", locations=["ltbench.methods"])
+DATASETS = Registry("dataset", scope="ltbench", locations=["ltbench.data.datasets"])
+LOSSES = Registry("loss", scope="ltbench", locations=["ltbench.losses"])
+SAMPLERS = Registry("sampler", scope="ltbench", locations=["ltbench.data.samplers"])
+
+# `ltbench list WHAT` for each registry, named in "unknown ..." errors.
+LISTINGS = {"method": "methods", "dataset": "datasets", "loss": "losses", "sampler": "samplers"}
+
+ENTRY_POINT_GROUP = "ltbench.methods"
+_plugins_loaded = False
+
+
+def _entry_points(group):
+    if sys.version_info >= (3, 10):
+        return metadata.entry_points(group=group)
+    return metadata.entry_points().get(group, [])
+
+
+def load_plugins():
+    """Import every ``ltbench.methods`` entry point once (third-party method packages)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry_point in _entry_points(ENTRY_POINT_GROUP):
+        try:
+            entry_point.load()
+        except Exception as error:  # a broken third-party plug-in must not break ltbench
+            warnings.warn(f"ltbench: could not load method plug-in '{entry_point.name}': {error}")
+
+
+def _filled(registry: Registry) -> Registry:
+    registry.import_from_location()
+    if registry is METHODS:
+        load_plugins()
+    return registry
+
+
+def names(registry: Registry) -> list:
+    return sorted(_filled(registry).module_dict)
+
+
+def get(registry: Registry, name: str):
+    """The object registered as ``name``, or a UserError listing the close matches."""
+    entries = _filled(registry).module_dict
+    if name not in entries:
+        raise unknown_name(registry.name, name, entries.keys(), LISTINGS.get(registry.name, ""))
+    return entries[name]
+
+
+def describe(registry: Registry):
+    """(name, one-line description) for every registered entry, sorted by name."""
+    rows = []
+    for name, obj in sorted(_filled(registry).module_dict.items()):
+        doc = (getattr(obj, "__doc__", None) or "").strip()
+        rows.append((name, doc.splitlines()[0] if doc else ""))
+    return rows
+
+
+def split_spec(spec, what: str):
+    """(name, options) of a config value naming a registered part: ``name`` or
+    ``{type: name, **options}``; anything else is a one-line error."""
+    if isinstance(spec, str):
+        return spec, {}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
+        listing = LISTINGS.get(what)
+        tail = f"; see `ltbench list {listing}`" if listing else ""
+        raise UserError(f"a {what} is a name or a mapping with a 'type' name and options, got {spec!r}{tail}")
+    options = dict(spec)
+    return options.pop("type"), options
+
+
+def check_options(what: str, name: str, target, options: Mapping, call_arguments: Iterable[str] = (),
+                  reserved: Iterable[str] = ()):
+    """A one-line error for an option that ``target``'s signature does not take (strict: typos
+    never pass silently). ``call_arguments`` are given at each call, and an option of that name is
+    called so; ``reserved`` ones are filled by the builder and are no option either."""
+    call_arguments, reserved = tuple(call_arguments), tuple(reserved)
+    parameters = inspect.signature(target).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    allowed = [key for key, p in parameters.items() if key not in call_arguments + reserved
+               and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for key in options:
+        if key in call_arguments:
+            raise UserError(f"{what} '{name}': '{key}' is an argument of each call, not an option")
+        if key not in allowed and (not takes_any or key in reserved):
+            hint = close_matches_hint(key, allowed) if allowed else " (it takes no options)"
+            raise UserError(f"{what} '{name}' has no option '{key}'{hint}")
+
+
+def resolve_spec(registry: Registry, spec, call_arguments: Iterable[str] = (), reserved: Iterable[str] = ()):
+    """(name, registered object, options) of a spec, its options checked against the object's
+    signature: the one builder step shared by losses, samplers and second stages."""
+    name, options = split_spec(spec, registry.name)
+    target = get(registry, name)
+    check_options(registry.name, name, target, options, call_arguments, reserved)
+    return name, target, options
