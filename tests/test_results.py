@@ -10,8 +10,8 @@ import ltbench
 from ltbench.records import results
 from ltbench.config import config_hash
 from ltbench.metrics import evaluate
+from ltbench.core.names import backbone_slug
 from ltbench.records.results import (
-    backbone_slug,
     load_records,
     make_record,
     record_path,

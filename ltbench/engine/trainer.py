@@ -186,6 +186,11 @@ class Trainer:
         distributed.barrier()  # every process leaves once rank 0's last checkpoint is on disk
         return history
 
+    def remove_checkpoint(self):
+        """Drop the epoch checkpoint once a finished stage has been saved in its own file."""
+        if distributed.is_main():
+            self.checkpoint_path.unlink(missing_ok=True)
+
     def _maybe_resume(self, model, optimizer, scheduler):
         if not self.ctx.resume:
             return 0, []

@@ -1,4 +1,5 @@
 """create_backbone: the single door from a backbone name to an image encoder."""
+from ltbench.core.errors import UserError
 from ltbench.models.backbones import parse_backbone
 
 
@@ -12,6 +13,14 @@ def create_backbone(name: str, device="cpu"):
     from ltbench.models.clip import create_clip
 
     return create_clip(spec, device)
+
+
+def create_clip_backbone(name: str, device, needed_by: str):
+    """A CLIP model for a method that needs its text encoder (`needed_by` names the method)."""
+    encoder = create_backbone(name, device)
+    if not encoder.is_clip:
+        raise UserError(f"method '{needed_by}' needs a CLIP backbone with a text encoder, got '{name}'")
+    return encoder
 
 
 def list_pretrained_backbones():

@@ -3,12 +3,10 @@
 A record holds everything needed to rebuild a table, regroup classes under another shot rule,
 or trace a number back to its code and data: see ``make_record`` for the fields.
 """
-import hashlib
 import importlib
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -17,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 import ltbench
 from ltbench.config import config_hash as compute_config_hash
+from ltbench.core.names import backbone_slug, slug
 
 SCHEMA_VERSION = 1
 # What tables and comparisons read; a file without them is not a usable record.
@@ -25,29 +24,7 @@ REQUIRED_KEYS = (
     "config_hash", "class_counts", "metrics", "created",
 )
 REQUIRED_METRIC_KEYS = ("overall", "many", "medium", "few", "shot_rule", "per_class_accuracy")
-UNSAFE_FILE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
-PATH_SEPARATORS = re.compile(r"[\\/]")
 GIT_TIMEOUT_S = 5
-
-
-def slug(text: str) -> str:
-    return UNSAFE_FILE_NAME_CHARACTERS.sub("-", text)
-
-
-def backbone_slug(backbone: str) -> str:
-    """'ViT-B-16:openai' -> 'ViT-B-16-openai'; 'ViT-B-16:/ckpt/a/last.pt' -> 'ViT-B-16-last.pt-<hash>'.
-
-    A checkpoint path keeps only its file name, to stay readable; the hash of the whole string
-    keeps two checkpoints with the same file name (epoch_10.pt of two runs) apart.
-    """
-    if not PATH_SEPARATORS.search(backbone):
-        return slug(backbone)
-    model, colon, checkpoint = backbone.partition(":")
-    if PATH_SEPARATORS.search(model):  # a bare checkpoint path, without a model name in front
-        model, colon, checkpoint = "", "", backbone
-    file_name = PATH_SEPARATORS.split(checkpoint)[-1]
-    digest = hashlib.sha256(backbone.encode()).hexdigest()[:8]
-    return slug(f"{model}{colon}{file_name}-{digest}")
 
 
 def run_id_for(method: str, backbone: str, config_hash: str, seed: int) -> str:

@@ -16,7 +16,7 @@ from ltbench.core.errors import unknown_name
 from ltbench.metrics import GROUPS, SHOT_RULES, grouped_accuracy
 from ltbench.records.reported import reported_for
 from ltbench.core.atomic import write_text_atomic
-from ltbench.records.results import slug
+from ltbench.core.names import slug
 
 METRICS = (*GROUPS, "overall")
 METRIC_HEADERS = {"many": "Many", "medium": "Medium", "few": "Few", "overall": "Overall"}

@@ -1,0 +1,45 @@
+"""The plug-in API: the one ltbench module that method plug-ins import (``ltbench.methods`` and
+third-party packages alike; import-linter enforces it for the built-in ones).
+
+A method subclasses ``Method``, registers with ``@METHODS.register_module(name=...)`` and
+implements ``fit(data, ctx)`` and ``predict(split, ctx)``; ``ctx`` (a ``RunContext``) gives the
+device, seed, cache, timers, the trainer and the run's log, and takes what the run reports.
+Everything else a method needs is named here, so that the framework's modules can move without
+breaking plug-ins.
+"""
+from ltbench.config import related_method_config
+from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
+from ltbench.core.registry import get as registered
+from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
+from ltbench.data.loading import epoch_batches, image_loader
+from ltbench.data.prompts import templates_by_name
+from ltbench.data.samplers import build_sampler, build_sampler_from_spec
+from ltbench.data.transforms import AugmentSpec, TransformSpec
+from ltbench.engine.batches import ArrayRowBatches, EpochProgress, TensorBatches
+from ltbench.engine.checkpoints import read_stage_checkpoint
+from ltbench.engine.context import RunContext
+from ltbench.engine.ensembles import ensemble_for
+from ltbench.engine.features import image_features, image_tokens, text_classifier
+from ltbench.engine.method import Method
+from ltbench.engine.stages import Stage
+from ltbench.engine.trainer import save_atomic
+from ltbench.losses import build_loss, multi_positive_contrastive
+from ltbench.models.factory import create_backbone, create_clip_backbone
+from ltbench.models.fingerprint import state_dict_sha256
+from ltbench.records.saved_logits import SavedRun
+
+__all__ = [
+    "METHODS", "LOSSES", "SAMPLERS", "registered", "Method", "RunContext", "UserError", "first_line_of",
+    "unknown_name", "related_method_config",
+    # data
+    "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "templates_by_name",
+    "build_sampler", "build_sampler_from_spec", "epoch_batches", "image_loader",
+    # models
+    "create_backbone", "create_clip_backbone", "state_dict_sha256",
+    # training
+    "build_loss", "multi_positive_contrastive", "TensorBatches", "ArrayRowBatches", "EpochProgress",
+    "Stage", "read_stage_checkpoint", "save_atomic",
+    # features and predictions
+    "image_features", "image_tokens", "text_classifier", "ensemble_for", "SavedRun",
+]

@@ -1,0 +1,46 @@
+"""Finished stages shared between runs: reuse one, or train it and keep it.
+
+A stage (BALLAD's phase A, the decoder's stage 1) is kept in a folder beside the run's work
+folder, named by the stage, the backbone, a hash of everything its result depends on, and the
+seed. Every run that needs the same stage (a rerun, another second stage, a TACKLE teacher)
+finds it there instead of training it again. The file is written atomically, so a killed run
+never leaves half a stage that a later run would load; the stage's epoch checkpoint (with the
+optimizer state) is removed once the stage is saved.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ltbench.config import config_hash
+from ltbench.core import distributed
+from ltbench.core.atomic import torch_save_atomic
+from ltbench.core.names import backbone_slug
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # folder prefix, e.g. 'ballad_phase_a'
+    label: str  # for the log, e.g. 'phase A'
+    file_name: str  # e.g. 'phase_a.pt'
+    artifact: str  # the record's artifacts key, e.g. 'phase_a_checkpoint'
+
+    def folder(self, ctx, backbone: str, identity: dict) -> Path:
+        key = config_hash(identity)[:10]
+        return ctx.shared_work_dir(f"{self.name}__{backbone_slug(backbone)}__{key}__seed{ctx.seed}")
+
+    def reuse_or_train(self, ctx, backbone: str, identity: dict, load: Callable[[Path], None],
+                       train: Callable[[Path], "tuple"]) -> None:
+        """load(path) a finished stage, or train(work_dir) -> (state to save, trainer) and save it."""
+        work_dir = self.folder(ctx, backbone, identity)
+        final = work_dir / self.file_name
+        ctx.artifacts[self.artifact] = str(final.resolve())
+        if final.exists():
+            ctx.log(f"{self.label}: reusing the finished {self.label} in {final} (delete it to train again)")
+            load(final)
+            return
+        state, trainer = train(work_dir)
+        if distributed.is_main():
+            torch_save_atomic(state, final)
+        # The epoch checkpoint also holds optimizer state; the saved stage is all later runs need.
+        trainer.remove_checkpoint()
+        ctx.log(f"{self.label}: saved {final}")
