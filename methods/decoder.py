@@ -25,6 +25,7 @@ from ltbench.engine import distributed
 from ltbench.engine.batches import ArrayRowBatches, EpochProgress, TensorBatches
 from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.features import image_tokens
+from ltbench.engine.selection import BestOnVal
 from ltbench.engine.trainer import save_atomic
 from ltbench.errors import UserError, unknown_name
 from ltbench.losses import build_loss
@@ -277,7 +278,7 @@ class Decoder(Method):
         val, origin = self._val_split(data, ctx, f"{name}.select=best_val")
         ctx.details[f"{name}_select"] = {"select": "best_val", "selected_on": origin}
         labels = torch.from_numpy(val.labels).to(ctx.device)
-        return _BestOnVal(module, lambda: val_logits(val), labels, Path(work_dir or ctx.work_dir) / f"{name}_best.pt",
+        return BestOnVal(module, lambda: val_logits(val), labels, Path(work_dir or ctx.work_dir) / f"{name}_best.pt",
                           ctx.resume, ctx.details[f"{name}_select"])
 
     # --- stage 2 -------------------------------------------------------------------------------
@@ -340,27 +341,3 @@ _variant("decoder_lws", "Imbalance-VLM decoder + LWS second stage (per-class log
 _variant("decoder_marc", "Imbalance-VLM decoder + MARC second stage (per-class omega z_c + beta ||W_c||, class-balanced CE).")
 _variant("decoder_taunorm", "Imbalance-VLM decoder + tau-normalisation (head rows W_c / ||W_c||^tau, no bias, tau chosen on val).")
 
-
-class _BestOnVal:
-    """select=best_val: keep the weights of `module` after the epoch with the best val top-1 (the
-    Imbalance-VLM code keeps its best checkpoint on its eval set). Kept on disk, so that a resumed
-    run still knows the best epoch before the interruption; `summary` (the record's details) gets
-    the best epoch and its accuracy."""
-
-    def __init__(self, module, val_logits, labels, path: Path, resume: bool, summary: dict):
-        self.module, self.val_logits, self.labels, self.path, self.summary = module, val_logits, labels, path, summary
-        self.best = torch.load(path, weights_only=True) if resume and path.exists() else None
-
-    def update(self, epoch: int) -> str:
-        with torch.no_grad():
-            accuracy = float((self.val_logits().argmax(1) == self.labels).float().mean()) * 100
-        if self.best is None or accuracy > self.best["val_top1"]:
-            state = {name: tensor.detach().clone() for name, tensor in self.module.state_dict().items()}
-            self.best = {"epoch": epoch, "val_top1": accuracy, "state_dict": state}
-            save_atomic(self.best, self.path)
-        return f"val top-1 {accuracy:.2f} (best {self.best['val_top1']:.2f}, epoch {self.best['epoch'] + 1})"
-
-    def restore(self):
-        if self.best is not None:
-            self.module.load_state_dict(self.best["state_dict"])
-            self.summary.update(best_epoch=self.best["epoch"] + 1, val_top1=self.best["val_top1"])
