@@ -61,22 +61,22 @@ def load_yaml(path: Path) -> dict:
     return data
 
 
-def benchmarks_dir() -> Path:
+def benchmarks_dir(check: bool = True) -> Path:
     """The config folder: $LTBENCH_BENCHMARKS, or the package ``ltbench.benchmarks`` (the
-    repository's benchmarks/ folder, shipped inside the wheel). A folder without defaults.yaml
-    is a one-line error: resolving a run without the defaults would give a config missing
-    required keys."""
+    repository's benchmarks/ folder, shipped inside the wheel). With `check`, a folder without
+    defaults.yaml is a one-line error: resolving a run without the defaults would give a config
+    missing required keys."""
     env = os.environ.get("LTBENCH_BENCHMARKS")
     if env:
         root, origin = Path(env).expanduser(), "$LTBENCH_BENCHMARKS"
     else:
         try:
-            root = Path(str(resources.files("ltbench.benchmarks")))
+            root = Path(str(resources.files("ltbench.benchmarks"))).resolve()  # the real folder, not the link
         except ModuleNotFoundError:
             raise UserError("ltbench's config package (ltbench.benchmarks) is not installed; "
                             "reinstall ltbench (pip install .) or set LTBENCH_BENCHMARKS to a config folder") from None
         origin = "the installed package ltbench.benchmarks"
-    if not (root / DEFAULTS_FILE).is_file():
+    if check and not (root / DEFAULTS_FILE).is_file():
         raise UserError(f"config folder {root} (from {origin}) has no {DEFAULTS_FILE}; point LTBENCH_BENCHMARKS "
                         "at a folder laid out like ltbench's benchmarks/ (defaults.yaml, datasets/, methods/) "
                         "or reinstall ltbench")

@@ -119,23 +119,30 @@ def ldam(logits: torch.Tensor, targets: torch.Tensor, class_counts, progress=Non
     return F.cross_entropy(float(scale) * (logits - target_margin), targets, weight=weights)
 
 
+LADE_REGULARIZER_LOGITS = ("raw", "prior_adjusted")
+
+
 @LOSSES.register_module(name="lade")
 def lade(logits: torch.Tensor, targets: torch.Tensor, class_counts, progress=None,
-         alpha: float = 0.1, remine_lambda: float = 0.1) -> torch.Tensor:
+         alpha: float = 0.1, remine_lambda: float = 0.1, regularizer_logits: str = "raw") -> torch.Tensor:
     """LADE (Hong et al. CVPR 2021): PriorCE, CE(z + log p_c), + alpha * the LADE regulariser.
 
     The regulariser estimates, for each class c, log of the ratio between the target and the
-    source label distribution with a regularised (ReMINE) Donsker-Varadhan bound, on the raw
-    logits z_c: first_c = sum of z_c over the batch samples of class c / (count_c + 1e-8)
-    (0 for a class absent from the batch); second_c = logsumexp over all B samples of
-    (z_c - log p_c + log(1/C)) - log B; estimate_c = first_c - second_c - remine_lambda * second_c^2;
-    regulariser = -sum_c p_c estimate_c over all C classes.
+    source label distribution with a regularised (ReMINE) Donsker-Varadhan bound, on logits g:
+    first_c = sum of g_c over the batch samples of class c / (count_c + 1e-8) (0 for a class
+    absent from the batch); second_c = logsumexp over all B samples of (g_c - log p_c + log(1/C))
+    - log B; estimate_c = first_c - second_c - remine_lambda * second_c^2; regulariser =
+    -sum_c p_c estimate_c over all C classes. regularizer_logits "raw": g = z (the LADE paper,
+    LIFT); "prior_adjusted": g = z + log p_c (Imbalance-VLM's lade_loss adjusts the logits once,
+    for PriorCE and the regulariser alike).
     """
-    _check("lade", alpha=alpha, remine_lambda=remine_lambda)
+    _check("lade", alpha=alpha, remine_lambda=remine_lambda, regularizer_logits=regularizer_logits)
     logits = logits.float()
     batch, num_classes = logits.shape
     log_prior = _log_prior(_counts("lade", class_counts, logits))
     prior_ce = F.cross_entropy(logits + log_prior, targets)
+    if regularizer_logits == "prior_adjusted":
+        logits = logits + log_prior
     one_hot = F.one_hot(targets, num_classes).to(logits.dtype)  # [B, C]
     first = (one_hot * logits).sum(dim=0) / (one_hot.sum(dim=0) + 1e-8)
     second = torch.logsumexp(logits - log_prior - math.log(num_classes), dim=0) - math.log(batch)
@@ -226,7 +233,9 @@ OPTION_CHECKS = {
     "grw": {"exponent": _number},
     "ldam": {"max_margin": _at_least_zero, "scale": _positive,
              "drw_start": _optional(_fraction, "a fraction in [0, 1]"), "drw_beta": _below_one},
-    "lade": {"alpha": _number, "remine_lambda": _at_least_zero},
+    "lade": {"alpha": _number, "remine_lambda": _at_least_zero,
+             "regularizer_logits": lambda value: None if value in LADE_REGULARIZER_LOGITS
+             else f"one of {', '.join(LADE_REGULARIZER_LOGITS)}"},
 }
 
 

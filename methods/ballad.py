@@ -29,7 +29,7 @@ from ltbench.models.adapters import ResidualAdapter, TextCosineClassifier
 from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
 from ltbench.data.prompts import templates_by_name
 from ltbench.core.registry import METHODS
-from ltbench.records.results import backbone_slug
+from ltbench.core.names import backbone_slug
 from ltbench.methods.zeroshot_clip import create_clip_backbone
 
 PHASE_A_LOSSES = ("contrastive", "class_ce")

@@ -112,3 +112,9 @@ def test_tackle_recipes_follow_the_vision_backbone():
     assert places["loss"]["type"] == "balanced_softmax" and places["backbone"]["clip"] == "ViT-B-16:openai"
     digits = _tackle_config("digits_lt")
     assert digits["backbone"]["clip"] == "tiny" and digits["teacher"]["source"] == "ballad_phase_a"
+
+
+def test_a_config_folder_without_defaults_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("LTBENCH_BENCHMARKS", str(tmp_path))
+    with pytest.raises(UserError, match=r"config folder .* has no defaults.yaml"):
+        resolve(RunRequest("zeroshot_clip", "digits_lt"))

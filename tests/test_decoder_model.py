@@ -1,4 +1,5 @@
 """Imbalance-VLM's model side: the encoder's last-layer tokens and the TokenDecoder on top."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -117,15 +118,38 @@ def test_decoder_shapes():
     assert decoder(tokens.half()).dtype == torch.float32  # cached float16 tokens are fine
 
 
-def test_depth_zero_is_a_linear_probe_on_the_normalised_cls():
+def test_depth_zero_is_a_linear_probe_on_the_cls():
     torch.manual_seed(0)
     decoder = TokenDecoder(32, 7, depth=0)
     tokens = torch.randn(4, 9, 32)
     assert len(decoder.blocks) == 0
-    expected = decoder.head(decoder.norm(tokens[:, 0]))
+    expected = decoder.head(tokens[:, 0])  # the code: the raw CLS token into the classifier
     torch.testing.assert_close(decoder(tokens), expected)
     tokens[:, 1:] += 100.0  # patch tokens do not matter
     torch.testing.assert_close(decoder(tokens), expected)
+
+
+def test_default_has_no_final_layernorm_as_in_the_code():
+    decoder = TokenDecoder(32, 7, depth=2, heads=4)
+    outside_blocks = [name for name, module in decoder.named_modules()
+                      if isinstance(module, nn.LayerNorm) and not name.startswith("blocks.")]
+    assert outside_blocks == []
+    tokens = torch.randn(3, 5, 32)
+    x = tokens
+    for block in decoder.blocks:
+        x = block(x)
+    torch.testing.assert_close(decoder(tokens), decoder.head(x[:, 0]))
+
+
+def test_final_norm_option_normalises_the_cls_before_the_head():
+    torch.manual_seed(0)
+    decoder = TokenDecoder(32, 7, depth=0, final_norm=True)
+    tokens = torch.randn(4, 9, 32) * 5 + 3
+    cls = tokens[:, 0]
+    by_hand = (cls - cls.mean(1, keepdim=True)) / torch.sqrt(cls.var(1, unbiased=False, keepdim=True) + 1e-5)
+    torch.testing.assert_close(decoder(tokens), decoder.head(by_hand), rtol=1e-4, atol=1e-4)
+    with pytest.raises(UserError, match="final_norm must be true or false"):
+        TokenDecoder(32, 7, final_norm="yes")
 
 
 def test_features_then_head_is_forward_and_patch_tokens_matter_with_blocks():
@@ -144,8 +168,10 @@ def test_parameter_count_of_a_block(width, mlp_ratio):
     per_block = 4 * width * width + 2 * width * hidden + 9 * width + hidden
     assert TokenDecoder.block_parameter_count(width, mlp_ratio) == per_block
     probe, decoder = TokenDecoder(width, 5, depth=0), TokenDecoder(width, 5, depth=2, mlp_ratio=mlp_ratio)
-    assert sum(p.numel() for p in probe.parameters()) == 2 * width + width * 5 + 5
-    assert sum(p.numel() for p in decoder.parameters()) == 2 * per_block + 2 * width + width * 5 + 5
+    assert sum(p.numel() for p in probe.parameters()) == width * 5 + 5
+    assert sum(p.numel() for p in decoder.parameters()) == 2 * per_block + width * 5 + 5
+    normed = TokenDecoder(width, 5, depth=0, final_norm=True)  # + the LayerNorm's weight and bias
+    assert sum(p.numel() for p in normed.parameters()) == 2 * width + width * 5 + 5
 
 
 def test_gradients_reach_every_parameter():
@@ -165,3 +191,15 @@ def test_decoder_rejects_bad_settings():
     TokenDecoder(64, 10, depth=0, heads=5)  # no attention, heads do not matter
     with pytest.raises(ValueError, match=r"\[B, T, 64\]"):
         TokenDecoder(64, 10)(torch.randn(2, 5, 32))
+
+
+def test_eval_transform_resize_then_centre_crop_as_the_imagenet_recipe():
+    from ltbench.data.transforms import TransformSpec
+
+    image = np.zeros((1, 8, 8), dtype=np.uint8)
+    image[:, 2:6, 2:6] = 255  # a bright centre square, half the side
+    plain = TransformSpec(size=4, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear")
+    code = TransformSpec(size=4, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear", resize=8)
+    assert torch.equal(code.apply_batch(image), torch.ones(1, 3, 4, 4))  # resize 8 (none), crop the centre
+    assert plain.apply_batch(image).min() < 1.0  # resize to 4 first: the dark border blends in
+    assert "resize" not in plain.fingerprint() and code.fingerprint()["resize"] == 8

@@ -5,11 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltbench.models.calibration import DisAlignHead, LearnableWeightScaling, build_second_stage
-from ltbench.methods.decoder import iteration_schedule
+from ltbench.core.errors import UserError
+from ltbench.models.calibration import (DisAlignHead, LearnableWeightScaling, MarcHead, build_second_stage,
+                                        select_tau, tau_normalised)
+from ltbench.methods.decoder import check_stage, iteration_schedule
 
 SHORT = ("stage1.iterations=30", "stage2.iterations=10")
-NAMES = ["decoder", "decoder_ce", "decoder_bs", "decoder_focal", "decoder_disalign", "decoder_crt", "decoder_lws"]
+SECOND_STAGES = ["decoder_disalign", "decoder_crt", "decoder_lws", "decoder_marc", "decoder_taunorm"]
+NAMES = ["decoder", "decoder_ce", "decoder_bs", "decoder_focal", *SECOND_STAGES]
 
 
 def _run(run_cli, out, method, *options):
@@ -23,7 +26,7 @@ def _run(run_cli, out, method, *options):
 def test_every_decoder_method_runs_end_to_end(run_cli, tmp_path, method):
     record, _ = _run(run_cli, tmp_path, method, *SHORT)
     assert record["method"] == method and 0 <= record["metrics"]["overall"] <= 100
-    two_stage = method in ("decoder_disalign", "decoder_crt", "decoder_lws")
+    two_stage = method in SECOND_STAGES
     assert ("after_stage1" in record["extra_metrics"]) == two_stage
     assert ("stage2" in record["timings"]) == two_stage
     assert Path(record["artifacts"]["stage1_checkpoint"]).is_file()
@@ -53,21 +56,64 @@ def test_a_stage_1_checkpoint_of_another_decoder_shape_is_a_one_line_error(run_c
     assert code == 2 and "does not fit this decoder" in stderr and len(stderr.strip().splitlines()) == 1
 
 
+def test_taunorm_records_its_grid_the_split_and_the_chosen_tau(run_cli, tmp_path):
+    record, stderr = _run(run_cli, tmp_path, "decoder_taunorm", *SHORT, "stage2.tau_grid=[0.0, 0.5, 1.0]")
+    chosen = record["details"]["taunorm"]
+    assert chosen["tau_grid"] == [0.0, 0.5, 1.0] and chosen["selected_on"] == "val"
+    assert chosen["tau"] == chosen["tau_grid"][chosen["val_top1"].index(max(chosen["val_top1"]))]
+    assert "tau-normalisation: tau" in stderr and "warning" not in stderr
+
+
+def test_best_val_selection_keeps_the_best_epoch_and_records_it(run_cli, tmp_path):
+    record, _ = _run(run_cli, tmp_path, "decoder_lws", *SHORT, "stage1.select=best_val", "stage2.select=best_val")
+    for stage in ("stage1_select", "stage2_select"):
+        chosen = record["details"][stage]
+        assert chosen["selected_on"] == "val" and chosen["best_epoch"] >= 1 and 0 <= chosen["val_top1"] <= 100
+
+
+def test_code_preprocessing_needs_the_backbones_input_size(run_cli, tmp_path):
+    code, _, stderr = run_cli("run", "--method", "decoder_ce", "--dataset", "digits_lt", "--out", tmp_path,
+                              "--no-progress", "--cfg-options", *SHORT, "preprocess.type=imagenet_code")
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "preprocess.crop=224, but backbone" in stderr and "takes 32 px" in stderr
+
+
+def test_choosing_on_a_val_split_that_is_the_test_split_warns_and_says_so():
+    from types import SimpleNamespace
+
+    from ltbench.methods.decoder import Decoder
+
+    same = SimpleNamespace(fingerprint="f", name="test")
+    data = SimpleNamespace(name="inat2018", splits={"val": same, "test": same}, split=lambda name: same)
+    messages = []
+    ctx = SimpleNamespace(log=messages.append)
+    split, origin = Decoder._val_split(SimpleNamespace(cfg={"eval_split": "test"}), data, ctx, "tau-normalisation")
+    assert split is same and origin == "val (the evaluation images themselves)"
+    assert messages and messages[0].startswith("warning: tau-normalisation chooses on val, which is the test split")
+
+
 def _head():
     torch.manual_seed(0)
     return torch.nn.Linear(8, 5)
 
 
-def test_disalign_at_initialisation_leaves_logits_unchanged():
+def test_disalign_classification_form_starts_at_one_plus_s_times_z():
     head = _head()
     features = torch.randn(6, 8)
-    aligned = DisAlignHead(head)
-    assert torch.allclose(aligned(features), head(features))
+    aligned = DisAlignHead(head, confidence_weight=0.1)  # cvpods: every confidence weight 0.1
+    with torch.no_grad():
+        aligned.confidence.bias.fill_(-0.3)
+    s = torch.sigmoid(0.1 * features.sum(1, keepdim=True) - 0.3)  # w^T f + b with w = 0.1
+    torch.testing.assert_close(aligned(features), (1 + s) * head(features))
     trainable = {name for name, p in aligned.named_parameters() if p.requires_grad}
     assert trainable == {"confidence.weight", "confidence.bias", "alpha", "beta"}
+    # Without confidence_weight the layer keeps PyTorch's init (Imbalance-VLM's DisAlign_Net).
+    torch.manual_seed(1)
+    default = DisAlignHead(head)
+    assert not torch.allclose(default.confidence.weight, torch.full_like(default.confidence.weight, 0.1))
 
 
-def test_disalign_formula_after_changing_alpha_and_beta():
+def test_disalign_classification_formula_after_changing_alpha_and_beta():
     head = _head()
     aligned = DisAlignHead(head)
     with torch.no_grad():
@@ -76,7 +122,53 @@ def test_disalign_formula_after_changing_alpha_and_beta():
     features = torch.randn(3, 8)
     z = head(features)
     s = torch.sigmoid(aligned.confidence(features))
-    assert torch.allclose(aligned(features), s * (2.0 * z + 0.5) + (1 - s) * z, atol=1e-6)
+    torch.testing.assert_close(aligned(features), (1 + 2.0 * s) * z + 0.5 * s)
+
+
+def test_disalign_segmentation_form_starts_at_the_stage_1_logits():
+    head = _head()
+    features = torch.randn(6, 8)
+    aligned = DisAlignHead(head, form="segmentation")
+    torch.testing.assert_close(aligned(features), head(features))
+    with torch.no_grad():
+        aligned.alpha.fill_(2.0)
+        aligned.beta.fill_(0.5)
+    z, s = head(features), torch.sigmoid(aligned.confidence(features))
+    torch.testing.assert_close(aligned(features), s * (2.0 * z + 0.5) + (1 - s) * z)
+    with pytest.raises(UserError, match="stage2.disalign_form"):
+        DisAlignHead(head, form="detection")
+
+
+def test_marc_starts_at_the_stage_1_logits_and_adds_beta_times_the_row_norms():
+    head = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[3.0, 4.0], [0.0, 2.0]]))  # row norms 5 and 2
+        head.bias.copy_(torch.tensor([1.0, -1.0]))
+    marc = MarcHead(head)
+    features = torch.tensor([[1.0, 1.0]])  # z = [3 + 4 + 1, 2 - 1] = [8, 1]
+    torch.testing.assert_close(marc(features), torch.tensor([[8.0, 1.0]]))
+    with torch.no_grad():
+        marc.omega.copy_(torch.tensor([0.5, 2.0]))
+        marc.beta.copy_(torch.tensor([1.0, -1.0]))
+    torch.testing.assert_close(marc(features), torch.tensor([[0.5 * 8 + 5.0, 2.0 * 1 - 2.0]]))
+    assert {name for name, p in marc.named_parameters() if p.requires_grad} == {"omega", "beta"}
+
+
+def test_tau_normalisation_by_hand_and_the_tau_chosen_on_val():
+    head = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[4.0, 0.0], [0.0, 1.0]]))  # a head class with a long row
+        head.bias.copy_(torch.tensor([5.0, 5.0]))
+    features = torch.tensor([[1.0, 2.0], [1.0, 6.0]])
+    # tau 0: the bias is dropped, weights unchanged; tau 1: unit rows; tau 0.5: rows / sqrt(norm).
+    torch.testing.assert_close(tau_normalised(head, 0.0)(features), torch.tensor([[4.0, 2.0], [4.0, 6.0]]))
+    torch.testing.assert_close(tau_normalised(head, 1.0)(features), torch.tensor([[1.0, 2.0], [1.0, 6.0]]))
+    torch.testing.assert_close(tau_normalised(head, 0.5)(features), torch.tensor([[2.0, 2.0], [2.0, 6.0]]))
+    assert tau_normalised(head, 1.0).bias is None
+    # Both samples are class 1: tau 0 gets one right (50%), tau 0.5 the second only too (a tie at
+    # 2 vs 2 goes to class 0), tau 1 both.
+    tau, accuracies = select_tau(head, features, torch.tensor([1, 1]), [0.0, 0.5, 1.0])
+    assert accuracies == [50.0, 50.0, 100.0] and tau == 1.0
 
 
 def test_lws_starts_at_the_stage_1_logits_and_crt_starts_afresh():
@@ -87,6 +179,16 @@ def test_lws_starts_at_the_stage_1_logits_and_crt_starts_afresh():
     assert not torch.allclose(retrained.weight, head.weight)
     assert all(p.requires_grad for p in retrained.parameters())
     assert not any(p.requires_grad for p in LearnableWeightScaling(head).head.parameters())
+
+
+def test_iteration_schedule_with_the_codes_32_epochs_is_exactly_8192_steps_on_every_dataset():
+    stage = {"batch_size": 256, "iterations": 8192, "warmup_iterations": 512, "epochs": 32}
+    for train_images in (115846, 62500, 437513):  # ImageNet-LT, Places-LT, iNat 2018
+        assert iteration_schedule(stage, train_images) == (256, 32, 2.0)
+    with pytest.raises(UserError, match="stage2.epochs=32 must be null or a whole number from 1 to"):
+        check_stage("stage2", {**stage, "iterations": 10})
+    with pytest.raises(UserError, match="stage1.select"):
+        check_stage("stage1", {**stage, "select": "best"})
 
 
 def test_iteration_schedule_covers_the_iterations_in_whole_epochs():

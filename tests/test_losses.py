@@ -194,6 +194,21 @@ def test_lade_small_example_worked_out():
     assert _call("lade", logits=[[0.0, 0.0]], targets=[0], counts=[3, 1]) == pytest.approx(expected, rel=1e-5)
 
 
+def test_lade_prior_adjusted_regulariser_worked_out():
+    # Imbalance-VLM's variant: the regulariser sees g = z + log p. Same sample as above:
+    # g = [log .75, log .25]; first = [log .75, 0] (class 1 absent); second_c = log .5 for both.
+    s = math.log(0.5)
+    estimates = [math.log(0.75) - s - 0.1 * s * s, 0.0 - s - 0.1 * s * s]
+    regulariser = -(0.75 * estimates[0] + 0.25 * estimates[1])
+    expected = -math.log(0.75) + 0.1 * regulariser
+    spec = {"type": "lade", "regularizer_logits": "prior_adjusted"}
+    assert _call(spec, logits=[[0.0, 0.0]], targets=[0], counts=[3, 1]) == pytest.approx(expected, rel=1e-5)
+    assert _call({"type": "lade", "regularizer_logits": "raw"}) == pytest.approx(_call("lade"), rel=1e-7)
+    assert _call(spec) != pytest.approx(_call("lade"), rel=1e-3)
+    with pytest.raises(UserError, match="regularizer_logits='adjusted' must be one of raw, prior_adjusted"):
+        build_loss({"type": "lade", "regularizer_logits": "adjusted"})
+
+
 # ---- conventions ----
 
 @pytest.mark.parametrize("name", NAMES)

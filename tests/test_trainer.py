@@ -8,6 +8,7 @@ from ltbench.data.samplers import build_sampler
 from ltbench.engine.batches import TensorBatches
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext
+from ltbench.core.errors import UserError
 from ltbench.engine.trainer import to_device, uses_channels_last, warmup_cosine
 
 CFG = {"epochs": 4, "optimizer": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False,
@@ -49,6 +50,30 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert factor(2) == pytest.approx(1.0) and factor(10) == pytest.approx(0.0)
     assert factor(6) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
     assert warmup_cosine(10, 0, "constant")(9) == 1.0
+
+
+def test_usb_schedule_matches_imbalance_vlm_hand_computed_values():
+    # USB: step / warmup during warmup (step 0 at lr 0), then max(0, cos(pi * 7/16 * progress)).
+    factor = warmup_cosine(total_steps=10, warmup_steps=2, schedule="cosine_usb", cosine_cycles=7 / 16)
+    assert [factor(0), factor(1), factor(2)] == [0.0, 0.5, 1.0]
+    assert factor(6) == pytest.approx(0.7730104534)  # cos(7 pi / 32), progress 1/2
+    assert factor(10) == pytest.approx(0.1950903220)  # cos(7 pi / 16): the lr never reaches 0
+    # 8192 steps after 512 of warmup: mean post-warmup factor sin(7 pi/16) / (7 pi/16) = 0.7136
+    # (the half cosine to 0 averages 0.5).
+    long = warmup_cosine(8192 + 512, 512, "cosine_usb")
+    assert sum(long(step) for step in range(512, 8192 + 512)) / 8192 == pytest.approx(0.7136, abs=1e-3)
+
+
+def test_usb_schedule_rejects_a_cycle_count_outside_0_1():
+    with pytest.raises(UserError, match="cosine_cycles=2"):
+        warmup_cosine(10, 0, "cosine_usb", cosine_cycles=2)
+
+
+def test_trainer_runs_the_usb_schedule_per_optimizer_step(tmp_path):
+    _, history = _train(tmp_path, {**CFG, "schedule": "cosine_usb", "cosine_cycles": 0.4375})
+    # 4 epochs of 6 steps, 6 warmup steps: after the last step the scheduler is at step 24 = the end.
+    assert history[0]["lr"] == pytest.approx(0.5 * 1.0)  # step 6: warmup done, progress 0
+    assert history[-1]["lr"] == pytest.approx(0.5 * math.cos(math.pi * 0.4375))
 
 
 def test_training_lowers_the_loss(tmp_path):

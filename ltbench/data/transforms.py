@@ -6,7 +6,7 @@ bicubic kernel (PIL uses a = -0.5, torch a = -0.75), so one split always takes o
 """
 import math
 from dataclasses import asdict, dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -41,22 +41,30 @@ def _normalise(batch: torch.Tensor, mean, std) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TransformSpec:
-    """Resize the shorter side to ``size``, centre-crop ``size`` x ``size``, scale to [0, 1], normalise."""
+    """Resize the shorter side to ``resize`` (default ``size``), centre-crop ``size`` x ``size``,
+    scale to [0, 1], normalise. (``resize`` 256 with ``size`` 224 is the ImageNet recipe.)"""
 
     size: int
     mean: Tuple[float, float, float]
     std: Tuple[float, float, float]
     interpolation: str = "bicubic"
+    resize: Optional[int] = None
 
     def fingerprint(self) -> dict:
-        return {"kind": "eval", **asdict(self)}
+        # resize None is left out, so the cache keys of specs written before the field stay valid.
+        values = {key: value for key, value in asdict(self).items() if key != "resize" or value is not None}
+        return {"kind": "eval", **values}
+
+    @property
+    def resize_to(self) -> int:
+        return self.resize or self.size
 
     def pil_transform(self):
         from torchvision import transforms as T
 
         mode = getattr(T.InterpolationMode, self.interpolation.upper())
         return T.Compose([
-            T.Resize(self.size, interpolation=mode),
+            T.Resize(self.resize_to, interpolation=mode),
             T.CenterCrop(self.size),
             _to_rgb,
             T.ToTensor(),
@@ -67,8 +75,8 @@ class TransformSpec:
         """uint8 [N, H, W] or [N, H, W, 3] -> float [N, 3, size, size], normalised, computed on ``device``."""
         batch = _float_batch(images, device)
         height, width = batch.shape[-2:]
-        scale = self.size / min(height, width)
-        new_size = (max(self.size, round(height * scale)), max(self.size, round(width * scale)))
+        scale = self.resize_to / min(height, width)
+        new_size = (max(self.resize_to, round(height * scale)), max(self.resize_to, round(width * scale)))
         if new_size != (height, width):
             antialias = self.interpolation != "nearest" and scale < 1
             batch = F.interpolate(batch, size=new_size, mode=self.interpolation,

@@ -31,12 +31,13 @@ TRAIN_DEFAULTS = {
     "weight_decay": 5e-4,
     "weight_decay_1d": True,  # false: no decay on biases and norm weights (1-D parameters)
     "schedule": "cosine",
+    "cosine_cycles": 7 / 16,  # schedule cosine_usb only: USB's default num_cycles
     "warmup_epochs": 0,
     "grad_accum_steps": 1,
     "log_interval": 10,
 }
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "cosine_usb", "constant")
 
 
 def build_optimizer(params, cfg) -> torch.optim.Optimizer:
@@ -51,18 +52,34 @@ def build_optimizer(params, cfg) -> torch.optim.Optimizer:
     raise unknown_name("optimizer", cfg["optimizer"], OPTIMIZERS)
 
 
-def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str) -> Callable[[int], float]:
-    """lr factor of optimizer step `step` (0-based): linear warmup, then cosine to 0 or constant."""
+def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
+                  cosine_cycles: float = 7 / 16) -> Callable[[int], float]:
+    """lr factor of optimizer step `step` (0-based).
+
+    cosine: warmup (step + 1) / warmup_steps, then 0.5 * (1 + cos(pi * progress)), down to 0.
+    cosine_usb: USB's get_cosine_schedule_with_warmup, which Imbalance-VLM trains with: warmup
+    step / warmup_steps (so the first step runs at lr 0), then max(0, cos(pi * cosine_cycles *
+    progress)); with its 7/16 the lr ends at cos(7 pi / 16) = 0.195 of the base, not at 0.
+    constant: the same warmup as cosine, then 1. progress = (step - warmup) / (total - warmup).
+    """
     if schedule not in SCHEDULES:
         raise unknown_name("lr schedule", schedule, SCHEDULES)
+    if schedule == "cosine_usb" and not (isinstance(cosine_cycles, (int, float)) and 0 < cosine_cycles <= 1):
+        raise UserError(f"cosine_cycles={cosine_cycles!r} must be a number in (0, 1] (USB's 7/16 = 0.4375)")
+
+    def progress(step: int) -> float:
+        return min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
 
     def factor(step: int) -> float:
+        if schedule == "cosine_usb":
+            if step < warmup_steps:
+                return step / warmup_steps
+            return max(0.0, math.cos(math.pi * cosine_cycles * progress(step)))
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         if schedule == "constant":
             return 1.0
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 0.5 * (1.0 + math.cos(math.pi * progress(step)))
 
     return factor
 
@@ -128,7 +145,8 @@ class Trainer:
         steps_per_update = math.ceil(steps_per_epoch / accum)
         total_updates = steps_per_update * int(cfg["epochs"])
         warmup = int(round(float(cfg["warmup_epochs"]) * steps_per_update))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"]))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"], cfg["cosine_cycles"]))
         start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
         wrapped = distributed.wrap_for_training(model, ctx.device)
         module = torch.compile(wrapped) if ctx.compile else wrapped

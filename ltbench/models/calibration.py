@@ -10,7 +10,8 @@ from torch import nn
 
 from ltbench.core.errors import unknown_name
 
-SECOND_STAGES = ("none", "disalign", "crt", "lws")
+SECOND_STAGES = ("none", "disalign", "crt", "lws", "marc", "taunorm")
+TRAINED_SECOND_STAGES = ("disalign", "crt", "lws", "marc")  # taunorm has no training
 
 
 def _frozen_copy(head: nn.Linear) -> nn.Linear:
@@ -19,27 +20,64 @@ def _frozen_copy(head: nn.Linear) -> nn.Linear:
     return head
 
 
+DISALIGN_FORMS = ("classification", "segmentation")
+
+
 class DisAlignHead(nn.Module):
     """Distribution Alignment (Zhang et al. CVPR 2021): a confidence s = sigmoid(w^T f + b) from a
-    one-output linear layer, per-class alpha (init 1) and beta (init 0), and
+    one-output linear layer, per-class alpha (init 1) and beta (init 0) on the frozen logits z.
 
-        logits = s * (alpha * z + beta) + (1 - s) * z  =  z + s * ((alpha - 1) * z + beta),
-
-    the form of the DisAlign code, which leaves the stage-1 logits z unchanged at initialisation.
-    (METHODS.md writes (1 + s * alpha) * z + s * beta: the same family with alpha counted from 0.)
+    form "classification" (DisAlign's classification code, cvpods ``DisAlignLinear``, and
+    Imbalance-VLM's ``DisAlign_Net``): logits = (1 + s * alpha) * z + s * beta, which starts at
+    (1 + s) * z, not at z. form "segmentation" (DisAlign's segmentation head):
+    logits = z + s * ((alpha - 1) * z + beta), which starts at z.
+    confidence_weight: None keeps PyTorch's default init of w (Imbalance-VLM); cvpods sets every
+    weight of w to 0.1. b keeps PyTorch's default init in both codes.
     """
 
-    def __init__(self, head: nn.Linear):
+    def __init__(self, head: nn.Linear, form: str = "classification", confidence_weight=None):
         super().__init__()
-        self.head = _frozen_copy(head)
+        if form not in DISALIGN_FORMS:
+            raise unknown_name("stage2.disalign_form", form, DISALIGN_FORMS)
+        self.head, self.form = _frozen_copy(head), form
         self.confidence = nn.Linear(head.in_features, 1)
+        if confidence_weight is not None:
+            nn.init.constant_(self.confidence.weight, float(confidence_weight))
         self.alpha = nn.Parameter(torch.ones(head.out_features))
         self.beta = nn.Parameter(torch.zeros(head.out_features))
 
     def forward(self, features):
         logits = self.head(features)
         confidence = torch.sigmoid(self.confidence(features))
+        if self.form == "classification":
+            return (1.0 + confidence * self.alpha) * logits + confidence * self.beta
         return logits + confidence * ((self.alpha - 1.0) * logits + self.beta)
+
+
+class MarcHead(nn.Module):
+    """MARC (Wang et al. 2022): z'_c = omega_c * z_c + beta_c * ||W_c||, with omega (init 1) and beta
+    (init 0) per class on the frozen head (Imbalance-VLM's ``MARC_Net``: the same init), so it
+    starts at the stage-1 logits; ||W_c|| is the norm of the frozen head's row c."""
+
+    def __init__(self, head: nn.Linear):
+        super().__init__()
+        self.head = _frozen_copy(head)
+        self.register_buffer("weight_norm", self.head.weight.detach().norm(dim=1))
+        self.omega = nn.Parameter(torch.ones(head.out_features))
+        self.beta = nn.Parameter(torch.zeros(head.out_features))
+
+    def forward(self, features):
+        return self.omega * self.head(features) + self.beta * self.weight_norm
+
+
+def tau_normalised(head: nn.Linear, tau: float) -> nn.Linear:
+    """tau-normalisation (Kang et al. ICLR 2020): a bias-free copy of ``head`` with rows
+    W_c / ||W_c||^tau (tau 0: the weights unchanged, the bias dropped; tau 1: unit-norm rows)."""
+    weight = head.weight.detach()
+    normalised = nn.Linear(head.in_features, head.out_features, bias=False).to(weight.device, weight.dtype)
+    with torch.no_grad():
+        normalised.weight.copy_(weight / weight.norm(dim=1, keepdim=True).pow(float(tau)))
+    return normalised.requires_grad_(False)
 
 
 class LearnableWeightScaling(nn.Module):
@@ -54,12 +92,25 @@ class LearnableWeightScaling(nn.Module):
         return self.head(features) * self.scale
 
 
-def build_second_stage(kind: str, head: nn.Linear) -> nn.Module:
-    """disalign / lws start from the stage-1 head; crt (classifier re-training) re-initialises it."""
+@torch.no_grad()
+def select_tau(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, grid):
+    """(tau, top-1 % of each grid value): the grid value whose tau-normalised head classifies
+    (features, labels) best (the first of equals, so ties go to the smaller tau of a rising grid)."""
+    accuracies = [float((tau_normalised(head, tau)(features).argmax(1) == labels).float().mean()) * 100
+                  for tau in grid]
+    return float(grid[accuracies.index(max(accuracies))]), accuracies
+
+
+def build_second_stage(kind: str, head: nn.Linear, disalign_form: str = "classification",
+                       disalign_confidence_weight=None) -> nn.Module:
+    """The trainable second stage: disalign / lws / marc start from the stage-1 head; crt
+    (classifier re-training) re-initialises it. (taunorm is not trained: see tau_normalised.)"""
     if kind == "disalign":
-        return DisAlignHead(head)
+        return DisAlignHead(head, disalign_form, disalign_confidence_weight)
     if kind == "lws":
         return LearnableWeightScaling(head)
+    if kind == "marc":
+        return MarcHead(head)
     if kind == "crt":
         return nn.Linear(head.in_features, head.out_features)
-    raise unknown_name("stage2.type", kind, SECOND_STAGES[1:])
+    raise unknown_name("stage2.type", kind, TRAINED_SECOND_STAGES)

@@ -1,8 +1,10 @@
 """Imbalance-VLM's lightweight decoder: a few transformer blocks over the frozen encoder's tokens.
 
 Input: all tokens of the image encoder's last layer ([B, T, W], ``ClipModel.encode_tokens``;
-token 0 is the CLS token). ``depth`` pre-norm blocks at the encoder width, a final LayerNorm, the
-CLS token, a linear head to the classes. ``depth=0`` is a linear probe on the LayerNorm-ed CLS.
+token 0 is the CLS token). ``depth`` pre-norm blocks at the encoder width, the CLS token, a linear
+head to the classes, as in the Imbalance-VLM code (timm Blocks, then ``classifier`` on token 0);
+``final_norm=True`` adds a LayerNorm on the CLS token before the head (ltbench's former default,
+not in the code). ``depth=0`` is a linear probe on the CLS token.
 No positional embedding is added: the tokens already carry the encoder's.
 """
 import torch
@@ -31,17 +33,19 @@ class DecoderBlock(nn.Module):
 class TokenDecoder(nn.Module):
     """Tokens [B, T, width] -> logits [B, num_classes] (Imbalance-VLM: depth 3, 4 heads, mlp_ratio 0.5).
 
-    ``features(tokens)`` is the normalised CLS feature after the blocks and ``head`` the linear
+    ``features(tokens)`` is the CLS feature after the blocks (and the final LayerNorm, if any) and ``head`` the linear
     classifier on it, so a second stage (cRT, LWS, DisAlign) can freeze ``features`` and
     re-initialise or rescale ``head``.
     """
 
     def __init__(self, width: int, num_classes: int, depth: int = 3, heads: int = 4,
-                 mlp_ratio: float = 0.5):
+                 mlp_ratio: float = 0.5, final_norm: bool = False):
         super().__init__()
         width, num_classes, depth, heads = int(width), int(num_classes), int(depth), int(heads)
         if width < 1 or num_classes < 1:
             raise UserError(f"decoder: width ({width}) and num_classes ({num_classes}) must be positive")
+        if not isinstance(final_norm, bool):
+            raise UserError(f"decoder.final_norm must be true or false, not {final_norm!r}")
         if depth < 0:
             raise UserError(f"decoder: depth must be 0 (a linear probe) or more, not {depth}")
         if depth > 0:
@@ -53,11 +57,12 @@ class TokenDecoder(nn.Module):
         self.width, self.num_classes, self.depth = width, num_classes, depth
         self.heads, self.mlp_ratio = heads, float(mlp_ratio)
         self.blocks = nn.ModuleList([DecoderBlock(width, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(width)
+        # The code has no LayerNorm here: the CLS token goes from the last block to the head.
+        self.norm = nn.LayerNorm(width) if final_norm else nn.Identity()
         self.head = nn.Linear(width, num_classes)
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[B, width]: the LayerNorm-ed CLS token after the blocks."""
+        """[B, width]: the CLS token after the blocks (LayerNorm-ed with final_norm)."""
         if tokens.ndim != 3 or tokens.shape[-1] != self.width:
             raise ValueError(f"decoder expects tokens [B, T, {self.width}], got {tuple(tokens.shape)}")
         x = tokens.to(self.head.weight.dtype)  # cached tokens may be float16
