@@ -100,7 +100,7 @@ def fine_tune(clip, data, cfg: dict, templates, ctx) -> None:
     phase = cfg["phase_a"]
     if phase["checkpoint"]:
         load_phase_a_checkpoint(clip, phase["checkpoint"])
-        ctx.artifacts["phase_a_checkpoint"] = str(Path(phase["checkpoint"]).expanduser().resolve())
+        ctx.outputs.artifacts["phase_a_checkpoint"] = str(Path(phase["checkpoint"]).expanduser().resolve())
         return
     if int(phase["epochs"]) == 0:
         ctx.log("phase A: 0 epochs, phase B runs on the backbone's own weights")
@@ -110,7 +110,7 @@ def fine_tune(clip, data, cfg: dict, templates, ctx) -> None:
     key = config_hash(phase_a_identity(cfg))[:10]
     work_dir = ctx.shared_work_dir(f"ballad_phase_a__{backbone_slug(clip.label)}__{key}__seed{ctx.seed}")
     final = work_dir / "phase_a.pt"
-    ctx.artifacts["phase_a_checkpoint"] = str(final.resolve())
+    ctx.outputs.artifacts["phase_a_checkpoint"] = str(final.resolve())
     if final.exists():
         ctx.log(f"phase A: reusing the finished phase A in {final} (delete it to fine-tune again)")
         load_phase_a_checkpoint(clip, final)

@@ -5,17 +5,10 @@ computed in this run with its own defaults for this dataset, backbone and seed (
 ``zeroshot_clip``, ``ballad``, ...). The combination rule and the weights are those of
 ``ltbench.engine.ensembles``.
 """
-import dataclasses
-
 import numpy as np
 
-from ltbench.core import registry
-from ltbench.config import related_method_config
-from ltbench.engine.ensembles import ensemble_for
-from ltbench.core.errors import UserError
-from ltbench.engine.method import Method
-from ltbench.core.registry import METHODS
-from ltbench.records.saved_logits import SavedRun
+from ltbench.api import (METHODS, Method, PerSplit, SavedRun, UserError, ensemble_for, registered,
+                         related_method_config)
 
 ALIASES = {"zeroshot": "zeroshot_clip"}
 
@@ -43,13 +36,12 @@ class ComputedMember:
     def __init__(self, name: str, cfg: dict):
         self.name = _computed_name(name)
         self.cfg = related_method_config(self.name, cfg)
-        self.method = registry.get(registry.METHODS, self.name)(self.cfg)
+        self.method = registered(METHODS, self.name)(self.cfg)
 
     def fit(self, data, ctx):
-        work_dir = ctx.work_dir.parent / f"{ctx.work_dir.name}__{self.name}"
-        self.ctx = dataclasses.replace(ctx, work_dir=work_dir, timings={}, reported={}, artifacts={}, details={})
+        self.ctx = ctx.for_part(self.name)
         self.method.fit(data, self.ctx)
-        ctx.artifacts.update({f"{self.name}.{key}": value for key, value in self.ctx.artifacts.items()})
+        ctx.outputs.artifacts.update({f"{self.name}.{key}": value for key, value in self.ctx.outputs.artifacts.items()})
 
     def logits(self, split, ctx) -> np.ndarray:
         return np.asarray(self.method.predict(split, self.ctx))
@@ -81,7 +73,7 @@ def member_label(spec: str, cfg: dict) -> str:
     if _is_saved(spec):
         return SavedRun(spec).record["backbone"]
     name = _computed_name(spec)
-    return registry.get(registry.METHODS, name).backbone_label_for(related_method_config(name, cfg))
+    return registered(METHODS, name).backbone_label_for(related_method_config(name, cfg))
 
 
 def build_member(spec: str, cfg: dict):
@@ -102,25 +94,20 @@ class ClipEnsemble(Method):
         return "+".join(member_label(spec, cfg) for spec in _members(cfg))
 
     def fit(self, data, ctx):
-        self._logits_by_split = {}
+        self._member_logits = PerSplit(lambda split: [member.logits(split, ctx) for member in self.members])
         self.ensemble = ensemble_for(self.cfg["ensemble"], len(self.members), data)  # checked before members train
         for member in self.members:
             with ctx.timer(f"member {member.name}"):
                 member.fit(data, ctx)
         if "val" in data.splits:
             val = data.split("val")
-            self.ensemble.fit(self._member_logits(val, ctx), val.labels)
+            self.ensemble.fit(self._member_logits(val), val.labels)
         eval_split = data.split(self.cfg["eval_split"])
-        ctx.details["ensemble"] = self.ensemble.summary([member.name for member in self.members],
+        ctx.outputs.details["ensemble"] = self.ensemble.summary([member.name for member in self.members],
                                                         self.ensemble.weights_origin(data, eval_split, ctx.log))
         ctx.log("ensemble weights: " + ", ".join(f"{member.name} {weight:.2f}"
                                                  for member, weight in zip(self.members, self.ensemble.weights)))
 
-    def _member_logits(self, split, ctx):
-        """Every member's logits of ``split``, once per run (val serves the weights and the val metrics)."""
-        if split.fingerprint not in self._logits_by_split:
-            self._logits_by_split[split.fingerprint] = [member.logits(split, ctx) for member in self.members]
-        return self._logits_by_split[split.fingerprint]
-
     def predict(self, split, ctx) -> np.ndarray:
-        return self.ensemble(self._member_logits(split, ctx))
+        # Every member's logits once per split (val serves the weights and the val metrics).
+        return self.ensemble(self._member_logits(split))

@@ -2,16 +2,9 @@
 import numpy as np
 import torch
 
-from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.engine.batches import EpochProgress, TensorBatches
-from ltbench.engine.features import image_features, text_classifier
-from ltbench.core.errors import UserError
-from ltbench.losses import build_loss
-from ltbench.engine.method import Method
-from ltbench.models.factory import create_backbone
-from ltbench.models.heads import build_head
-from ltbench.data.prompts import templates_by_name
-from ltbench.core.registry import METHODS
+from ltbench.api import (METHODS, EpochProgress, Method, TensorBatches, UserError, ValAccuracyLog, build_head,
+                         build_loss, build_sampler_from_spec, create_backbone, image_features, templates_by_name,
+                         text_classifier)
 
 
 class Standardize(torch.nn.Module):
@@ -56,24 +49,18 @@ class LinearProbe(Method):
         class_counts = data.class_counts
         loss = build_loss(cfg["loss"])
         # The val note only shows in the progress log: no per-epoch evaluation without it.
-        on_epoch_end = self._val_logger(data, ctx) if "val" in data.splits and ctx.progress else None
+        hooks = [self._val_log(data.split("val"), ctx)] if "val" in data.splits and ctx.progress else []
         ctx.trainer(cfg["train"], name="linear_probe").fit(
             self.head, batches, batches.batches.steps_per_epoch,
             loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=batches.value),
-            on_epoch_end=on_epoch_end)
+            hooks=hooks)
 
     def _features(self, split, ctx):
         return image_features(self.encoder, split, ctx, batch_size=self.cfg["eval_batch_size"])
 
-    def _val_logger(self, data, ctx):
-        val = data.split("val")
+    def _val_log(self, val, ctx) -> ValAccuracyLog:
         features = self._feature_tensor(val, ctx)  # once, not from the disk cache every epoch
-
-        def log_val_accuracy(epoch):
-            predictions = self._logits(features).argmax(axis=1)
-            return f"val top-1 {100.0 * (predictions == val.labels).mean():.2f}"
-
-        return log_val_accuracy
+        return ValAccuracyLog(lambda: self._logits(features), val.labels)
 
     def _feature_tensor(self, split, ctx) -> torch.Tensor:
         return torch.from_numpy(np.array(self._features(split, ctx))).to(ctx.device)

@@ -114,7 +114,7 @@ class Tackle(Method):
                                                 float(cfg["teacher"]["tau"]))
         selection = self._select(assigned, confidence, data)
         precision = pseudo_label_precision(selection, pool.labels, data.class_counts, cfg["shot_rule"])
-        ctx.details["pseudo_labels"] = {
+        ctx.outputs.details["pseudo_labels"] = {
             "pool_images": len(pool), "added": int(len(selection.indices)),
             "added_per_class": selection.added_per_class.tolist(),
             "mean_confidence": float(selection.confidence.mean()) if len(selection.indices) else None,
@@ -137,7 +137,7 @@ class Tackle(Method):
                                             bool(cfg["vision"]["pretrained"]), ctx.device)
         self.transform = timm_eval_transform(self.model, cfg["vision"]["input_size"])
         counts = np.bincount(train.labels, minlength=data.num_classes)
-        ctx.details["train_images"] = {"labeled": len(data.split("train")), "total": len(train)}
+        ctx.outputs.details["train_images"] = {"labeled": len(data.split("train")), "total": len(train)}
         sampler = build_sampler_from_spec(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
         batch_size = int(cfg["batch_size"])
         images = epoch_batches(train, self.transform, cfg["augment"], batch_size, sampler, seed=ctx.seed,
@@ -170,7 +170,7 @@ class Tackle(Method):
         eval_split = data.split(self.cfg["eval_split"])
         ctx.report("vision_only", self._vision_logits(eval_split, ctx), eval_split)
         ctx.report("clip", self.teacher.logits(eval_split), eval_split)
-        ctx.details["ensemble"] = self.ensemble.summary(["vision", "clip"],
+        ctx.outputs.details["ensemble"] = self.ensemble.summary(["vision", "clip"],
                                                         self.ensemble.weights_origin(data, eval_split, ctx.log))
         ctx.log(f"ensemble: weights vision {self.ensemble.weights[0]:.2f}, clip {self.ensemble.weights[1]:.2f}")
 

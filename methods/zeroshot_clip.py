@@ -2,21 +2,7 @@
 import numpy as np
 import torch
 
-from ltbench.engine.features import image_features, text_classifier
-from ltbench.core.errors import UserError
-from ltbench.engine.method import Method
-from ltbench.models.factory import create_backbone
-from ltbench.data.prompts import templates_by_name
-from ltbench.core.registry import METHODS
-
-
-def create_clip_backbone(cfg, ctx):
-    """The run's CLIP model; a vision-only backbone has no text encoder to make a classifier from."""
-    encoder = create_backbone(cfg["backbone"]["clip"], ctx.device)
-    if not encoder.is_clip:
-        raise UserError(f"method '{cfg['method']}' needs a CLIP backbone with a text encoder, "
-                        f"got '{cfg['backbone']['clip']}'")
-    return encoder
+from ltbench.api import METHODS, Method, create_clip_backbone, image_features, templates_by_name, text_classifier
 
 
 @METHODS.register_module(name="zeroshot_clip")
@@ -24,7 +10,7 @@ class ZeroShotCLIP(Method):
     """Zero-shot CLIP: logits = scale * f . t_c with t_c the prompt-ensemble text embedding of class c."""
 
     def fit(self, data, ctx):
-        self.clip = create_clip_backbone(self.cfg, ctx)
+        self.clip = create_clip_backbone(self.cfg["backbone"]["clip"], ctx.device, self.cfg["method"])
         templates = templates_by_name(self.cfg["text"]["templates"])
         self.classifier = text_classifier(self.clip, data.class_names, templates, ctx)
 

@@ -7,7 +7,7 @@ from torch import nn
 from ltbench.core.errors import UserError
 from ltbench.models.backbones import BackboneSpec
 from ltbench.models.clip import ClipModel, _open_clip
-from ltbench.models.decoder import TokenDecoder
+from ltbench.methods.decoder.model import TokenDecoder
 from ltbench.models.factory import create_backbone
 
 TEXT_CFG = {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}

@@ -8,7 +8,7 @@ import torch
 from ltbench.core.errors import UserError
 from ltbench.models.calibration import (DisAlignHead, LearnableWeightScaling, MarcHead, build_second_stage,
                                         select_tau, tau_normalised)
-from ltbench.methods.decoder import check_stage, iteration_schedule
+from ltbench.methods.decoder.settings import check_stage, iteration_schedule
 
 SHORT = ("stage1.iterations=30", "stage2.iterations=10")
 SECOND_STAGES = ["decoder_disalign", "decoder_crt", "decoder_lws", "decoder_marc", "decoder_taunorm"]

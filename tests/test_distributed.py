@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from ltbench.engine.hooks import Hook
+
 from ltbench.data.samplers import build_sampler
 from ltbench.core import distributed
 from ltbench.core.distributed import ShardedSampler, shard_batches, shard_rows
@@ -117,14 +119,15 @@ def _train(work_dir, resume=False, interrupt_after_epoch=None):
     targets = (inputs[:, 0] > 0).long() + (inputs[:, 1] > 0).long()
     batches = TensorBatches(inputs, targets, build_sampler("instance", targets.numpy(), seed=0), 16)
 
-    def on_epoch_end(epoch):
-        if epoch == interrupt_after_epoch:
-            raise KeyboardInterrupt
+    class Interrupt(Hook):
+        def after_epoch(self, epoch):
+            if epoch == interrupt_after_epoch:
+                raise KeyboardInterrupt
 
     ctx = RunContext(device=torch.device("cpu"), seed=0, work_dir=Path(work_dir),
                      cache=ArrayCache(Path(work_dir) / "cache"), progress=False, resume=resume)
     history = ctx.trainer(TRAIN, name="unit").fit(model, batches, batches.steps_per_epoch,
-                                                 torch.nn.functional.cross_entropy, on_epoch_end=on_epoch_end)
+                                                 torch.nn.functional.cross_entropy, hooks=[Interrupt()])
     return model, history
 
 

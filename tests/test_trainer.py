@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ltbench.engine.hooks import Hook
+
 from ltbench.data.samplers import build_sampler
 from ltbench.engine.batches import TensorBatches
 from ltbench.engine.cache import ArrayCache
@@ -34,13 +36,14 @@ def _train(tmp_path, cfg=CFG, resume=False, interrupt_after_epoch=None, compile=
     inputs, targets = _problem()
     batches = TensorBatches(inputs, targets, build_sampler("instance", targets.numpy(), seed=0), 16)
 
-    def on_epoch_end(epoch):
-        if interrupt_after_epoch is not None and epoch == interrupt_after_epoch:
-            raise KeyboardInterrupt
+    class Interrupt(Hook):
+        def after_epoch(self, epoch):
+            if interrupt_after_epoch is not None and epoch == interrupt_after_epoch:
+                raise KeyboardInterrupt
 
     trainer = _context(tmp_path, resume, compile).trainer(cfg, name="unit")
     history = trainer.fit(model, batches, batches.steps_per_epoch, torch.nn.functional.cross_entropy,
-                          on_epoch_end=on_epoch_end)
+                          hooks=[Interrupt()])
     return model, history
 
 

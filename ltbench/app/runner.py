@@ -102,7 +102,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         saved["val"] = (val_logits, val)
     elif val is not None and val.fingerprint == eval_split.fingerprint:
         saved["val"] = (logits, val)  # the same images: an ensemble can still choose weights on "val"
-    for label, (reported_logits, split) in ctx.reported.items():
+    for label, (reported_logits, split) in ctx.outputs.reported.items():
         extra_metrics[label] = evaluate(validate_logits(reported_logits, split, data.num_classes, cfg["method"]),
                                         split.labels, class_counts, cfg["shot_rule"])
 
@@ -112,12 +112,12 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         if distributed.is_main():
             save_logits(logits_file_for(path), saved)
         logits_path = logits_file_for(path).name
-    ctx.timings["total"] = time.perf_counter() - started
+    ctx.outputs.timings["total"] = time.perf_counter() - started
     record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
                          seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
-                         class_counts=class_counts, metrics=metrics, timings=ctx.timings,
+                         class_counts=class_counts, metrics=metrics, timings=ctx.outputs.timings,
                          device=describe_device(ctx.device), split_files=split_hashes(data),
-                         extra_metrics=extra_metrics, artifacts=ctx.artifacts, details=ctx.details,
+                         extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts, details=ctx.outputs.details,
                          logits_path=logits_path)
     if distributed.is_main():
         write_json_atomic(path, record)

@@ -2,7 +2,7 @@
 import contextlib
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict
 
@@ -30,7 +30,25 @@ def describe_device(device: torch.device) -> str:
 
 
 @dataclass
+class RunOutputs:
+    """What a run produces besides its logits, written by the method and read by the runner."""
+
+    timings: Dict[str, float] = field(default_factory=dict)
+    # label -> (logits, split): evaluations a method reports besides its final one, e.g. the
+    # model after phase A of a two-phase method; the runner turns them into metrics.
+    reported: Dict[str, tuple] = field(default_factory=dict)
+    # name -> path of files a run leaves for later runs (e.g. a phase-A checkpoint), recorded.
+    artifacts: Dict[str, str] = field(default_factory=dict)
+    # JSON-like facts about how a method reached its numbers (pseudo-labels added per class,
+    # their precision, chosen ensemble weights), recorded as the record's "details".
+    details: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunContext:
+    """The run's inputs and services (frozen: a method cannot change them for the rest of the
+    run) and its outputs, kept apart in ``outputs``."""
+
     device: torch.device
     seed: int
     work_dir: Path
@@ -42,15 +60,12 @@ class RunContext:
     progress: bool = True
     resume: bool = False
     compile: bool = False  # torch.compile the module the trainer trains
-    timings: Dict[str, float] = field(default_factory=dict)
-    # label -> (logits, split): evaluations a method reports besides its final one, e.g. the
-    # model after phase A of a two-phase method; the runner turns them into metrics.
-    reported: Dict[str, tuple] = field(default_factory=dict)
-    # name -> path of files a run leaves for later runs (e.g. a phase-A checkpoint), recorded.
-    artifacts: Dict[str, str] = field(default_factory=dict)
-    # JSON-like facts about how a method reached its numbers (pseudo-labels added per class,
-    # their precision, chosen ensemble weights), recorded as the record's "details".
-    details: Dict[str, object] = field(default_factory=dict)
+    outputs: RunOutputs = field(default_factory=RunOutputs)
+
+    def for_part(self, name: str) -> "RunContext":
+        """A context for a part of this run (an ensemble member): the same inputs, its own work
+        folder beside this run's, and outputs of its own."""
+        return replace(self, work_dir=self.work_dir.parent / f"{self.work_dir.name}__{name}", outputs=RunOutputs())
 
     @property
     def use_bf16(self) -> bool:
@@ -75,14 +90,15 @@ class RunContext:
         try:
             yield
         finally:
-            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
+            timings = self.outputs.timings
+            timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
 
     def log(self, message: str):
         if distributed.is_main():
             tqdm.write(message, file=sys.stderr)
 
     def report(self, label: str, logits, split):
-        self.reported[label] = (logits, split)
+        self.outputs.reported[label] = (logits, split)
 
     def shared_work_dir(self, name: str) -> Path:
         """A work folder beside this run's, shared by every run that asks for the same `name`: a

@@ -5,6 +5,7 @@ text classifier) and the blocks are gathered back into split order, so every pro
 the same array; see engine/distributed.py and ArrayCache for who writes the cache.
 """
 import hashlib
+import math
 
 import numpy as np
 import torch
@@ -18,20 +19,51 @@ from ltbench.core.errors import UserError
 TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
 
 
+def _batches_of(split, ctx, batch_size: int, rows, transform=None, inputs=None):
+    """Model inputs of `rows` (all of `split` if None) in order: the split's images through
+    `transform`, or the rows of `inputs`, an array with one entry per image (cached tokens)."""
+    count = len(split) if rows is None else len(rows)
+    if inputs is None:
+        loader = image_loader(split, transform, batch_size, sampler=rows, num_workers=ctx.num_workers,
+                              pin_memory=ctx.device.type == "cuda", device=ctx.device)
+        return (images for images, _ in loader)
+    index = np.arange(len(split)) if rows is None else np.asarray(rows)
+    return (torch.from_numpy(np.asarray(inputs[index[start: start + batch_size]], dtype=np.float32))
+            for start in range(0, count, batch_size))
+
+
+def _on_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    batch = batch.to(device, non_blocking=True)
+    if device.type == "cuda" and batch.dim() == 4:  # image batches: cuDNN's fastest layout
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
 @torch.no_grad()
+def encode_split(split, ctx, batch_size: int, encode, transform=None, inputs=None, desc: str = "encode",
+                 on_cpu: bool = True) -> torch.Tensor:
+    """encode(batch) [b, ...] of every image of `split`, in split order: the one loop through
+    which ltbench runs a frozen model over a split (features, decoder features, predictions).
+
+    A batch is the split's images through `transform`, or rows of `inputs` (see _batches_of).
+    Under torchrun each process encodes a block of the split and the blocks are gathered, so
+    every process returns the whole [N, ...]. on_cpu: keep the result in host memory (a large
+    split's features), else on the device (features a head then trains on).
+    """
+    rows = distributed.shard_rows(len(split))
+    count = len(split) if rows is None else len(rows)
+    outputs = []
+    for batch in tqdm(_batches_of(split, ctx, batch_size, rows, transform, inputs), desc=desc,
+                      total=math.ceil(count / batch_size), disable=not ctx.show_progress, leave=False):
+        with ctx.autocast():
+            output = encode(_on_device(batch, ctx.device)).float()
+        outputs.append(output.cpu() if on_cpu else output)
+    return distributed.gather_rows(torch.cat(outputs), len(split))
+
+
 def extract_image_features(encoder, split, transform, batch_size: int, ctx, desc: str = "features"):
     """[N, D] float32 L2-normalised features, in split order."""
-    loader = image_loader(split, transform, batch_size, sampler=distributed.shard_rows(len(split)),
-                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda",
-                          device=ctx.device)
-    chunks = []
-    for images, _ in tqdm(loader, desc=desc, disable=not ctx.show_progress, leave=False):
-        images = images.to(ctx.device, non_blocking=True)
-        if ctx.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        with ctx.autocast():
-            chunks.append(encoder.encode_images(images).float().cpu())
-    return distributed.gather_rows(torch.cat(chunks), len(split)).numpy()
+    return encode_split(split, ctx, batch_size, encoder.encode_images, transform=transform, desc=desc).numpy()
 
 
 def image_features(encoder, split, ctx, batch_size: int, transform=None) -> np.ndarray:
@@ -113,16 +145,11 @@ def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, shape
     """
     rows = distributed.shard_rows(len(split))
     block = len(split) if rows is None else len(rows)
-    loader = image_loader(split, transform, batch_size, sampler=rows, num_workers=ctx.num_workers,
-                          pin_memory=ctx.device.type == "cuda",
-                          device=ctx.device)
     start = 0
-    for images, _ in tqdm(loader, desc=desc, disable=not ctx.show_progress, leave=False):
-        images = images.to(ctx.device, non_blocking=True)
-        if ctx.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
+    for images in tqdm(_batches_of(split, ctx, batch_size, rows, transform), desc=desc,
+                       total=math.ceil(block / batch_size), disable=not ctx.show_progress, leave=False):
         with ctx.autocast():
-            tokens = encoder.encode_tokens(images)
+            tokens = encoder.encode_tokens(_on_device(images, ctx.device))
         tokens = tokens.to(torch.float16 if dtype == np.float16 else torch.float32)
         if tuple(tokens.shape[1:]) != tuple(shape[1:]) or start + len(tokens) > block:
             raise RuntimeError(f"encode_tokens gave {tuple(tokens.shape[1:])} per image for rows "

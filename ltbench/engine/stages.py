@@ -33,7 +33,7 @@ class Stage:
         """load(path) a finished stage, or train(work_dir) -> (state to save, trainer) and save it."""
         work_dir = self.folder(ctx, backbone, identity)
         final = work_dir / self.file_name
-        ctx.artifacts[self.artifact] = str(final.resolve())
+        ctx.outputs.artifacts[self.artifact] = str(final.resolve())
         if final.exists():
             ctx.log(f"{self.label}: reusing the finished {self.label} in {final} (delete it to train again)")
             load(final)

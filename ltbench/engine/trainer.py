@@ -13,7 +13,7 @@ train in channels_last; ``runtime.compile`` runs the module through torch.compil
 import math
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ltbench.core import distributed
 from ltbench.core.atomic import torch_save_atomic
 from ltbench.core.errors import UserError, unknown_name
+from ltbench.engine.hooks import Hook
 
 TRAIN_DEFAULTS = {
     "epochs": 10,
@@ -119,14 +120,13 @@ class Trainer:
         self.checkpoint_path = Path(work_dir or ctx.work_dir) / f"{name}_last.pt"
 
     def fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
-            loss_fn: Callable, forward: Optional[Callable] = None,
-            on_epoch_end: Optional[Callable[[int], Optional[str]]] = None):
+            loss_fn: Callable, forward: Optional[Callable] = None, hooks: Sequence[Hook] = ()):
         """Train `model` (its parameters with requires_grad) for cfg['epochs'] epochs.
 
         batches(epoch) yields (inputs, targets) on any device, inputs a tensor or a tuple of
-        tensors; forward(model, inputs) -> logits
-        (default model(inputs)); loss_fn(logits, targets) -> scalar; on_epoch_end(epoch) may
-        return a short string for the log (e.g. val accuracy). Returns the per-epoch history.
+        tensors; forward(model, inputs) -> logits (default model(inputs)); loss_fn(logits,
+        targets) -> scalar; hooks: engine/hooks.py (their after_epoch notes go into the log).
+        Returns the per-epoch history.
 
         In a distributed run forward gets the DDP-wrapped (or compiled) module, so it must call
         it rather than reach into its attributes, and every trainable parameter must take part
@@ -193,7 +193,7 @@ class Trainer:
             entry = {"epoch": epoch, "loss": epoch_loss / max(1, logged_steps),
                      "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
                      "images_per_second": seen / max(1e-9, seconds)}
-            note = on_epoch_end(epoch) if on_epoch_end else None
+            note = ", ".join(filter(None, (hook.after_epoch(epoch) for hook in hooks)))
             history.append(entry)
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
@@ -202,6 +202,8 @@ class Trainer:
                 ctx.log(f"{self.name} epoch {epoch + 1}/{cfg['epochs']}: loss {entry['loss']:.4f}, "
                         f"{entry['images_per_second']:.0f} img/s" + (f", {note}" if note else ""))
         distributed.barrier()  # every process leaves once rank 0's last checkpoint is on disk
+        for hook in hooks:
+            hook.after_fit()
         return history
 
     def remove_checkpoint(self):

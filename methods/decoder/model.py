@@ -10,7 +10,7 @@ No positional embedding is added: the tokens already carry the encoder's.
 import torch
 from torch import nn
 
-from ltbench.core.errors import UserError
+from ltbench.api import UserError
 
 
 class DecoderBlock(nn.Module):

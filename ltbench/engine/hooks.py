@@ -1,0 +1,64 @@
+"""Trainer hooks: what a method adds to the shared training loop (val accuracy in the log, keep
+the best epoch on val, stop early in a test) without writing a loop or a callback of its own.
+
+The Trainer calls ``after_epoch(epoch)`` once an epoch's steps are done and before its epoch
+checkpoint is written (so a hook that raises leaves the previous checkpoint as the last one),
+and ``after_fit()`` once training ends. ``after_epoch`` may return a short note for the log.
+"""
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from ltbench.core.atomic import torch_save_atomic
+from ltbench.core import distributed
+
+
+class Hook:
+    def after_epoch(self, epoch: int) -> Optional[str]:
+        return None
+
+    def after_fit(self) -> None:
+        pass
+
+
+def val_top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    logits, labels = torch.as_tensor(logits), torch.as_tensor(labels).to(torch.as_tensor(logits).device)
+    return float((logits.argmax(1) == labels).float().mean()) * 100
+
+
+class ValAccuracyLog(Hook):
+    """'val top-1 X' in each epoch's log line; val_logits() -> [N_val, C]."""
+
+    def __init__(self, val_logits: Callable[[], torch.Tensor], labels):
+        self.val_logits, self.labels = val_logits, torch.as_tensor(labels)
+
+    @torch.no_grad()
+    def after_epoch(self, epoch: int) -> str:
+        return f"val top-1 {val_top1(self.val_logits(), self.labels):.2f}"
+
+
+class BestOnVal(Hook):
+    """select=best_val: keep the weights of `module` after the epoch with the best val top-1
+    (val_logits() -> [N_val, C], labels [N_val]) and load them back after training. Kept on disk,
+    so that a resumed run still knows the best epoch before the interruption; ``summary`` (a dict
+    of the record's details) gets the best epoch and its accuracy."""
+
+    def __init__(self, module, val_logits, labels, path: Path, resume: bool, summary: dict):
+        self.module, self.val_logits, self.labels, self.path, self.summary = module, val_logits, labels, path, summary
+        self.best = torch.load(path, weights_only=True) if resume and path.exists() else None
+
+    @torch.no_grad()
+    def after_epoch(self, epoch: int) -> str:
+        accuracy = val_top1(self.val_logits(), self.labels)
+        if self.best is None or accuracy > self.best["val_top1"]:
+            state = {name: tensor.detach().clone() for name, tensor in self.module.state_dict().items()}
+            self.best = {"epoch": epoch, "val_top1": accuracy, "state_dict": state}
+            if distributed.is_main():
+                torch_save_atomic(self.best, self.path)
+        return f"val top-1 {accuracy:.2f} (best {self.best['val_top1']:.2f}, epoch {self.best['epoch'] + 1})"
+
+    def after_fit(self):
+        if self.best is not None:
+            self.module.load_state_dict(self.best["state_dict"])
+            self.summary.update(best_epoch=self.best["epoch"] + 1, val_top1=self.best["val_top1"])
