@@ -19,6 +19,7 @@ from ltbench.engine.seeding import seed_everything
 from ltbench.errors import UserError
 from ltbench.metrics import evaluate
 from ltbench.models.backbones import parse_backbone
+from ltbench.models.factory import backbone_details, check_activation_rule
 from ltbench.results import make_record, record_path, software_versions, write_json_atomic
 from ltbench.saved_logits import logits_file_for, save_logits
 
@@ -55,6 +56,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     method_cls = registry.get(registry.METHODS, cfg["method"], listing="methods")
     registry.get(registry.DATASETS, cfg["dataset"]["name"], listing="datasets")
     parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
+    check_activation_rule(cfg["backbone"].get("activation", "pretrained"))
     method = method_cls(cfg)
     seed = int(cfg["seed"])
     path = record_path(out_dir, cfg["dataset"]["name"], cfg["method"], method.backbone_label,
@@ -77,6 +79,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         check_image_root(data, ["train", *evaluated], cfg["dataset"]["name"])
         eval_split = data.split(eval_name)
 
+    # The CLIP backbone every method builds from backbone.clip, resolved the way create_clip does.
+    ctx.details["backbone"] = backbone_details(cfg["backbone"]["clip"])
     seed_everything(seed)
     with ctx.timer("fit"):
         method.fit(data, ctx)

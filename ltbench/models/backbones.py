@@ -85,20 +85,27 @@ class ImageEncoder:
         return self
 
 
-@contextlib.contextmanager
-def quiet_logging():
-    """Silence the root logger while a model is built.
+# Loggers whose records while a model is built are only the hub's download retries and HTTP
+# noise; a failed download still surfaces, as ltbench's one-line UserError.
+HUB_NOISE_LOGGERS = ("huggingface_hub", "urllib3")
 
-    open_clip, timm and huggingface_hub log retries and warnings there; the user gets one clear
-    line from ltbench instead.
+
+@contextlib.contextmanager
+def quiet_hub_retries():
+    """Silence the Hugging Face hub's retry / HTTP logging while a model is built.
+
+    Only those loggers: open_clip and timm warnings (a QuickGELU mismatch, missing or unexpected
+    checkpoint keys) concern the model's correctness and must reach the user.
     """
-    root = logging.getLogger()
-    previous = root.level
-    root.setLevel(logging.CRITICAL)
+    loggers = [logging.getLogger(name) for name in HUB_NOISE_LOGGERS]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        root.setLevel(previous)
+        for logger, level in zip(loggers, previous):
+            logger.setLevel(level)
 
 
 def first_line_of(error: Exception) -> str:
