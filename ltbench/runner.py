@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ltbench import registry
-from ltbench.config import config_hash
+from ltbench.config import config_hash, get_dotted
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
 from ltbench.engine import distributed
@@ -19,9 +19,26 @@ from ltbench.engine.seeding import seed_everything
 from ltbench.errors import UserError
 from ltbench.metrics import evaluate
 from ltbench.models.backbones import parse_backbone
-from ltbench.models.factory import backbone_details, check_activation_rule
+from ltbench.models.factory import backbone_details
 from ltbench.results import make_record, record_path, software_versions, write_json_atomic
 from ltbench.saved_logits import logits_file_for, save_logits
+
+
+# Config keys that name how ltbench builds what no option changes yet: one value each, present
+# so that records made before the rule (open_clip's nn.GELU for OpenAI weights; torch bicubic
+# for in-memory images) never share a config hash with records made after it.
+FIXED_RULES = {
+    "backbone.activation": ("pretrained", "as the weights were trained; a checkpoint of OpenAI "
+                                          "weights takes a '-quickgelu' model name"),
+    "resize": ("pil", "images are resized with PIL's filters, in-memory ones too"),
+}
+
+
+def check_fixed_rules(cfg):
+    for key, (rule, meaning) in FIXED_RULES.items():
+        value = get_dotted(cfg, key, rule)
+        if value != rule:
+            raise UserError(f"{key} '{value}': the only rule is '{rule}' ({meaning})")
 
 
 def check_image_root(data, split_names, dataset_name):
@@ -56,7 +73,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     method_cls = registry.get(registry.METHODS, cfg["method"], listing="methods")
     registry.get(registry.DATASETS, cfg["dataset"]["name"], listing="datasets")
     parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
-    check_activation_rule(cfg["backbone"].get("activation", "pretrained"))
+    check_fixed_rules(cfg)
     method = method_cls(cfg)
     seed = int(cfg["seed"])
     path = record_path(out_dir, cfg["dataset"]["name"], cfg["method"], method.backbone_label,

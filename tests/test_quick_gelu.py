@@ -90,3 +90,20 @@ def test_quick_gelu_checkpoints_load_by_the_quickgelu_name(tmp_path):
 def test_tiny_is_gelu_and_records_it():
     assert backbone_details("tiny") == {"activation": "gelu"}
     assert backbone_details("timm:resnet18:none") == {}
+
+
+def test_record_states_the_activation_and_fixed_rules_are_checked(run_cli, tmp_path):
+    import json
+
+    out = tmp_path / "results"
+    code, _, stderr = run_cli("run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--out", out,
+                              "--no-progress")
+    assert code == 0, stderr
+    record = json.loads(next((out / "runs").rglob("*.json")).read_text())
+    assert record["details"]["backbone"] == {"activation": "gelu"}
+    assert record["config"]["backbone"]["activation"] == "pretrained" and record["config"]["resize"] == "pil"
+    for option, message in (("backbone.activation=gelu", "backbone.activation 'gelu': the only rule is 'pretrained'"),
+                            ("resize=torch", "resize 'torch': the only rule is 'pil'")):
+        code, _, stderr = run_cli("run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--out", out,
+                                  "--no-progress", "--cfg-options", option)
+        assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1

@@ -69,7 +69,8 @@ class ClipModel(ImageEncoder):
         size = cfg["size"]
         size = size[0] if isinstance(size, (tuple, list)) else size
         return TransformSpec(size=int(size), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
-                             interpolation=cfg.get("interpolation", "bicubic"))
+                             interpolation=cfg.get("interpolation", "bicubic"),
+                             resize_mode=cfg.get("resize_mode", "shortest"))
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(images).float(), dim=-1)
