@@ -103,7 +103,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         method.fit(data, ctx)
     with ctx.timer("predict"):
         logits = validate_logits(method.predict(eval_split, ctx), eval_split, data.num_classes, cfg["method"])
-    class_counts = data.class_counts
+    class_counts = data.grouping_counts  # the training counts, or the dataset's reference profile
     metrics = evaluate(logits, eval_split.labels, class_counts, cfg["shot_rule"])
 
     extra_metrics = {}
@@ -129,7 +129,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     ctx.timings["total"] = time.perf_counter() - started
     record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
                          seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
-                         class_counts=class_counts, metrics=metrics, timings=ctx.timings,
+                         class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics, timings=ctx.timings,
                          device=describe_device(ctx.device), split_files=split_hashes(data),
                          extra_metrics=extra_metrics, artifacts=ctx.artifacts, details=ctx.details,
                          logits_path=logits_path)

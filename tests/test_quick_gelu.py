@@ -101,6 +101,7 @@ def test_record_states_the_activation_and_fixed_rules_are_checked(run_cli, tmp_p
     assert code == 0, stderr
     record = json.loads(next((out / "runs").rglob("*.json")).read_text())
     assert record["details"]["backbone"] == {"activation": "gelu"}
+    assert record["shot_counts"] == record["class_counts"]  # digits_lt names no reference profile
     assert record["config"]["backbone"]["activation"] == "pretrained" and record["config"]["resize"] == "pil"
     for option, message in (("backbone.activation=gelu", "backbone.activation 'gelu': the only rule is 'pretrained'"),
                             ("resize=torch", "resize 'torch': the only rule is 'pil'")):
