@@ -108,3 +108,19 @@ def test_record_states_the_activation_and_fixed_rules_are_checked(run_cli, tmp_p
         code, _, stderr = run_cli("run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--out", out,
                                   "--no-progress", "--cfg-options", option)
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_model_building_quiets_only_hub_retries_and_the_asked_for_random_init(caplog):
+    import logging
+
+    from ltbench.models.backbones import quiet_hub_retries
+
+    with caplog.at_level(logging.WARNING), quiet_hub_retries(("No pretrained weights loaded",)):
+        logging.warning("QuickGELU mismatch between final model config and pretrained tag")
+        logging.warning("Missing keys: text_projection")
+        logging.warning("No pretrained weights loaded for model 'RN50'. Model initialized randomly.")
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s")
+    assert [record.getMessage() for record in caplog.records] == [
+        "QuickGELU mismatch between final model config and pretrained tag", "Missing keys: text_projection"]
+    logging.warning("No pretrained weights loaded, after the build")  # the filter is gone again
+    assert caplog.records[-1].getMessage() == "No pretrained weights loaded, after the build"

@@ -217,7 +217,9 @@ def create_clip(spec: BackboneSpec, device="cpu") -> ClipModel:
     quick_gelu = resolve_quick_gelu(spec)
     _warn_if_openai_checkpoint_without_quick_gelu(spec, quick_gelu)
     try:
-        with quiet_hub_retries():
+        # MODEL:none and tiny ask for random init: open_clip's line saying so is no news.
+        expected = ("No pretrained weights loaded",) if weights is None else ()
+        with quiet_hub_retries(expected):
             model, _, _ = open_clip.create_model_and_transforms(spec.model, pretrained=weights, device=device,
                                                                 force_quick_gelu=quick_gelu)
     except Exception as error:  # network, hub cache, or a checkpoint of another architecture
