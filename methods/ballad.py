@@ -8,6 +8,7 @@ sampling, read out by cosine similarity to the class text features.
 A finished phase A is kept under results/work/ in a folder named by a hash of everything it
 depends on, so runs that differ only in phase B start from it instead of fine-tuning again.
 """
+import itertools
 import math
 from pathlib import Path
 
@@ -40,6 +41,23 @@ MODEL_SELECTION = ("last", "best_val")
 def _image_batches(split, clip, augment, batch_size, sampler, ctx):
     return epoch_batches(split, clip.eval_transform, augment, batch_size, sampler, seed=ctx.seed,
                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
+
+
+def phase_a_steps(images: int, batch_size: int, drop_last: bool) -> int:
+    """Steps of one phase-A epoch. drop_last: the code's loop breaks after int(N / batch) steps,
+    so the last partial batch never trains; otherwise it is one more, smaller step."""
+    if not isinstance(drop_last, bool):
+        raise UserError(f"phase_a.drop_last must be true or false, got {drop_last!r}")
+    steps = images // batch_size if drop_last else math.ceil(images / batch_size)
+    if steps == 0:
+        raise UserError(f"phase_a.drop_last: the {images} training images fill no batch of "
+                        f"phase_a.batch_size={batch_size}; lower the batch size or set phase_a.drop_last=false")
+    return steps
+
+
+def _first_steps(batches, steps: int):
+    # Every process stops after the same number of steps, as the code's `break` does.
+    return lambda epoch: itertools.islice(batches(epoch), steps)
 
 
 class PromptBatches:
@@ -127,11 +145,12 @@ def fine_tune(clip, data, cfg: dict, templates, ctx) -> None:
     ctx.log(f"phase A: {phase['loss']} loss, {trainable:,} of {total:,} parameters train")
     sampler = build_sampler_from_spec(phase["sampler"], train.labels, seed=ctx.seed)
     batch_size = int(phase["batch_size"])
-    images = _image_batches(train, clip, phase["augment"], batch_size, sampler, ctx)
+    steps = phase_a_steps(len(sampler), batch_size, phase["drop_last"])
+    images = _first_steps(_image_batches(train, clip, phase["augment"], batch_size, sampler, ctx), steps)
     batches = PromptBatches(images, data.num_classes, len(templates), phase["loss"], ctx.seed)
     loss = multi_positive_contrastive if phase["loss"] == "contrastive" else F.cross_entropy
     trainer = ctx.trainer(phase, name="phase_a", work_dir=work_dir)
-    trainer.fit(tuner, batches, math.ceil(len(sampler) / batch_size), loss_fn=loss)
+    trainer.fit(tuner, batches, steps, loss_fn=loss)
     save_atomic({"format": CHECKPOINT_FORMAT, "model_name": clip.spec.model, "backbone": clip.label,
                  "phase_a": {k: v for k, v in phase.items() if k != "checkpoint"},
                  "state_dict": clip.model.state_dict()}, final)

@@ -183,3 +183,18 @@ def test_fine_tuner_logits_are_scaled_cosines(tiny_clip):
     expected = tiny_clip.logit_scale.exp() * image @ text[[1, 0, 1]].t()
     assert logits.shape == (3, 3) and torch.allclose(logits, expected, atol=1e-4)
     assert np.isclose(tuner.logit_scale().item(), 1 / 0.07, rtol=1e-4)  # open_clip's initial temperature
+
+
+def test_phase_a_drops_the_last_partial_batch_as_the_code_does():
+    from ltbench.methods.ballad import _first_steps, phase_a_steps
+
+    # 1100 images, batches of 512: the code trains int(1100 / 512) = 2 steps, the rest 3.
+    assert phase_a_steps(1100, 512, drop_last=True) == 2
+    assert phase_a_steps(1100, 512, drop_last=False) == 3
+    assert phase_a_steps(1024, 512, drop_last=True) == phase_a_steps(1024, 512, drop_last=False) == 2
+    with pytest.raises(UserError, match="phase_a.drop_last.*100 training images"):
+        phase_a_steps(100, 512, drop_last=True)
+    with pytest.raises(UserError, match="phase_a.drop_last must be true or false"):
+        phase_a_steps(100, 512, drop_last="yes")
+    batches = _first_steps(lambda epoch: iter([(epoch, 512), (epoch, 512), (epoch, 76)]), 2)
+    assert list(batches(4)) == [(4, 512), (4, 512)]

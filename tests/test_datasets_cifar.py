@@ -166,3 +166,21 @@ def test_label_outside_meta_names_the_batch(tmp_path):
     dump(folder / "test_batch", {"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [0, 10]})
     with pytest.raises(UserError, match=r"test_batch: label 10"):
         build_dataset({"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 10})
+
+
+def test_shot_groups_by_a_reference_profile_as_lift_does(tmp_path):
+    from ltbench.metrics import group_sizes
+
+    make_cifar100(tmp_path, per_class=500)  # n_max = 500, as the real CIFAR-100
+    options = {"name": "cifar100_lt", "root": str(tmp_path), "imbalance_ratio": 10}
+    by_train = build_dataset({**options, "shot_reference_ir": None})
+    assert by_train.shot_counts is None and by_train.grouping_counts.tolist() == by_train.class_counts.tolist()
+    assert group_sizes(by_train.grouping_counts) == {"many": 69, "medium": 31, "few": 0}  # DATASETS.md
+    by_reference = build_dataset({**options, "shot_reference_ir": 100})
+    # The training images stay IR10's; only the grouping follows the IR100 counts (35 / 35 / 30).
+    assert by_reference.class_counts.tolist() == by_train.class_counts.tolist()
+    assert by_reference.grouping_counts.tolist() == exponential_profile(500, 100, 100)
+    assert group_sizes(by_reference.grouping_counts) == {"many": 35, "medium": 35, "few": 30}
+    assert "100 profile" in by_reference.notes["shot_counts"]
+    with pytest.raises(UserError, match="shot_reference_ir must be an imbalance ratio >= 1"):
+        build_dataset({**options, "shot_reference_ir": "ir100"})

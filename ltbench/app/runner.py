@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ltbench.core import registry
-from ltbench.config import config_hash
+from ltbench.config import config_hash, get_dotted
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
 from ltbench.core import distributed
@@ -20,8 +20,26 @@ from ltbench.core.errors import UserError
 from ltbench.metrics import evaluate
 from ltbench.models.backbones import parse_backbone
 from ltbench.core.atomic import write_json_atomic
+from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.saved_logits import logits_file_for, save_logits
+
+
+# Config keys that name how ltbench builds what no option changes yet: one value each, present
+# so that records made before the rule (open_clip's nn.GELU for OpenAI weights; torch bicubic
+# for in-memory images) never share a config hash with records made after it.
+FIXED_RULES = {
+    "backbone.activation": ("pretrained", "as the weights were trained; a checkpoint of OpenAI "
+                                          "weights takes a '-quickgelu' model name"),
+    "resize": ("pil", "images are resized with PIL's filters, in-memory ones too"),
+}
+
+
+def check_fixed_rules(cfg):
+    for key, (rule, meaning) in FIXED_RULES.items():
+        value = get_dotted(cfg, key, rule)
+        if value != rule:
+            raise UserError(f"{key} '{value}': the only rule is '{rule}' ({meaning})")
 
 
 def check_image_root(data, split_names, dataset_name):
@@ -63,6 +81,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     method_cls = registry.get(registry.METHODS, cfg["method"])
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
+    check_fixed_rules(cfg)
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
@@ -84,12 +103,14 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         check_image_root(data, ["train", *evaluated], cfg["dataset"]["name"])
         eval_split = data.split(eval_name)
 
+    # The CLIP backbone every method builds from backbone.clip, resolved the way create_clip does.
+    ctx.outputs.details["backbone"] = backbone_details(cfg["backbone"]["clip"])
     seed_everything(seed)
     with ctx.timer("fit"):
         method.fit(data, ctx)
     with ctx.timer("predict"):
         logits = validate_logits(method.predict(eval_split, ctx), eval_split, data.num_classes, cfg["method"])
-    class_counts = data.class_counts
+    class_counts = data.grouping_counts  # the training counts, or the dataset's reference profile
     metrics = evaluate(logits, eval_split.labels, class_counts, cfg["shot_rule"])
 
     extra_metrics = {}
@@ -115,7 +136,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     ctx.outputs.timings["total"] = time.perf_counter() - started
     record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
                          seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
-                         class_counts=class_counts, metrics=metrics, timings=ctx.outputs.timings,
+                         class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
+                         timings=ctx.outputs.timings,
                          device=describe_device(ctx.device), split_files=split_hashes(data),
                          extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts, details=ctx.outputs.details,
                          logits_path=logits_path)

@@ -77,6 +77,9 @@ class LTDataset:
     notes: Dict[str, str] = field(default_factory=dict)
     split_files: Dict[str, str] = field(default_factory=dict)  # split -> sha256 of its file
     missing: Dict[str, str] = field(default_factory=dict)
+    # Counts many / medium / few are grouped by, when not the training counts: a reference
+    # profile (LIFT groups CIFAR-100-LT IR10 / IR50 by the IR100 counts).
+    shot_counts: Optional[np.ndarray] = None
 
     @property
     def num_classes(self) -> int:
@@ -86,6 +89,11 @@ class LTDataset:
     def class_counts(self) -> np.ndarray:
         """Training images per class (what many / medium / few are defined by)."""
         return np.bincount(self.split("train").labels, minlength=self.num_classes)
+
+    @property
+    def grouping_counts(self) -> np.ndarray:
+        """Per-class counts the shot groups come from: ``shot_counts``, else the training counts."""
+        return self.class_counts if self.shot_counts is None else np.asarray(self.shot_counts)
 
     def split(self, name: str) -> Split:
         if name not in self.splits:

@@ -79,8 +79,9 @@ def check_report(dataset: LTDataset, shot_rule: str = "standard") -> str:
     if dataset.notes:
         lines += ["notes:"] + [f"  {key}: {note}" for key, note in dataset.notes.items()]
 
-    # Groups are defined by training counts, so every split is counted against them.
-    train_counts = dataset.class_counts if "train" in dataset.splits else None
+    # Groups are defined by training counts (or the dataset's reference profile, see its notes),
+    # so every split is counted against them, as the runs' metrics are.
+    train_counts = dataset.grouping_counts if "train" in dataset.splits else None
     rows = [_split_row(dataset.splits[name], train_counts, shot_rule) for name in _ordered(dataset.splits)]
     headers = ["split", "images", "classes", "max/class", "min/class", "imbalance",
                *GROUPS, "missing images"]

@@ -1,8 +1,11 @@
 """Evaluation transforms and training augmentation, described by value so that caches can be keyed by them.
 
 Each spec runs two ways: per image on PIL images (files decoded in loader workers) and per
-batch on uint8 tensors (in-memory datasets, no Python loop over images). The two agree up to the
-bicubic kernel (PIL uses a = -0.5, torch a = -0.75), so one split always takes one of the two.
+batch on uint8 tensors (in-memory datasets, no Python loop over images). The batch path resizes
+as PIL does, as two matrix products: PIL's filters (bicubic a = -0.5, not torch's -0.75, widened
+to antialias when shrinking), its fixed-point coefficients, each pass rounded to 8 bits, in
+Pillow's order of passes. The two paths then give the same pixels (within one grey level), the
+pixels every reference implementation, resizing with PIL, feeds its model.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -10,11 +13,13 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ltbench.core.errors import UserError, close_matches_hint
 
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
+# open_clip's preprocess_cfg resize_mode: 'shortest' (shorter side to size, centre crop) or
+# 'squash' (both sides to size, aspect ratio not kept; SigLIP, DFN).
+RESIZE_MODES = ("shortest", "squash")
 
 
 def _to_rgb(image):
@@ -22,16 +27,22 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
-def _float_batch(images: np.ndarray, device=None) -> torch.Tensor:
-    """uint8 [N, H, W] or [N, H, W, 3] -> float [N, 3, H, W] in [0, 1], on ``device``.
+def _pixel_batch(images: np.ndarray, device=None) -> torch.Tensor:
+    """uint8 [N, H, W] or [N, H, W, 3] -> float64 [N, 3, H, W] of grey levels 0..255, on ``device``.
 
-    The uint8 pixels move, not the floats (a quarter of the bytes), and everything after runs
-    on ``device``: on a GPU the transform is then no CPU work for the encoder to wait on.
+    The uint8 pixels move, not the floats (an eighth of the bytes), and everything after runs
+    on ``device``: on a GPU the transform is then no CPU work for the encoder to wait on. Float64:
+    the resize rounds to grey levels as PIL does, which float32 (or TF32) matmuls would blur.
     """
     batch = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     if batch.ndim == 3:
         batch = batch.unsqueeze(-1).expand(-1, -1, -1, 3)
-    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+    return batch.permute(0, 3, 1, 2).double()
+
+
+def _unit(batch: torch.Tensor) -> torch.Tensor:
+    """Grey levels 0..255 -> float32 in [0, 1], as ToTensor."""
+    return batch.float().div_(255.0)
 
 
 def _normalise(batch: torch.Tensor, mean, std) -> torch.Tensor:
@@ -39,21 +50,155 @@ def _normalise(batch: torch.Tensor, mean, std) -> torch.Tensor:
     return (batch - mean) / torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
 
 
+def _pil_cubic(x: torch.Tensor) -> torch.Tensor:
+    """PIL's bicubic kernel (Resample.c), a = -0.5; torch's bicubic uses a = -0.75."""
+    a = -0.5
+    x = x.abs()
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = (((x - 5) * x + 8) * x - 4) * a
+    return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+def _pil_nearest_sources(scale: torch.Tensor, out: int) -> torch.Tensor:
+    """[N, out, 1] source pixel of each output pixel in PIL's nearest resize (ImagingScaleAffine):
+    the centre 0.5 * scale advanced by repeated additions of scale, then truncated; the running
+    sum, not (i + 0.5) * scale, decides the pixels that fall on a boundary."""
+    steps = scale.expand(-1, out, 1).clone()
+    steps[:, 0] *= 0.5
+    return torch.trunc(torch.cumsum(steps, dim=1))
+
+
+def _pil_triangle(x: torch.Tensor) -> torch.Tensor:
+    return (1 - x.abs()).clamp_(min=0)
+
+
+_PIL_FILTERS = {"bicubic": (2.0, _pil_cubic), "bilinear": (1.0, _pil_triangle)}  # (support, kernel)
+
+
+def resize_weights(starts, lengths, full: int, out: int, interpolation: str) -> torch.Tensor:
+    """[N, out, full] float64: PIL's resampling coefficients for one image axis.
+
+    Image n's window [starts[n], starts[n] + lengths[n]) of a ``full``-pixel axis is resized to
+    ``out`` pixels as PIL resizes the cropped image (precompute_coeffs in Resample.c: the kernel
+    widened by the scale when shrinking, which antialiases, cut to the window, each row summing
+    to 1). Nearest takes the pixel under each output pixel's centre, as PIL does.
+    """
+    starts = torch.as_tensor(starts, dtype=torch.float64).view(-1, 1, 1)
+    lengths = torch.as_tensor(lengths, dtype=torch.float64).view(-1, 1, 1)
+    scale = lengths / out
+    source = torch.arange(full, dtype=torch.float64).view(1, 1, -1) - starts  # window coordinates
+    centre = (torch.arange(out, dtype=torch.float64).view(1, -1, 1) + 0.5) * scale
+    if interpolation == "nearest":
+        return (source == _pil_nearest_sources(scale, out).clamp(max=lengths - 1)).double()
+    support, kernel = _PIL_FILTERS[interpolation]
+    widen = scale.clamp(min=1.0)
+    radius = support * widen
+    low = torch.trunc(centre - radius + 0.5).clamp(min=0)
+    high = torch.minimum(torch.trunc(centre + radius + 0.5), lengths)
+    weights = kernel((source - centre + 0.5) * (1.0 / widen)) * ((source >= low) & (source < high))
+    total = weights.sum(dim=-1, keepdim=True)
+    return weights / torch.where(total == 0, 1.0, total)
+
+
+PRECISION_BITS = 22  # PIL's fixed-point coefficients for 8-bit images (32 - 8 - 2)
+
+
+def _fixed_point(weights: torch.Tensor) -> torch.Tensor:
+    """Coefficients as PIL stores them: times 2**22, rounded half away from zero."""
+    scaled = weights * (1 << PRECISION_BITS)
+    return torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)
+
+
+def _to_grey_levels(sums: torch.Tensor) -> torch.Tensor:
+    """PIL's clip8: the fixed-point sum rounded half up to 8 bits and clamped (bicubic overshoots).
+    Float64 keeps these integer sums exact (they stay below 2**40)."""
+    return sums.add_(1 << (PRECISION_BITS - 1)).div_(1 << PRECISION_BITS).floor_().clamp_(0.0, 255.0)
+
+
+def _pillow_major() -> int:
+    import PIL
+
+    return int(PIL.__version__.split(".")[0])
+
+
+def _vertical_first(in_h, in_w, out_h: int, out_w: int) -> torch.Tensor:
+    """Which images Pillow resizes vertically first: Pillow >= 13 does when the height shrinks by
+    more than twice as many pixels as the width (Resample.c); Pillow <= 12 always goes
+    horizontally first. The order matters: the first pass is stored in 8 bits."""
+    shrink = torch.as_tensor(in_h) - out_h
+    if _pillow_major() < 13:
+        return torch.zeros_like(shrink, dtype=torch.bool)
+    return (shrink > 0) & (shrink > 2 * (torch.as_tensor(in_w) - out_w))
+
+
+def _rows_of(matrices: torch.Tensor, picked: torch.Tensor) -> torch.Tensor:
+    return matrices if len(matrices) == 1 else matrices[picked]  # one matrix serves the whole batch
+
+
+def pil_resize(batch: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int], interpolation: str) -> torch.Tensor:
+    """Grey levels [N, C, H, W] (float64) -> [N, C, size[0], size[1]]: each image's box (top, left,
+    height, width; one box for all, or one per image) cropped and resized as PIL resizes it, each
+    pass rounded to 8 bits, the passes in Pillow's order."""
+    if interpolation not in INTERPOLATIONS:
+        raise UserError(f"interpolation '{interpolation}': choose one of {', '.join(INTERPOLATIONS)}")
+    height, width = batch.shape[-2:]
+    top, left, box_h, box_w = boxes.unbind(1)
+    columns = _fixed_point(resize_weights(left, box_w, width, size[1], interpolation)).to(batch).unsqueeze(1)
+    rows = _fixed_point(resize_weights(top, box_h, height, size[0], interpolation)).to(batch).unsqueeze(1)
+    vertical_first = _vertical_first(box_h, box_w, *size).to(batch.device).expand(len(batch))
+    out = batch.new_empty(*batch.shape[:2], *size)
+    for first, picked in ((False, ~vertical_first), (True, vertical_first)):
+        if not picked.any():
+            continue
+        images, row_weights = batch[picked], _rows_of(rows, picked)
+        column_weights = _rows_of(columns, picked).transpose(-1, -2)
+        if first:
+            out[picked] = _to_grey_levels(_to_grey_levels(row_weights @ images) @ column_weights)
+        else:
+            out[picked] = _to_grey_levels(row_weights @ _to_grey_levels(images @ column_weights))
+    return out
+
+
+def shortest_side_size(height: int, width: int, size: int) -> Tuple[int, int]:
+    """torchvision's Resize(size): the shorter side to ``size``, the longer one truncated."""
+    if height <= width:
+        return size, int(size * width / height)
+    return int(size * height / width), size
+
+
+def centre_crop_offsets(height: int, width: int, size: int) -> Tuple[int, int]:
+    """torchvision's CenterCrop(size): (top, left), rounded half to even as it does."""
+    return int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+
+
 @dataclass(frozen=True)
 class TransformSpec:
-    """Resize the shorter side to ``resize`` (default ``size``), centre-crop ``size`` x ``size``,
-    scale to [0, 1], normalise. (``resize`` 256 with ``size`` 224 is the ImageNet recipe.)"""
+    """Resize and crop to ``size`` x ``size``, scale to [0, 1], normalise.
+
+    ``resize_mode`` 'shortest': the shorter side to ``resize`` (default ``size``), then a centre
+    crop (``resize`` 256 with ``size`` 224 is the ImageNet recipe); 'squash': both sides to
+    ``size`` (open_clip's preprocess_cfg names it per model).
+    """
 
     size: int
     mean: Tuple[float, float, float]
     std: Tuple[float, float, float]
     interpolation: str = "bicubic"
     resize: Optional[int] = None
+    resize_mode: str = "shortest"
+
+    def __post_init__(self):
+        if self.resize_mode not in RESIZE_MODES:
+            raise UserError(f"resize_mode '{self.resize_mode}': ltbench resizes with "
+                            f"{' or '.join(RESIZE_MODES)}; choose a backbone whose preprocess_cfg uses one")
+        if self.resize is not None and self.resize_mode != "shortest":
+            raise UserError(f"resize {self.resize} needs resize_mode 'shortest' (resize, then centre crop)")
 
     def fingerprint(self) -> dict:
-        # resize None is left out, so the cache keys of specs written before the field stay valid.
+        # 'resampler' marks the PIL-exact batch resize: features cached by the torch bicubic of
+        # earlier versions are not reused. resize None is left out of the key.
         values = {key: value for key, value in asdict(self).items() if key != "resize" or value is not None}
-        return {"kind": "eval", **values}
+        return {"kind": "eval", "resampler": "pil", **values}
 
     @property
     def resize_to(self) -> int:
@@ -63,30 +208,26 @@ class TransformSpec:
         from torchvision import transforms as T
 
         mode = getattr(T.InterpolationMode, self.interpolation.upper())
-        return T.Compose([
-            T.Resize(self.resize_to, interpolation=mode),
-            T.CenterCrop(self.size),
-            _to_rgb,
-            T.ToTensor(),
-            T.Normalize(self.mean, self.std),
-        ])
+        if self.resize_mode == "squash":
+            geometry = [T.Resize((self.size, self.size), interpolation=mode)]
+        else:
+            geometry = [T.Resize(self.resize_to, interpolation=mode), T.CenterCrop(self.size)]
+        return T.Compose(geometry + [_to_rgb, T.ToTensor(), T.Normalize(self.mean, self.std)])
 
     def apply_batch(self, images: np.ndarray, device=None) -> torch.Tensor:
         """uint8 [N, H, W] or [N, H, W, 3] -> float [N, 3, size, size], normalised, computed on ``device``."""
-        batch = _float_batch(images, device)
+        batch = _pixel_batch(images, device)
         height, width = batch.shape[-2:]
-        scale = self.resize_to / min(height, width)
-        new_size = (max(self.resize_to, round(height * scale)), max(self.resize_to, round(width * scale)))
-        if new_size != (height, width):
-            antialias = self.interpolation != "nearest" and scale < 1
-            batch = F.interpolate(batch, size=new_size, mode=self.interpolation,
-                                  align_corners=False if self.interpolation != "nearest" else None,
-                                  antialias=antialias)
-            batch = batch.clamp_(0.0, 1.0)  # bicubic overshoots; PIL clamps to 0..255 too
-        top = (batch.shape[-2] - self.size) // 2
-        left = (batch.shape[-1] - self.size) // 2
+        if self.resize_mode == "squash":
+            batch = pil_resize(batch, torch.tensor([[0, 0, height, width]]), (self.size, self.size),
+                               self.interpolation)
+            return _normalise(_unit(batch), self.mean, self.std)
+        resized = shortest_side_size(height, width, self.resize_to)
+        if resized != (height, width):
+            batch = pil_resize(batch, torch.tensor([[0, 0, height, width]]), resized, self.interpolation)
+        top, left = centre_crop_offsets(*resized, self.size)
         batch = batch[..., top: top + self.size, left: left + self.size]
-        return _normalise(batch, self.mean, self.std)
+        return _normalise(_unit(batch), self.mean, self.std)
 
 
 @dataclass(frozen=True)
@@ -106,7 +247,7 @@ class AugmentSpec:
     color_jitter: Tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.0)
 
     def fingerprint(self) -> dict:
-        return {"kind": "augment", **asdict(self)}
+        return {"kind": "augment", "resampler": "pil", **asdict(self)}
 
     @classmethod
     def from_eval(cls, eval_spec: TransformSpec, options: dict) -> "AugmentSpec":
@@ -139,11 +280,12 @@ class AugmentSpec:
 
         All randomness comes from ``generator``, so a batch is reproducible from its seed.
         """
-        batch = _float_batch(images)
+        batch = _pixel_batch(images)
         count, height, width = batch.shape[0], batch.shape[-2], batch.shape[-1]
         boxes = _crop_boxes(count, height, width, self.crop_scale, self.crop_ratio, generator)
         flips = (torch.rand(count, generator=generator) < 0.5) & self.flip
-        batch = _resized_crops(batch, boxes, flips, self.size, self.interpolation)
+        batch = pil_resize(batch, boxes, (self.size, self.size), self.interpolation)
+        batch = _unit(torch.where(flips.view(-1, 1, 1, 1), batch.flip(-1), batch))
         batch = _color_jitter(batch, self.color_jitter, generator)
         return _normalise(batch, self.mean, self.std)
 
@@ -221,25 +363,6 @@ def _centre_box(height, width, ratio):
     if width / height > ratio[1]:
         return height, int(round(height * ratio[1]))
     return height, width
-
-
-def _resized_crops(batch, boxes, flips, size, interpolation) -> torch.Tensor:
-    """Each image's box resampled to size x size (mirrored where ``flips``), all in one grid_sample.
-
-    grid_sample does not antialias; in-memory datasets hold small images (CIFAR, digits) that
-    are enlarged to the model's size, where that makes no difference.
-    """
-    height, width = batch.shape[-2:]
-    top, left, box_h, box_w = boxes.to(batch.dtype).unbind(1)
-    # Output pixel centres land on the box's pixel centres (align_corners=False, like F.interpolate).
-    theta = torch.zeros(len(batch), 2, 3)
-    theta[:, 0, 0] = torch.where(flips, -box_w, box_w) / width
-    theta[:, 0, 2] = (2 * left + box_w) / width - 1
-    theta[:, 1, 1] = box_h / height
-    theta[:, 1, 2] = (2 * top + box_h) / height - 1
-    grid = F.affine_grid(theta, [len(batch), 3, size, size], align_corners=False)
-    batch = F.grid_sample(batch, grid, mode=interpolation, padding_mode="border", align_corners=False)
-    return batch.clamp_(0.0, 1.0)  # bicubic overshoots; PIL clamps to 0..255 too
 
 
 def _color_jitter(batch, strengths, generator) -> torch.Tensor:

@@ -85,17 +85,41 @@ class ImageEncoder:
         return self
 
 
-@contextlib.contextmanager
-def quiet_logging():
-    """Silence the root logger while a model is built.
+# Loggers whose records while a model is built are only the hub's download retries and HTTP
+# noise; a failed download still surfaces, as ltbench's one-line UserError.
+HUB_NOISE_LOGGERS = ("huggingface_hub", "urllib3")
 
-    open_clip, timm and huggingface_hub log retries and warnings there; the user gets one clear
-    line from ltbench instead.
+
+class _DropExpected(logging.Filter):
+    """Drops root-logger records that start with one of ``prefixes``: news the user asked for."""
+
+    def __init__(self, prefixes):
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+
+    def filter(self, record) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+@contextlib.contextmanager
+def quiet_hub_retries(expected=()):
+    """Silence the Hugging Face hub's retry / HTTP logging while a model is built, and the
+    root-logger lines that start with one of ``expected`` (open_clip's "No pretrained weights
+    loaded" when random init was asked for).
+
+    Nothing else: open_clip and timm warnings (a QuickGELU mismatch, missing or unexpected
+    checkpoint keys) concern the model's correctness and must reach the user.
     """
+    loggers = [logging.getLogger(name) for name in HUB_NOISE_LOGGERS]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    drop = _DropExpected(expected)
     root = logging.getLogger()
-    previous = root.level
-    root.setLevel(logging.CRITICAL)
+    root.addFilter(drop)
     try:
         yield
     finally:
-        root.setLevel(previous)
+        root.removeFilter(drop)
+        for logger, level in zip(loggers, previous):
+            logger.setLevel(level)

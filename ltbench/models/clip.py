@@ -1,4 +1,5 @@
 """The one wrapper around open_clip: model creation, weights, transforms, tokenizer, encoders."""
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import List, Tuple
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 
 from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
-from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_logging
+from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
 from ltbench.models.fingerprint import MemoizedFingerprint
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -41,11 +42,21 @@ class ClipModel(ImageEncoder):
 
     is_clip = True
 
-    def __init__(self, model: torch.nn.Module, tokenizer, spec: BackboneSpec):
+    def __init__(self, model: torch.nn.Module, tokenizer, spec: BackboneSpec, quick_gelu: bool = False):
         super().__init__(model, spec)
         self.tokenizer = tokenizer
-        self.visual_fingerprint = MemoizedFingerprint(model, _is_visual)
-        self.text_fingerprint = MemoizedFingerprint(model, _is_text)
+        self.quick_gelu = bool(quick_gelu)
+        # The same weights with QuickGELU compute other features: caches must not mix the two.
+        # GELU models keep the plain weights hash, so caches written before the activation was
+        # resolved from the tag stay valid for them.
+        salt = "quick_gelu" if self.quick_gelu else ""
+        self.visual_fingerprint = MemoizedFingerprint(model, _is_visual, salt)
+        self.text_fingerprint = MemoizedFingerprint(model, _is_text, salt)
+
+    @property
+    def activation(self) -> str:
+        """'quick_gelu' or 'gelu': what open_clip's transformer towers were built with."""
+        return activation_name(self.quick_gelu)
 
     @property
     def embed_dim(self) -> int:
@@ -58,7 +69,8 @@ class ClipModel(ImageEncoder):
         size = cfg["size"]
         size = size[0] if isinstance(size, (tuple, list)) else size
         return TransformSpec(size=int(size), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
-                             interpolation=cfg.get("interpolation", "bicubic"))
+                             interpolation=cfg.get("interpolation", "bicubic"),
+                             resize_mode=cfg.get("resize_mode", "shortest"))
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(images).float(), dim=-1)
@@ -156,23 +168,60 @@ class ClipModel(ImageEncoder):
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
 
-def create_clip(spec: BackboneSpec, device="cpu") -> ClipModel:
-    """Build an open_clip model from a parsed backbone name; every failure is a one-line UserError."""
+def activation_name(quick_gelu: bool) -> str:
+    return "quick_gelu" if quick_gelu else "gelu"
+
+
+def resolve_quick_gelu(spec: BackboneSpec) -> bool:
+    """Whether to build ``spec`` with QuickGELU: as its weights were trained.
+
+    A pretrained tag's config names the activation (``quick_gelu: True`` for every OpenAI tag and
+    some LAION / MetaCLIP / DFN ones); since open_clip 2.29 the model configs alone build nn.GELU
+    for them. A checkpoint or random init carries no tag: the model config decides, so OpenAI
+    checkpoints need the ``-quickgelu`` names (``RN50-quickgelu:/path.pt``).
+    """
+    open_clip = _open_clip()
+    model_cfg = open_clip.get_model_config(spec.model) or {}
+    tag_cfg = {}
+    if spec.weights is not None and not spec.is_checkpoint:
+        tag_cfg = open_clip.get_pretrained_cfg(spec.model, spec.weights) or {}
+    return bool(model_cfg.get("quick_gelu", False) or tag_cfg.get("quick_gelu", False))
+
+
+def _warn_if_openai_checkpoint_without_quick_gelu(spec: BackboneSpec, quick_gelu: bool):
+    open_clip = _open_clip()
+    if spec.is_checkpoint and not quick_gelu and "openai" in open_clip.list_pretrained_tags_by_model(spec.model):
+        warnings.warn(f"backbone '{spec.text}': {spec.model} is built with nn.GELU; OpenAI CLIP weights and "
+                      f"their fine-tunes were trained with QuickGELU: load them as "
+                      f"'{spec.model}-quickgelu:{spec.weights}'", UserWarning, stacklevel=3)
+
+
+def _check_names(spec: BackboneSpec):
     open_clip = _open_clip()
     models = open_clip.list_models()
     if spec.model not in models:
         raise unknown_name("backbone model", spec.model, models, listing="backbones")
-    weights = spec.weights
-    if weights is not None and not spec.is_checkpoint:
+    if spec.weights is not None and not spec.is_checkpoint:
         tags = open_clip.list_pretrained_tags_by_model(spec.model)
-        if weights not in tags:
+        if spec.weights not in tags:
             hint = f"known tags: {', '.join(tags)}" if tags else "it has no pretrained tags"
-            raise UserError(f"backbone '{spec.text}': unknown pretrained tag '{weights}' for "
+            raise UserError(f"backbone '{spec.text}': unknown pretrained tag '{spec.weights}' for "
                             f"{spec.model} ({hint}); or use {spec.model}:none or a checkpoint path")
+
+
+def create_clip(spec: BackboneSpec, device="cpu") -> ClipModel:
+    """Build an open_clip model from a parsed backbone name; every failure is a one-line UserError."""
+    open_clip = _open_clip()
+    _check_names(spec)
+    weights = spec.weights
+    quick_gelu = resolve_quick_gelu(spec)
+    _warn_if_openai_checkpoint_without_quick_gelu(spec, quick_gelu)
     try:
-        with quiet_logging():
-            model, _, _ = open_clip.create_model_and_transforms(spec.model, pretrained=weights,
-                                                                device=device)
+        # MODEL:none and tiny ask for random init: open_clip's line saying so is no news.
+        expected = ("No pretrained weights loaded",) if weights is None else ()
+        with quiet_hub_retries(expected):
+            model, _, _ = open_clip.create_model_and_transforms(spec.model, pretrained=weights, device=device,
+                                                                force_quick_gelu=quick_gelu)
     except Exception as error:  # network, hub cache, or a checkpoint of another architecture
         reason = first_line_of(error)
         if spec.is_checkpoint:
@@ -185,4 +234,4 @@ def create_clip(spec: BackboneSpec, device="cpu") -> ClipModel:
         ) from None
     model.eval()
     tokenizer = open_clip.get_tokenizer(spec.model)
-    return ClipModel(model, tokenizer, spec)
+    return ClipModel(model, tokenizer, spec, quick_gelu)

@@ -3,6 +3,7 @@ from ltbench.core.errors import UserError
 from ltbench.models.backbones import parse_backbone
 
 
+
 def create_backbone(name: str, device="cpu"):
     """A ClipModel (open_clip, `tiny`) or a TimmEncoder (`timm:NAME`), in eval mode on `device`."""
     spec = parse_backbone(name)
@@ -28,3 +29,13 @@ def list_pretrained_backbones():
     from ltbench.models.clip import list_open_clip_backbones
 
     return list_open_clip_backbones()
+
+
+def backbone_details(name: str) -> dict:
+    """What a record states about how the backbone was built: its towers' activation (CLIP only)."""
+    spec = parse_backbone(name)
+    if spec.family == "timm":
+        return {}
+    from ltbench.models.clip import activation_name, resolve_quick_gelu
+
+    return {"activation": activation_name(resolve_quick_gelu(spec))}

@@ -5,8 +5,14 @@ from typing import Callable
 import torch
 
 
-def state_dict_sha256(module: torch.nn.Module, include: Callable[[str], bool] = lambda name: True) -> str:
+def state_dict_sha256(module: torch.nn.Module, include: Callable[[str], bool] = lambda name: True,
+                      salt: str = "") -> str:
+    """SHA-256 of the tensors ``include`` keeps; ``salt`` names what else decides the module's
+    outputs (the activation a CLIP tower is built with), so that one set of weights built two
+    ways gets two hashes."""
     digest = hashlib.sha256()
+    if salt:
+        digest.update(f"salt:{salt}".encode())
     for name, tensor in sorted(module.state_dict().items()):
         if not include(name):
             continue
@@ -25,14 +31,15 @@ class MemoizedFingerprint:
     so the tuple of version counters tells whether the cached hash is stale.
     """
 
-    def __init__(self, module: torch.nn.Module, include: Callable[[str], bool] = lambda name: True):
-        self.module, self.include = module, include
+    def __init__(self, module: torch.nn.Module, include: Callable[[str], bool] = lambda name: True,
+                 salt: str = ""):
+        self.module, self.include, self.salt = module, include, salt
         self._versions, self._value = None, None
 
     def __call__(self) -> str:
         versions = tuple((name, tensor._version, tensor.data_ptr())
                          for name, tensor in self.module.state_dict().items() if self.include(name))
         if versions != self._versions:
-            self._value = state_dict_sha256(self.module, self.include)
+            self._value = state_dict_sha256(self.module, self.include, self.salt)
             self._versions = versions
         return self._value

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
-from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_logging
+from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
 from ltbench.models.fingerprint import MemoizedFingerprint
 
 
@@ -54,7 +54,7 @@ def _create_timm_model(name: str, pretrained: bool, label: str, random_init_hint
     if not timm.is_model(name):
         raise unknown_name("timm model", name, timm.list_models(), listing="backbones")
     try:
-        with quiet_logging():
+        with quiet_hub_retries():
             return timm.create_model(name, pretrained=pretrained, **kwargs)
     except Exception as error:  # network or hub cache
         raise UserError(f"backbone '{label}': could not fetch timm weights ({first_line_of(error)}); "

@@ -86,7 +86,7 @@ def make_record(
     versions: dict, class_counts, metrics: dict, timings: Dict[str, float], device: str,
     split_files: Optional[Dict[str, str]] = None, extra_metrics: Optional[Dict[str, dict]] = None,
     logits_path: Optional[str] = None, artifacts: Optional[Dict[str, str]] = None,
-    details: Optional[dict] = None,
+    details: Optional[dict] = None, shot_counts=None,
 ) -> dict:
     """The record of one run.
 
@@ -96,6 +96,8 @@ def make_record(
     artifacts: name -> path of files the run left for later runs (a fine-tuned checkpoint).
     logits_path: the saved test / val logits (``ltbench.records.saved_logits``), relative to the record's
     folder. details: what a method reports about how it got its numbers (RunContext.details).
+    shot_counts: the per-class counts many / medium / few were grouped by (class_counts unless
+    the dataset names a reference profile).
     """
     config_hash = compute_config_hash(config)
     return {
@@ -111,6 +113,7 @@ def make_record(
         "versions": versions,
         "split_files": split_files or {},
         "class_counts": [int(count) for count in class_counts],
+        "shot_counts": [int(count) for count in (class_counts if shot_counts is None else shot_counts)],
         "metrics": metrics,
         "extra_metrics": extra_metrics or {},
         "timings": {phase: round(float(seconds), 3) for phase, seconds in timings.items()},

@@ -37,7 +37,9 @@ def _metric_values(record: dict, shot_rule: Optional[str]) -> Dict[str, Optional
     if shot_rule is None or shot_rule == metrics["shot_rule"]:
         return {name: metrics[name] for name in METRICS}
     per_class = np.array([np.nan if v is None else v for v in metrics["per_class_accuracy"]], dtype=np.float64)
-    return {**grouped_accuracy(per_class, record["class_counts"], shot_rule), "overall": metrics["overall"]}
+    # Records older than shot_counts were grouped by their class_counts.
+    counts = record.get("shot_counts") or record["class_counts"]
+    return {**grouped_accuracy(per_class, counts, shot_rule), "overall": metrics["overall"]}
 
 
 def _mean_and_std(values: List[Optional[float]]) -> Dict[str, Optional[float]]:

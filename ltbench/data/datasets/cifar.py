@@ -12,7 +12,7 @@ from ltbench.core.errors import UserError
 from ltbench.core.registry import DATASETS
 
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/"
-OPTION_DEFAULTS = {"imbalance_ratio": 100, "seed": 0, "download": True}
+OPTION_DEFAULTS = {"imbalance_ratio": 100, "seed": 0, "download": True, "shot_reference_ir": None}
 
 
 class CifarArchive(NamedTuple):
@@ -133,6 +133,12 @@ def _options(options: dict, dataset: str) -> dict:
     if opts["imbalance_ratio"] < 1:
         raise UserError(f"{dataset}: imbalance_ratio must be >= 1 (max / min class size), "
                         f"got {opts['imbalance_ratio']:g}; the literature uses 10, 50, 100 or 200")
+    reference = opts["shot_reference_ir"]
+    if reference is not None:
+        if isinstance(reference, bool) or not isinstance(reference, (int, float)) or reference < 1:
+            raise UserError(f"{dataset}: shot_reference_ir must be an imbalance ratio >= 1 (group classes "
+                            f"by that profile's counts) or null (by the training counts), got {reference!r}")
+        opts["shot_reference_ir"] = float(reference)
     return opts
 
 
@@ -148,7 +154,10 @@ def _build(options: dict, archive: CifarArchive, dataset: str) -> LTDataset:
     test_images, test_labels = _read_batches(folder, (archive.test_file,), archive.labels_key, num_classes)
 
     # n_max = 5000 (CIFAR-10) or 500 (CIFAR-100): the balanced training set's size per class.
-    per_class = exponential_profile(len(train_labels) // num_classes, num_classes, opts["imbalance_ratio"])
+    n_max = len(train_labels) // num_classes
+    per_class = exponential_profile(n_max, num_classes, opts["imbalance_ratio"])
+    reference = opts["shot_reference_ir"]
+    shot_counts = None if reference is None else np.array(exponential_profile(n_max, num_classes, reference))
     kept, dropped = long_tailed_indices(train_labels, per_class, opts["seed"])
     test = ArraySplit(name="test", images=test_images, labels=test_labels, indices=np.arange(len(test_labels)))
     splits = {
@@ -157,9 +166,12 @@ def _build(options: dict, archive: CifarArchive, dataset: str) -> LTDataset:
         "test": test,
         "pool": ArraySplit(name="pool", images=train_images[dropped], labels=train_labels[dropped], indices=dropped),
     }
+    notes = {} if reference is None else {
+        "shot_counts": f"many / medium / few grouped by the imbalance ratio {reference:g} profile's counts "
+                       f"(LIFT's convention), not by these training counts"}
     return LTDataset(
-        name=dataset, class_names=class_names, splits=splits,
-        notes={"profile": f"exponential (LDAM-DRW), n_max={per_class[0]}, imbalance ratio "
+        name=dataset, class_names=class_names, splits=splits, shot_counts=shot_counts,
+        notes={**notes, "profile": f"exponential (LDAM-DRW), n_max={per_class[0]}, imbalance ratio "
                           f"{opts['imbalance_ratio']:g}, seed {opts['seed']}: {len(kept)} training images",
                "val": "val is the balanced test set (LDAM-DRW / LIFT convention: CIFAR has no val split)",
                "pool": "training images the profile left out; labels are hidden ground truth"},
