@@ -11,8 +11,10 @@ from ltbench.config import related_method_config
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
+from ltbench.core.seeding import seed_everything
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.loading import epoch_batches, image_loader
+from ltbench.data.pool import unlabeled_pool, with_pool_images
 from ltbench.data.prompts import templates_by_name
 from ltbench.data.samplers import build_sampler, build_sampler_from_spec
 from ltbench.data.transforms import INTERPOLATIONS, AugmentSpec, TransformSpec
@@ -21,32 +23,39 @@ from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.context import RunContext
 from ltbench.engine.ensembles import ensemble_for
 from ltbench.engine.features import encode_split, image_features, image_tokens, text_classifier
+from ltbench.engine.finetune import clip_train_batches, fine_tune_clip
 from ltbench.engine.hooks import BestOnVal, Hook, ValAccuracyLog
 from ltbench.engine.memo import PerSplit
 from ltbench.engine.method import Method
 from ltbench.engine.stages import Stage
 from ltbench.engine.trainer import save_atomic
 from ltbench.losses import build_loss, multi_positive_contrastive
+from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
 from ltbench.models.calibration import (DISALIGN_FORMS, SECOND_STAGES, build_second_stage, select_tau,
                                         tau_normalised)
-from ltbench.models.factory import create_backbone, create_clip_backbone
+from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
+                                    timm_label)
 from ltbench.models.heads import build_head
 from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
 
 __all__ = [
     "METHODS", "LOSSES", "SAMPLERS", "registered", "Method", "RunContext", "UserError", "first_line_of",
-    "unknown_name", "related_method_config",
+    "unknown_name", "related_method_config", "seed_everything",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
     "templates_by_name",
-    "build_sampler", "build_sampler_from_spec", "epoch_batches", "image_loader",
+    "build_sampler", "build_sampler_from_spec", "epoch_batches", "image_loader", "unlabeled_pool", "with_pool_images",
     # models
-    "create_backbone", "create_clip_backbone", "state_dict_sha256", "build_head",
+    "create_backbone", "create_clip_backbone", "create_timm_classifier", "timm_eval_transform", "timm_label",
+    "state_dict_sha256", "build_head",
     "SECOND_STAGES", "DISALIGN_FORMS", "build_second_stage", "select_tau", "tau_normalised",
     # training
     "build_loss", "multi_positive_contrastive", "TensorBatches", "ArrayRowBatches", "EpochProgress",
-    "Stage", "read_stage_checkpoint", "save_atomic", "Hook", "BestOnVal", "ValAccuracyLog",
+    "Stage", "read_stage_checkpoint", "save_atomic", "Hook", "BestOnVal", "ValAccuracyLog", "fine_tune_clip",
+    "clip_train_batches",
+    # metrics
+    "GROUPS", "SHOT_RULES", "shot_groups",
     # features and predictions
     "image_features", "image_tokens", "text_classifier", "encode_split", "PerSplit", "ensemble_for", "SavedRun",
 ]

@@ -8,9 +8,9 @@ from torch import nn
 
 from ltbench.core.errors import UserError
 from ltbench.losses import multi_positive_contrastive
-from ltbench.models.adapters import ResidualAdapter, TextCosineClassifier
+from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
 from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
-from ltbench.methods.ballad import PromptBatches
+from ltbench.engine.finetune import PromptBatches
 
 
 def _log_softmax(values, index):
@@ -186,7 +186,7 @@ def test_fine_tuner_logits_are_scaled_cosines(tiny_clip):
 
 
 def test_phase_a_drops_the_last_partial_batch_as_the_code_does():
-    from ltbench.methods.ballad import _first_steps, phase_a_steps
+    from ltbench.engine.finetune import _first_steps, phase_a_steps
 
     # 1100 images, batches of 512: the code trains int(1100 / 512) = 2 steps, the rest 3.
     assert phase_a_steps(1100, 512, drop_last=True) == 2

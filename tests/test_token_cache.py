@@ -1,5 +1,6 @@
 """The token cache: all last-layer tokens of a split, streamed to disk through a memory map."""
 import json
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,13 +16,20 @@ from ltbench.core.errors import UserError
 from ltbench.models.factory import create_backbone
 
 
+@dataclass(frozen=True)
+class RecordingContext(RunContext):
+    """A run context that keeps its log lines."""
+
+    messages: list = field(default_factory=list)
+
+    def log(self, message: str):
+        self.messages.append(message)
+
+
 @pytest.fixture
 def context(tmp_path):
-    ctx = RunContext(device=torch.device("cpu"), seed=0, work_dir=tmp_path, cache=ArrayCache(tmp_path / "c"),
-                     progress=False)
-    ctx.messages = []
-    ctx.log = ctx.messages.append
-    return ctx
+    return RecordingContext(device=torch.device("cpu"), seed=0, work_dir=tmp_path, cache=ArrayCache(tmp_path / "c"),
+                            progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ class BestOnVal(Hook):
     so that a resumed run still knows the best epoch before the interruption; ``summary`` (a dict
     of the record's details) gets the best epoch and its accuracy."""
 
-    def __init__(self, module, val_logits, labels, path: Path, resume: bool, summary: dict):
+    def __init__(self, module, val_logits, labels, path: Path, resume: bool, summary: Optional[dict] = None):
         self.module, self.val_logits, self.labels, self.path, self.summary = module, val_logits, labels, path, summary
         self.best = torch.load(path, weights_only=True) if resume and path.exists() else None
 
@@ -61,4 +61,5 @@ class BestOnVal(Hook):
     def after_fit(self):
         if self.best is not None:
             self.module.load_state_dict(self.best["state_dict"])
-            self.summary.update(best_epoch=self.best["epoch"] + 1, val_top1=self.best["val_top1"])
+            if self.summary is not None:
+                self.summary.update(best_epoch=self.best["epoch"] + 1, val_top1=self.best["val_top1"])

@@ -1,7 +1,11 @@
-"""create_backbone: the single door from a backbone name to an image encoder."""
+"""The single door to open_clip and timm: backbones by name, and timm classifiers for
+vision-only methods (TACKLE's student)."""
 from ltbench.core.errors import UserError
 from ltbench.models.backbones import parse_backbone
+from ltbench.models.timm_backbones import create_timm_classifier, timm_eval_transform, timm_label
 
+__all__ = ["create_backbone", "create_clip_backbone", "create_timm_classifier", "timm_eval_transform", "timm_label",
+           "list_pretrained_backbones", "backbone_details"]
 
 
 def create_backbone(name: str, device="cpu"):

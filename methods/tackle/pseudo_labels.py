@@ -13,8 +13,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from ltbench.core.errors import UserError, unknown_name
-from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
+from ltbench.api import GROUPS, SHOT_RULES, UserError, shot_groups, unknown_name
 
 # Which classes may receive pool images, by their shot group in the original train split.
 ELIGIBLE_GROUPS = {"few": ("few",), "medium_few": ("medium", "few"), "all": GROUPS}

@@ -10,25 +10,13 @@ import math
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ltbench.config import related_method_config
-from ltbench.data.loading import epoch_batches, image_loader
-from ltbench.data.pool import unlabeled_pool, with_pool_images
-from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.engine.batches import EpochProgress
-from ltbench.engine.features import image_features, text_classifier
-from ltbench.core.seeding import seed_everything
-from ltbench.engine.ensembles import ensemble_for
-from ltbench.core.errors import unknown_name
-from ltbench.losses import build_loss
-from ltbench.engine.method import Method
-from ltbench.data.prompts import templates_by_name
-from ltbench.models.timm_backbones import create_timm_classifier, timm_eval_transform, timm_label
-from ltbench.pseudo_labels import pool_assignments, pseudo_label_precision, select_pseudo_labels
-from ltbench.core.registry import METHODS
-from ltbench.methods.ballad import fine_tune
-from ltbench.methods.zeroshot_clip import create_clip_backbone
+from ltbench.api import (METHODS, EpochProgress, Method, PerSplit, build_loss, build_sampler_from_spec,
+                         create_clip_backbone, create_timm_classifier, encode_split, ensemble_for, epoch_batches,
+                         fine_tune_clip, image_features, related_method_config, seed_everything, templates_by_name,
+                         text_classifier, timm_eval_transform, timm_label, unknown_name, unlabeled_pool,
+                         with_pool_images)
+from ltbench.methods.tackle.pseudo_labels import pool_assignments, pseudo_label_precision, select_pseudo_labels
 
 TEACHERS = ("clip", "ballad_phase_a")
 
@@ -43,13 +31,15 @@ class ClipTeacher:
         if teacher["source"] not in TEACHERS:
             raise unknown_name("teacher.source", teacher["source"], TEACHERS)
         self.cfg, self.ctx = cfg, ctx
-        self._logits_by_split = {}
-        self.clip = create_clip_backbone(cfg, ctx)
+        # Zero-shot logits once per split and run (val and the evaluation split serve both the
+        # ensemble's fit and the final prediction).
+        self.logits = PerSplit(self._zero_shot_logits)
+        self.clip = create_clip_backbone(cfg["backbone"]["clip"], ctx.device, cfg["method"])
         if teacher["source"] == "ballad_phase_a":
             ballad_cfg = related_method_config("ballad", cfg, teacher["ballad_options"] or ())
             if teacher["phase_a_checkpoint"]:
                 ballad_cfg["phase_a"]["checkpoint"] = teacher["phase_a_checkpoint"]
-            fine_tune(self.clip, data, ballad_cfg, templates_by_name(ballad_cfg["text"]["templates"]), ctx)
+            fine_tune_clip(self.clip, data, ballad_cfg, templates_by_name(ballad_cfg["text"]["templates"]), ctx)
         self.clip.model.eval()
         self.clip.model.requires_grad_(False)
         self.text = text_classifier(self.clip, data.class_names, templates_by_name(cfg["text"]["templates"]), ctx)
@@ -57,14 +47,9 @@ class ClipTeacher:
     def features(self, split) -> np.ndarray:
         return image_features(self.clip, split, self.ctx, batch_size=self.cfg["eval_batch_size"])
 
-    def logits(self, split) -> np.ndarray:
-        """Zero-shot logits, computed once per split and run (val and the evaluation split serve
-        both the ensemble's fit and the final prediction)."""
-        if split.fingerprint not in self._logits_by_split:
-            features = torch.from_numpy(np.array(self.features(split)))  # copy: cache hits are read-only
-            self._logits_by_split[split.fingerprint] = (
-                float(self.cfg["text"]["logit_scale"]) * features @ self.text.t()).numpy()
-        return self._logits_by_split[split.fingerprint]
+    def _zero_shot_logits(self, split) -> np.ndarray:
+        features = torch.from_numpy(np.array(self.features(split)))  # copy: cache hits are read-only
+        return (float(self.cfg["text"]["logit_scale"]) * features @ self.text.t()).numpy()
 
 
 @METHODS.register_module(name="tackle")
@@ -80,7 +65,7 @@ class Tackle(Method):
 
     def fit(self, data, ctx):
         cfg = self.cfg
-        self._logits_by_split = {}
+        self._vision_logits = PerSplit(lambda split: self._predict_vision(split, ctx))
         with_clip = bool(cfg["ensemble"]["with_clip"])
         # Options, pool and ensemble settings are checked first: a user error must come before
         # any model is loaded or trained.
@@ -150,32 +135,25 @@ class Tackle(Method):
             loss_fn=lambda logits, targets: loss(logits, targets, counts, progress=batches.value))
         self.model.eval()
 
-    @torch.no_grad()
-    def _vision_logits(self, split, ctx) -> np.ndarray:
-        if split.fingerprint not in self._logits_by_split:
-            loader = image_loader(split, self.transform, int(self.cfg["eval_batch_size"]),
-                                  num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
-            chunks = []
-            for images, _ in tqdm(loader, desc=f"predict {split.name}", disable=not ctx.progress, leave=False):
-                with ctx.autocast():
-                    chunks.append(self.model(images.to(ctx.device, non_blocking=True)).float().cpu())
-            self._logits_by_split[split.fingerprint] = torch.cat(chunks).numpy()
-        return self._logits_by_split[split.fingerprint]
+    def _predict_vision(self, split, ctx) -> np.ndarray:
+        self.model.eval()
+        return encode_split(split, ctx, int(self.cfg["eval_batch_size"]), self.model, transform=self.transform,
+                            desc=f"predict {split.name}").numpy()
 
     # -- ensemble with CLIP ----------------------------------------------------------------------
     def _fit_ensemble(self, data, ctx):
         if "val" in data.splits:
             val = data.split("val")
-            self.ensemble.fit([self._vision_logits(val, ctx), self.teacher.logits(val)], val.labels)
+            self.ensemble.fit([self._vision_logits(val), self.teacher.logits(val)], val.labels)
         eval_split = data.split(self.cfg["eval_split"])
-        ctx.report("vision_only", self._vision_logits(eval_split, ctx), eval_split)
+        ctx.report("vision_only", self._vision_logits(eval_split), eval_split)
         ctx.report("clip", self.teacher.logits(eval_split), eval_split)
         ctx.outputs.details["ensemble"] = self.ensemble.summary(["vision", "clip"],
                                                         self.ensemble.weights_origin(data, eval_split, ctx.log))
         ctx.log(f"ensemble: weights vision {self.ensemble.weights[0]:.2f}, clip {self.ensemble.weights[1]:.2f}")
 
     def predict(self, split, ctx) -> np.ndarray:
-        vision = self._vision_logits(split, ctx)
+        vision = self._vision_logits(split)
         if self.ensemble is None:
             return vision
         return self.ensemble([vision, self.teacher.logits(split)])

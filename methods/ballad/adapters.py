@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltbench.core.errors import UserError, unknown_name
+from ltbench.api import UserError, unknown_name
 
 ADAPTER_VARIANTS = ("relu", "linear")
 

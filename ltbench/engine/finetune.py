@@ -1,0 +1,140 @@
+"""Fine-tuning CLIP on the long-tailed train set: BALLAD's phase A, which TACKLE's teacher reuses.
+
+The paper's symmetric multi-positive contrastive loss, or the public code's C-way cross-entropy
+over all class prompts, through the shared trainer. A finished phase A is a stage (see
+engine/stages.py): kept in a folder named by a hash of everything it depends on, so runs that
+differ only in what comes after it (BALLAD's phase B, a TACKLE teacher) start from it.
+"""
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.data.loading import epoch_batches
+from ltbench.data.samplers import build_sampler_from_spec
+from ltbench.engine.checkpoints import read_stage_checkpoint
+from ltbench.engine.stages import Stage
+from ltbench.losses import multi_positive_contrastive
+from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+
+PHASE_A_LOSSES = ("contrastive", "class_ce")
+CHECKPOINT_FORMAT = "ltbench.ballad.phase_a/1"
+PHASE_A = Stage(name="ballad_phase_a", label="phase A", file_name="phase_a.pt", artifact="phase_a_checkpoint")
+
+
+def clip_train_batches(split, clip, augment, batch_size, sampler, ctx):
+    return epoch_batches(split, clip.eval_transform, augment, batch_size, sampler, seed=ctx.seed,
+                         num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
+
+
+def phase_a_steps(images: int, batch_size: int, drop_last: bool) -> int:
+    """Steps of one phase-A epoch. drop_last: the code's loop breaks after int(N / batch) steps,
+    so the last partial batch never trains; otherwise it is one more, smaller step."""
+    if not isinstance(drop_last, bool):
+        raise UserError(f"phase_a.drop_last must be true or false, got {drop_last!r}")
+    steps = images // batch_size if drop_last else math.ceil(images / batch_size)
+    if steps == 0:
+        raise UserError(f"phase_a.drop_last: the {images} training images fill no batch of "
+                        f"phase_a.batch_size={batch_size}; lower the batch size or set phase_a.drop_last=false")
+    return steps
+
+
+def _first_steps(batches, steps: int):
+    # Every process stops after the same number of steps, as the code's `break` does.
+    return lambda epoch: itertools.islice(batches(epoch), steps)
+
+
+class PromptBatches:
+    """Phase A steps: ((images, prompt_rows, text_index), labels).
+
+    Every (class, template) prompt is tokenised once; a step picks one template per text (drawn
+    from (seed, epoch, step), so a resumed run draws the same) and names the prompts to encode:
+    - contrastive: the distinct prompts of the batch's images; text_index maps image j to its
+      prompt, so logits are [B, B] with text j belonging to image j's class;
+    - class_ce: one prompt per class; logits are [B, C].
+    """
+
+    def __init__(self, image_batches, num_classes: int, num_templates: int, objective: str, seed: int):
+        self.image_batches, self.seed = image_batches, seed
+        self.num_classes, self.num_templates, self.objective = num_classes, num_templates, objective
+
+    def _templates(self, epoch: int, step: int, count: int) -> np.ndarray:
+        if self.num_templates == 1:
+            return np.zeros(count, dtype=np.int64)
+        return np.random.default_rng([self.seed, epoch, step]).integers(self.num_templates, size=count)
+
+    def __call__(self, epoch: int):
+        for step, (images, labels) in enumerate(self.image_batches(epoch)):
+            if self.objective == "contrastive":
+                prompts = labels.numpy() * self.num_templates + self._templates(epoch, step, len(labels))
+                rows, text_index = np.unique(prompts, return_inverse=True)
+            else:
+                classes = np.arange(self.num_classes)
+                rows = classes * self.num_templates + self._templates(epoch, step, self.num_classes)
+                text_index = classes
+            yield (images, torch.from_numpy(rows), torch.from_numpy(text_index.astype(np.int64))), labels
+
+
+def phase_a_identity(cfg: dict) -> dict:
+    """Everything the fine-tuned weights depend on (the seed goes into the folder name)."""
+    phase = {key: value for key, value in cfg["phase_a"].items() if key != "checkpoint"}
+    return {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "phase_a": phase,
+            "templates": cfg["text"]["templates"], "amp": cfg["amp"]}
+
+
+def load_phase_a_checkpoint(clip, path) -> None:
+    state = read_stage_checkpoint(path, "phase_a.checkpoint", "phase_a.pt", "BALLAD")
+    if isinstance(state, dict) and "state_dict" in state:
+        written_for = state.get("model_name")
+        if written_for and written_for != clip.spec.model:
+            raise UserError(f"phase_a.checkpoint {path} was written for backbone model {written_for}, but "
+                            f"this run's backbone is {clip.spec.text}; pass --backbone {written_for}:<tag>")
+        state = state["state_dict"]
+    try:
+        clip.model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise UserError(f"phase_a.checkpoint {path} does not fit {clip.spec.model}: "
+                        f"{first_line_of(error)}") from None
+
+
+def fine_tune_clip(clip, data, cfg: dict, templates, ctx) -> None:
+    """Phase A: fine-tune `clip` in place, or load / reuse a finished phase A."""
+    phase = cfg["phase_a"]
+    if phase["checkpoint"]:
+        load_phase_a_checkpoint(clip, phase["checkpoint"])
+        ctx.outputs.artifacts[PHASE_A.artifact] = str(Path(phase["checkpoint"]).expanduser().resolve())
+        return
+    if int(phase["epochs"]) == 0:
+        ctx.log("phase A: 0 epochs, phase B runs on the backbone's own weights")
+        return
+    if phase["loss"] not in PHASE_A_LOSSES:
+        raise unknown_name("phase_a.loss", phase["loss"], PHASE_A_LOSSES)
+    PHASE_A.reuse_or_train(ctx, clip.label, phase_a_identity(cfg), load=lambda path: load_phase_a_checkpoint(clip, path),
+                           train=lambda work_dir: _train_phase_a(clip, data, phase, templates, ctx, work_dir))
+
+
+def _train_phase_a(clip, data, phase: dict, templates, ctx, work_dir):
+    train = data.split("train")
+    prompts = [template.format(name) for name in data.class_names for template in templates]
+    tuner = ClipFineTuner(clip.model, clip.tokenize(prompts), phase["logit_scale"], phase["batchnorm"]).to(ctx.device)
+    trainable = set_trainable(clip.model, phase["trainable"], phase["last_blocks"])
+    if trainable == 0:
+        raise UserError("phase A has nothing to train: phase_a.trainable=last_blocks with last_blocks=0 and no "
+                        "head parameters; raise phase_a.last_blocks or set phase_a.epochs=0")
+    total = sum(p.numel() for p in clip.model.parameters())
+    ctx.log(f"phase A: {phase['loss']} loss, {trainable:,} of {total:,} parameters train")
+    sampler = build_sampler_from_spec(phase["sampler"], train.labels, seed=ctx.seed)
+    batch_size = int(phase["batch_size"])
+    steps = phase_a_steps(len(sampler), batch_size, phase["drop_last"])
+    images = _first_steps(clip_train_batches(train, clip, phase["augment"], batch_size, sampler, ctx), steps)
+    batches = PromptBatches(images, data.num_classes, len(templates), phase["loss"], ctx.seed)
+    loss = multi_positive_contrastive if phase["loss"] == "contrastive" else F.cross_entropy
+    trainer = ctx.trainer(phase, name="phase_a", work_dir=work_dir)
+    trainer.fit(tuner, batches, steps, loss_fn=loss)
+    state = {"format": CHECKPOINT_FORMAT, "model_name": clip.spec.model, "backbone": clip.label,
+             "phase_a": {k: v for k, v in phase.items() if k != "checkpoint"}, "state_dict": clip.model.state_dict()}
+    return state, trainer
