@@ -169,6 +169,13 @@ def method_defaults(method_name: str, method_cls, dataset_name: str, root: Path,
     return defaults
 
 
+def dataset_defaults(dataset_name: str) -> dict:
+    """The `dataset` section of benchmarks/datasets/<name>.yaml ({} for a dataset without one)."""
+    dataset_file = benchmarks_dir() / "datasets" / f"{dataset_name}.yaml"
+    section = load_yaml(dataset_file).get("dataset") if dataset_file.exists() else None
+    return copy.deepcopy(section) if isinstance(section, dict) else {}
+
+
 def _dataset_level_config(dataset_name: str, root: Path) -> dict:
     cfg = load_yaml(root / DEFAULTS_FILE)
     dataset_file = root / "datasets" / f"{dataset_name}.yaml"

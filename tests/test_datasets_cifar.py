@@ -110,7 +110,7 @@ def test_bytes_keys_are_read(tmp_path):
 
 def test_cifar100_lt_names_and_default_ratio(tmp_path):
     make_cifar100(tmp_path)
-    dataset = build_dataset({"name": "cifar100_lt", "root": str(tmp_path), "imbalance_ratio": None})
+    dataset = build_dataset({"name": "cifar100_lt", "root": str(tmp_path)})  # the ratio from cifar100_lt.yaml
     assert dataset.class_names[0] == "aquarium fish" and dataset.num_classes == 100
     assert dataset.class_counts.tolist() == exponential_profile(5, 100, 100)
     assert len(dataset.split("test")) == 200

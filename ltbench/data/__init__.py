@@ -1,4 +1,5 @@
 """Long-tailed datasets, split files, transforms, samplers and loaders."""
+from ltbench.config import dataset_defaults
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.transforms import TransformSpec
 
@@ -10,4 +11,11 @@ def build_dataset(options: dict, require_all_splits: bool = True) -> LTDataset:
     from ltbench.core import registry
 
     builder = registry.get(registry.DATASETS, options["name"])
-    return builder(options, require_all_splits=require_all_splits)
+    return builder(with_dataset_defaults(options), require_all_splits=require_all_splits)
+
+
+def with_dataset_defaults(options: dict) -> dict:
+    """`options` over the `dataset` section of benchmarks/datasets/<name>.yaml, the one place a
+    dataset's defaults live (a resolved run config already holds them; a tool or test may give
+    only what it changes)."""
+    return {**dataset_defaults(options["name"]), **options}

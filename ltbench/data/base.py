@@ -105,3 +105,11 @@ class LTDataset:
             )
         return self.splits[name]
 
+
+def required_options(options: dict, keys, dataset: str) -> dict:
+    """The builder's options, each given (build_dataset fills them from the dataset's YAML)."""
+    missing = [key for key in keys if key not in options]
+    if missing:
+        raise UserError(f"{dataset}: dataset option(s) {', '.join(missing)} not set; "
+                        f"benchmarks/datasets/{dataset}.yaml gives their defaults")
+    return {key: options[key] for key in keys}

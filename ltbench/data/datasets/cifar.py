@@ -6,13 +6,14 @@ from typing import List, NamedTuple, Tuple
 
 import numpy as np
 
-from ltbench.data.base import ArraySplit, LTDataset
+from ltbench.data.base import ArraySplit, LTDataset, required_options
 from ltbench.data.profiles import exponential_profile
 from ltbench.core.errors import UserError
 from ltbench.core.registry import DATASETS
 
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/"
-OPTION_DEFAULTS = {"imbalance_ratio": 100, "seed": 0, "download": True, "shot_reference_ir": None}
+# The options this builder reads; their defaults live in benchmarks/datasets/cifar*_lt.yaml alone.
+OPTIONS = ("imbalance_ratio", "seed", "download", "shot_reference_ir")
 
 
 class CifarArchive(NamedTuple):
@@ -122,8 +123,7 @@ def long_tailed_indices(targets: np.ndarray, per_class: List[int], seed: int) ->
 
 
 def _options(options: dict, dataset: str) -> dict:
-    opts = {key: options.get(key) if options.get(key) is not None else default
-            for key, default in OPTION_DEFAULTS.items()}
+    opts = required_options(options, OPTIONS, dataset)
     try:
         opts["imbalance_ratio"] = float(opts["imbalance_ratio"])
         opts["seed"] = int(opts["seed"])

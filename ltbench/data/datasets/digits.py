@@ -1,14 +1,14 @@
 """digits_lt: an offline long-tailed dataset made from scikit-learn's bundled handwritten digits."""
 import numpy as np
 
-from ltbench.data.base import ArraySplit, LTDataset
+from ltbench.data.base import ArraySplit, LTDataset, required_options
 from ltbench.data.profiles import exponential_profile
 from ltbench.core.errors import UserError
 from ltbench.core.registry import DATASETS
 
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-OPTION_DEFAULTS = {"imbalance_ratio": 50, "max_per_class": 130, "test_per_class": 30,
-                   "val_per_class": 10, "seed": 0}
+# The options this builder reads; their defaults live in benchmarks/datasets/digits_lt.yaml alone.
+OPTIONS = ("imbalance_ratio", "max_per_class", "test_per_class", "val_per_class", "seed")
 
 
 def _digit_images():
@@ -23,8 +23,7 @@ def _digit_images():
 @DATASETS.register_module(name="digits_lt")
 def build_digits_lt(options: dict, require_all_splits: bool = True) -> LTDataset:
     """Offline: scikit-learn's 8x8 digits, exponential long-tailed train split, balanced val/test, rest as pool."""
-    opts = {key: options.get(key, default) if options.get(key) is not None else default
-            for key, default in OPTION_DEFAULTS.items()}
+    opts = required_options(options, OPTIONS, "digits_lt")
     images, labels = _digit_images()
     num_classes = len(CLASS_NAMES)
     profile = exponential_profile(int(opts["max_per_class"]), num_classes, float(opts["imbalance_ratio"]))
