@@ -31,7 +31,7 @@ from ltbench.engine.stages import Stage
 from ltbench.engine.trainer import save_atomic
 from ltbench.losses import build_loss, multi_positive_contrastive
 from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
-from ltbench.models.calibration import (DISALIGN_FORMS, SECOND_STAGES, build_second_stage, select_tau,
+from ltbench.models.calibration import (DISALIGN_FORMS, STAGE2_TYPES, build_second_stage, select_tau,
                                         tau_normalised)
 from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
                                     timm_label)
@@ -49,7 +49,7 @@ __all__ = [
     # models
     "create_backbone", "create_clip_backbone", "create_timm_classifier", "timm_eval_transform", "timm_label",
     "state_dict_sha256", "build_head",
-    "SECOND_STAGES", "DISALIGN_FORMS", "build_second_stage", "select_tau", "tau_normalised",
+    "STAGE2_TYPES", "DISALIGN_FORMS", "build_second_stage", "select_tau", "tau_normalised",
     # training
     "build_loss", "multi_positive_contrastive", "TensorBatches", "ArrayRowBatches", "EpochProgress",
     "Stage", "read_stage_checkpoint", "save_atomic", "Hook", "BestOnVal", "ValAccuracyLog", "fine_tune_clip",

@@ -20,6 +20,8 @@ METHODS = Registry("method", scope="ltbench", locations=["ltbench.methods"])
 DATASETS = Registry("dataset", scope="ltbench", locations=["ltbench.data.datasets"])
 LOSSES = Registry("loss", scope="ltbench", locations=["ltbench.losses"])
 SAMPLERS = Registry("sampler", scope="ltbench", locations=["ltbench.data.samplers"])
+# Trainable second-stage heads on a frozen first-stage head (decoupled training: cRT, LWS, ...).
+SECOND_STAGES = Registry("second stage", scope="ltbench", locations=["ltbench.models.calibration"])
 
 # `ltbench list WHAT` for each registry, named in "unknown ..." errors.
 LISTINGS = {"method": "methods", "dataset": "datasets", "loss": "losses", "sampler": "samplers"}

@@ -8,10 +8,13 @@ import copy
 import torch
 from torch import nn
 
+from ltbench.core import registry
 from ltbench.core.errors import unknown_name
+from ltbench.core.registry import SECOND_STAGES
 
-SECOND_STAGES = ("none", "disalign", "crt", "lws", "marc", "taunorm")
-TRAINED_SECOND_STAGES = ("disalign", "crt", "lws", "marc")  # taunorm has no training
+# The values of a decoder's stage2.type: no second stage, the trained heads registered below,
+# and tau-normalisation (no training).
+STAGE2_TYPES = ("none", "disalign", "crt", "lws", "marc", "taunorm")
 
 
 def _frozen_copy(head: nn.Linear) -> nn.Linear:
@@ -101,16 +104,30 @@ def select_tau(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, gr
     return float(grid[accuracies.index(max(accuracies))]), accuracies
 
 
-def build_second_stage(kind: str, head: nn.Linear, disalign_form: str = "classification",
-                       disalign_confidence_weight=None) -> nn.Module:
-    """The trainable second stage: disalign / lws / marc start from the stage-1 head; crt
-    (classifier re-training) re-initialises it. (taunorm is not trained: see tau_normalised.)"""
-    if kind == "disalign":
-        return DisAlignHead(head, disalign_form, disalign_confidence_weight)
-    if kind == "lws":
-        return LearnableWeightScaling(head)
-    if kind == "marc":
-        return MarcHead(head)
-    if kind == "crt":
-        return nn.Linear(head.in_features, head.out_features)
-    raise unknown_name("stage2.type", kind, TRAINED_SECOND_STAGES)
+@SECOND_STAGES.register_module(name="disalign")
+def _disalign(head: nn.Linear, disalign_form: str = "classification", disalign_confidence_weight=None):
+    return DisAlignHead(head, disalign_form, disalign_confidence_weight)
+
+
+@SECOND_STAGES.register_module(name="lws")
+def _lws(head: nn.Linear):
+    return LearnableWeightScaling(head)
+
+
+@SECOND_STAGES.register_module(name="marc")
+def _marc(head: nn.Linear):
+    return MarcHead(head)
+
+
+@SECOND_STAGES.register_module(name="crt")
+def _crt(head: nn.Linear):
+    """Classifier re-training: a new head of the same shape, randomly initialised."""
+    return nn.Linear(head.in_features, head.out_features)
+
+
+def build_second_stage(kind: str, head: nn.Linear, **options) -> nn.Module:
+    """The trainable second stage registered as `kind` (disalign / lws / marc start from the
+    stage-1 head; crt re-initialises it), its options checked strictly. (taunorm is not trained:
+    see tau_normalised.)"""
+    _, build, options = registry.resolve_spec(SECOND_STAGES, {"type": kind, **options}, reserved=("head",))
+    return build(head, **options)

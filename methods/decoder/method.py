@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltbench.api import (SECOND_STAGES, ArrayRowBatches, BestOnVal, EpochProgress, Method, PerSplit, Stage,
+from ltbench.api import (STAGE2_TYPES, ArrayRowBatches, BestOnVal, EpochProgress, Method, PerSplit, Stage,
                          TensorBatches, UserError, build_loss, build_sampler_from_spec, build_second_stage,
                          create_backbone, encode_split, epoch_batches, first_line_of, image_tokens,
                          read_stage_checkpoint, select_tau, state_dict_sha256, tau_normalised, unknown_name)
@@ -27,8 +27,8 @@ class Decoder(Method):
                             f"got '{cfg['backbone']['clip']}'")
         self.encoder.model.eval().requires_grad_(False)
         kind = cfg["stage2"]["type"]
-        if kind not in SECOND_STAGES:
-            raise unknown_name("stage2.type", kind, SECOND_STAGES)
+        if kind not in STAGE2_TYPES:
+            raise unknown_name("stage2.type", kind, STAGE2_TYPES)
         check_stage("stage1", cfg["stage1"])
         check_second_stage(kind, cfg["stage2"])
         self.transform = decoder_transform(cfg["preprocess"], self.encoder)
@@ -153,8 +153,10 @@ class Decoder(Method):
             return self._taunorm(data, ctx)
         stage = self.cfg["stage2"]
         train = data.split("train")
-        head = build_second_stage(kind, self.decoder.head, disalign_form=stage.get("disalign_form", "classification"),
-                                  disalign_confidence_weight=stage.get("disalign_confidence_weight")).to(ctx.device)
+        # The disalign_* keys of stage2 are DisAlign's options; the other heads take none.
+        options = {key: stage[key] for key in ("disalign_form", "disalign_confidence_weight")
+                   if kind == "disalign" and key in stage}
+        head = build_second_stage(kind, self.decoder.head, **options).to(ctx.device)
         steps, epochs, warmup = iteration_schedule(stage, len(train))
         batch_size = int(stage["batch_size"])
         sampler = build_sampler_from_spec(stage["sampler"], train.labels, num_samples=steps * batch_size,
