@@ -59,9 +59,6 @@ def resolve_entry(entry: SweepEntry, options: SweepOptions) -> dict:
 
 def run_entry(entry: SweepEntry, options: SweepOptions) -> Outcome:
     """Run one entry and write its record; what both launchers (and each Slurm job) call."""
-    from ltbench.app import runner
-    from ltbench.metrics import format_scores
-
     cfg = resolve_entry(entry, options)
     path, record = runner.run(cfg, Path(options.out), skip_existing=options.skip_existing, resume=options.resume)
     if record is None:

@@ -5,7 +5,6 @@ or trace a number back to its code and data: see ``make_record`` for the fields.
 """
 import importlib
 import json
-import os
 import platform
 import subprocess
 import sys
