@@ -22,6 +22,7 @@ from typing import Iterable, Mapping, Optional, Tuple
 
 import yaml
 
+from ltbench.core import registry
 from ltbench.core.errors import UserError, close_matches_hint
 
 DEFAULTS_FILE = "defaults.yaml"
@@ -226,8 +227,6 @@ def runtime_overrides(data_root=None, split_dir=None, device=None, progress=True
 
 def resolve(request: RunRequest) -> dict:
     """The fully resolved config of one run: the method and dataset must be registered."""
-    from ltbench.core import registry
-
     method_cls = registry.get(registry.METHODS, request.method)
     registry.get(registry.DATASETS, request.dataset)
     return resolve_config(request, method_cls)
