@@ -90,7 +90,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
 
     started = time.perf_counter()
     runtime = cfg["runtime"]
-    # Under torchrun every process runs all of this; engine/distributed.py splits the work.
+    # Under torchrun every process runs all of this; core/distributed.py splits the work.
     ctx = RunContext(device=distributed.setup(resolve_device(runtime["device"])), seed=seed,
                      work_dir=Path(out_dir) / "work" / path.stem, cache=ArrayCache(runtime["cache_dir"]),
                      amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),

@@ -128,7 +128,7 @@ def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, 
     generator, so there the batch size and the number of processes matter too.) Sets the
     sampler's epoch.
     batch_size is the batch of one optimizer step: in a distributed run this process loads its
-    share of it (engine/distributed.py).
+    share of it (core/distributed.py).
     """
     sampler.set_epoch(epoch)
     if isinstance(split, ArraySplit):

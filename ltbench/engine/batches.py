@@ -1,7 +1,7 @@
 """Mini-batches of in-memory arrays (cached features, memory-mapped tokens) in sampler order.
 
 batch_size is the batch of one optimizer step; in a distributed run each process takes its
-share of every batch (engine/distributed.py), so steps_per_epoch is the same in every process
+share of every batch (core/distributed.py), so steps_per_epoch is the same in every process
 and in a single-process run.
 """
 import math

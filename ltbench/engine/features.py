@@ -2,7 +2,7 @@
 
 In a distributed run each process encodes a block of the split (and of the class names for a
 text classifier) and the blocks are gathered back into split order, so every process holds
-the same array; see engine/distributed.py and ArrayCache for who writes the cache.
+the same array; see core/distributed.py and ArrayCache for who writes the cache.
 """
 import hashlib
 import math

@@ -5,7 +5,7 @@ at lr 0), bf16 autocast on CUDA, gradient accumulation, tqdm progress (loss, lr,
 checkpoint after every epoch and exact resume: sampler order depends only on (seed, epoch), and
 model, optimizer and scheduler states are restored.
 
-Under torchrun the module trains in DistributedDataParallel (see engine/distributed.py: the
+Under torchrun the module trains in DistributedDataParallel (see core/distributed.py: the
 batches a method builds are already this process's share of the global batch); rank 0 writes
 the checkpoints and every process can resume from them. On CUDA, models with convolutions
 train in channels_last; ``runtime.compile`` runs the module through torch.compile.

@@ -27,7 +27,7 @@ class TimmEncoder(ImageEncoder):
         return F.normalize(self.model(images).float(), dim=-1)
 
 
-# What papers and REPORTED.md call the vision backbones of the long-tailed literature; a run of a
+# What papers (and benchmarks/reported.yaml) call the vision backbones of the long-tailed literature; a run of a
 # timm model records this label, so leaderboards show 'RX50' as the papers do.
 PAPER_LABELS = {"resnet50": "RN50", "resnet152": "RN152", "resnext50_32x4d": "RX50",
                 "resnext101_32x4d": "RX101", "deit_small_patch16_224": "DeiT-S"}

@@ -2,6 +2,7 @@
 the README's quick start from an empty folder (configs and plug-ins ship inside it)."""
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -25,7 +26,11 @@ def installed_wheel(tmp_path_factory):
     from this interpreter's site-packages through a plain path entry, which Python does not
     scan for .pth files: an editable ltbench installed here stays invisible there."""
     root = tmp_path_factory.mktemp("wheel")
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", REPO)
+    # A copy of the checkout, links kept: building writes build/ and *.egg-info beside the sources.
+    source = root / "source"
+    shutil.copytree(REPO, source, symlinks=True,
+                    ignore=shutil.ignore_patterns(".git", "build", "dist", "results", "*.egg-info", "__pycache__"))
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", source)
     wheel = next((root / "dist").glob("ltbench-*.whl"))
     environment = root / "venv"
     venv.EnvBuilder(with_pip=False).create(environment)
