@@ -1,9 +1,16 @@
+"""Fixtures for every test. The tests mirror the ltbench packages (tests/core, tests/data, ...);
+they never import each other: shared helpers are fixtures here or in a folder's conftest.py."""
+import gzip
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "splits"
+TESTS = Path(__file__).resolve().parent
+# The real split files of ImageNet-LT, Places-LT and iNaturalist 2018 that tests read (no images),
+# kept gzip-compressed in the repository: tests/data/splits/<Dataset>/<file>.gz.
+SPLITS_ARCHIVE = TESTS / "data" / "splits"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -19,6 +26,28 @@ def _isolated_environment(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    """The checkout's root folder (README.md, benchmarks/, methods/)."""
+    return TESTS.parent
+
+
+@pytest.fixture(scope="session")
+def real_splits(tmp_path_factory):
+    """A folder of the real split files, decompressed once per session: <folder>/Places_LT/
+    (train, val, test, classnames), ImageNet_LT/ (val, test, classnames), iNaturalist18/ (val,
+    categories.json)."""
+    folder = tmp_path_factory.mktemp("splits")
+    archives = sorted(SPLITS_ARCHIVE.glob("*/*.gz"))
+    assert archives, f"no split files under {SPLITS_ARCHIVE}"
+    for archive in archives:
+        target = folder / archive.parent.name / archive.stem
+        target.parent.mkdir(exist_ok=True)
+        with gzip.open(archive, "rb") as source, open(target, "wb") as destination:
+            shutil.copyfileobj(source, destination)
+    return folder
 
 
 @pytest.fixture

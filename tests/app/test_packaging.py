@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _run(*args, cwd=None, env=None):
     result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -21,14 +19,14 @@ def _run(*args, cwd=None, env=None):
 
 
 @pytest.fixture(scope="module")
-def installed_wheel(tmp_path_factory):
+def installed_wheel(tmp_path_factory, repo_root):
     """bin/ of a virtualenv holding the wheel. Its dependencies (torch, open_clip, ...) come
     from this interpreter's site-packages through a plain path entry, which Python does not
     scan for .pth files: an editable ltbench installed here stays invisible there."""
     root = tmp_path_factory.mktemp("wheel")
     # A copy of the checkout, links kept: building writes build/ and *.egg-info beside the sources.
     source = root / "source"
-    shutil.copytree(REPO, source, symlinks=True,
+    shutil.copytree(repo_root, source, symlinks=True,
                     ignore=shutil.ignore_patterns(".git", "build", "dist", "results", "*.egg-info", "__pycache__"))
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", source)
     wheel = next((root / "dist").glob("ltbench-*.whl"))
@@ -56,14 +54,15 @@ def test_the_wheel_holds_one_import_name_with_configs_and_plugins(installed_whee
     assert "ltbench = ltbench.app.cli:main" in entry_points
 
 
-def test_quick_start_runs_from_an_empty_folder(installed_wheel, tmp_path):
+def test_quick_start_runs_from_an_empty_folder(installed_wheel, tmp_path, repo_root):
     bin_dir, _ = installed_wheel
     env = {**os.environ, "LTBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     env.pop("LTBENCH_BENCHMARKS", None)
+    env.pop("PYTHONPATH", None)  # a PYTHONPATH naming the checkout would hide the installed wheel
     empty = tmp_path / "empty"
     empty.mkdir()
     where = _run(bin_dir / "python", "-c", "import ltbench, ltbench.methods; print(ltbench.__file__)", cwd=empty, env=env)
-    assert str(REPO) not in where
+    assert str(repo_root) not in where
     # `python -m ltbench` is what the `ltbench` script runs (its entry point is checked above).
     out = _run(bin_dir / "python", "-m", "ltbench", "run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--no-progress",
                cwd=empty, env=env)

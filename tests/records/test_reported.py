@@ -7,22 +7,26 @@ import re
 from pathlib import Path
 
 import pytest
-from test_tables import published, record
 
 from ltbench.core.errors import UserError
 from ltbench.records.reported import default_reported_path, eval_splits_for, load_reported, reported_for
 from ltbench.core.atomic import write_json_atomic
 
-REPORTED_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "REPORTED.md"
-SHIPPED = Path(__file__).resolve().parents[1] / "benchmarks" / "reported.yaml"
+# A copy of the project's docs/REPORTED.md, the published numbers as the papers print them.
+REPORTED_MD = Path(__file__).resolve().with_name("REPORTED.md")
 SECTION_DATASETS = {"ImageNet-LT": "imagenet_lt", "Places-LT": "places_lt", "iNaturalist 2018": "inat2018",
                     "CIFAR-100-LT": "cifar100_lt"}
 NUMBER = re.compile(r"\d+\.\d+")
 
 
+@pytest.fixture(scope="session")
+def shipped_file(repo_root):
+    return repo_root / "benchmarks" / "reported.yaml"
+
+
 @pytest.fixture(scope="module")
-def shipped():
-    return load_reported(SHIPPED)
+def shipped(shipped_file):
+    return load_reported(shipped_file)
 
 
 def find(entries, **fields):
@@ -31,9 +35,9 @@ def find(entries, **fields):
     return matches[0]
 
 
-def test_shipped_file_is_the_default_and_loads(shipped, monkeypatch):
+def test_shipped_file_is_the_default_and_loads(shipped, shipped_file, monkeypatch):
     monkeypatch.delenv("LTBENCH_BENCHMARKS", raising=False)
-    assert default_reported_path() == SHIPPED
+    assert default_reported_path() == shipped_file
     monkeypatch.setenv("LTBENCH_BENCHMARKS", "/elsewhere")
     assert default_reported_path() == Path("/elsewhere/reported.yaml")
     assert collections.Counter(entry["dataset"] for entry in shipped) == {
@@ -61,8 +65,6 @@ def test_shipped_file_has_ballad_and_zero_shot(shipped):
 
 def _reported_md_rows():
     """(dataset, method, backbone cell, overall cell, source cell) of every table row of REPORTED.md."""
-    if not REPORTED_MD.is_file():
-        pytest.skip(f"{REPORTED_MD} is not in this checkout")
     dataset, rows = None, []
     for line in REPORTED_MD.read_text(encoding="utf-8").splitlines():
         if line.startswith("## "):
@@ -107,18 +109,16 @@ def test_every_reported_md_number_is_in_the_shipped_file(shipped):
     assert len(expected) == 59
 
 
-def test_sources_are_the_citations_of_reported_md():
-    if not REPORTED_MD.is_file():
-        pytest.skip(f"{REPORTED_MD} is not in this checkout")
+def test_sources_are_the_citations_of_reported_md(shipped_file):
     text = " ".join(REPORTED_MD.read_text(encoding="utf-8").split())
     citations = dict(re.findall(r"Source ([A-D]): (.+?)(?= Source [A-D]:| ##)", text))
     import yaml
 
-    assert yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))["sources"] == citations
+    assert yaml.safe_load(shipped_file.read_text(encoding="utf-8"))["sources"] == citations
     assert set(citations) == {"A", "B", "C", "D"}
 
 
-def test_iNat_val_entries_match_test_runs_of_inat2018(shipped):
+def test_iNat_val_entries_match_test_runs_of_inat2018(shipped, fake_published):
     ballad = find(shipped, dataset="inat2018", method="ballad")
     assert reported_for(shipped, "inat2018", "ballad", "RN50:openai", "test") is ballad
     assert reported_for(shipped, "inat2018", "ballad", "RN50:openai", "val") is ballad  # the same file
@@ -126,7 +126,7 @@ def test_iNat_val_entries_match_test_runs_of_inat2018(shipped):
     assert eval_splits_for("inat2018", "val") == ("val", "test")
     # Only there: ImageNet-LT's val is a split of its own.
     assert eval_splits_for("imagenet_lt", "val") == ("val",)
-    entries = [published(dataset="imagenet_lt", split="val")]
+    entries = [fake_published(dataset="imagenet_lt", split="val")]
     assert reported_for(entries, "imagenet_lt", "linear_probe", "RN50:openai", "test") is None
     assert reported_for(entries, "imagenet_lt", "linear_probe", "RN50:openai", "val") is entries[0]
 
@@ -225,15 +225,15 @@ def test_a_missing_file(tmp_path):
 
 # ---- ltbench table --reported / --no-reported ----
 
-def _results_with_records(tmp_path):
+def _results_with_records(tmp_path, fake_record):
     """Fake run records: BALLAD RN50 on ImageNet-LT (published 67.2, A) and a linear probe (not published),
     and zero-shot RN50 on iNat's test split (published on val: 2.6)."""
     results = tmp_path / "results"
     fakes = [
-        record(method="ballad", dataset="imagenet_lt", overall=66.0, seed=1),
-        record(method="ballad", dataset="imagenet_lt", overall=68.0, seed=2),
-        record(method="linear_probe", dataset="imagenet_lt", overall=60.0),
-        record(method="zeroshot_clip", dataset="inat2018", overall=3.1),
+        fake_record(method="ballad", dataset="imagenet_lt", overall=66.0, seed=1),
+        fake_record(method="ballad", dataset="imagenet_lt", overall=68.0, seed=2),
+        fake_record(method="linear_probe", dataset="imagenet_lt", overall=60.0),
+        fake_record(method="zeroshot_clip", dataset="inat2018", overall=3.1),
     ]
     for index, fake in enumerate(fakes):
         fake["run_id"] = f"run{index}"
@@ -247,9 +247,9 @@ def _md_rows(stdout, dataset):
                                           for line in section.splitlines()[3:] if line.startswith("|"))}
 
 
-def test_cli_table_shows_the_shipped_numbers_by_default(run_cli, tmp_path, monkeypatch):
+def test_cli_table_shows_the_shipped_numbers_by_default(run_cli, tmp_path, monkeypatch, fake_record):
     monkeypatch.delenv("LTBENCH_BENCHMARKS", raising=False)
-    results = _results_with_records(tmp_path)
+    results = _results_with_records(tmp_path, fake_record)
     code, stdout, stderr = run_cli("table", "--results", results)
     assert code == 0, stderr
     imagenet = _md_rows(stdout, "imagenet_lt")
@@ -265,8 +265,8 @@ def test_cli_table_shows_the_shipped_numbers_by_default(run_cli, tmp_path, monke
     assert [row[-2:] for row in table[1:]] == [["67.2", "A"], ["", ""]]
 
 
-def test_cli_table_with_a_given_file_and_without_the_column(run_cli, tmp_path):
-    results = _results_with_records(tmp_path)
+def test_cli_table_with_a_given_file_and_without_the_column(run_cli, tmp_path, fake_record):
+    results = _results_with_records(tmp_path, fake_record)
     mine = tmp_path / "mine.yaml"
     mine.write_text("sources: {X: 'My notes.'}\nentries:\n"
                     "  - {dataset: imagenet_lt, method: linear_probe, backbone: 'RN50:openai', paper_backbone: RN50,"
@@ -286,8 +286,8 @@ def test_cli_table_with_a_given_file_and_without_the_column(run_cli, tmp_path):
     assert caught.value.code == 2
 
 
-def test_cli_table_reported_errors(run_cli, tmp_path, monkeypatch):
-    results = _results_with_records(tmp_path)
+def test_cli_table_reported_errors(run_cli, tmp_path, monkeypatch, fake_record):
+    results = _results_with_records(tmp_path, fake_record)
     code, stdout, stderr = run_cli("table", "--results", results, "--reported", tmp_path / "nope.yaml")
     assert code == 2 and stdout == ""
     assert stderr == f"ltbench: error: reported numbers file not found: {tmp_path / 'nope.yaml'}\n"

@@ -1,18 +1,17 @@
 """benchmarks/perf/run_perf.py runs end to end on tiny sizes and prints every row (no timings checked)."""
 import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "run_perf.py"
 ROWS = ("ltbench image_features, cold cache", "plain open_clip + DataLoader (0 workers)", "ratio ltbench / plain",
         "image_features again (cache hit, no encoding)", "epoch on cached features", "epoch re-encoding every batch",
         "speed-up of the cache", "3 classes x 80 templates", "5 classes x 80 templates")
 
 
-def test_perf_script_prints_every_measurement(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("run_perf", SCRIPT)
+def test_perf_script_prints_every_measurement(tmp_path, capsys, repo_root):
+    script_path = repo_root / "benchmarks" / "perf" / "run_perf.py"
+    spec = importlib.util.spec_from_file_location("run_perf", script_path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "perf.json"

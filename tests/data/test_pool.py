@@ -8,9 +8,6 @@ from ltbench.data import build_dataset
 from ltbench.data.base import ArraySplit
 from ltbench.data.pool import unlabeled_pool, with_pool_images
 from ltbench.core.errors import UserError
-from test_datasets_cifar import make_cifar10
-
-SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "splits"
 
 
 def write_lines(path: Path, lines):
@@ -37,7 +34,7 @@ def test_digits_pool_is_the_rest_of_the_collection_disjoint_from_every_split():
     assert counts[9] > counts[0] and (pool.labels >= 0).all()
 
 
-def test_cifar_pool_is_the_training_images_the_profile_dropped(tmp_path):
+def test_cifar_pool_is_the_training_images_the_profile_dropped(tmp_path, make_cifar10):
     folder = make_cifar10(tmp_path, per_class=60)
     data = build_dataset({"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 10})
     train, pool = data.split("train"), unlabeled_pool(data, None, None, str(tmp_path))
@@ -93,17 +90,15 @@ def test_a_dataset_without_a_pool_asks_for_one(tmp_path):
         unlabeled_pool(data, None, None, None)
 
 
-@pytest.mark.skipif(not (SHARED_SPLITS / "ImageNet_LT" / "ImageNet_LT_val.txt").is_file(),
-                    reason="shared split files are absent")
-def test_imagenet_lt_pool_is_imagenet_train_minus_the_lt_splits(tmp_path):
-    # The shared folder has the real val and test files; a stand-in train file reuses val's format
+def test_imagenet_lt_pool_is_imagenet_train_minus_the_lt_splits(tmp_path, real_splits):
+    # The real split files hold ImageNet-LT's val and test files; a stand-in train file reuses val's format
     # (both list ImageNet-1k train images as train/<wnid>/<file>).
     split_dir = tmp_path / "splits"
-    val_lines = (SHARED_SPLITS / "ImageNet_LT" / "ImageNet_LT_val.txt").read_text().splitlines()
+    val_lines = (real_splits / "ImageNet_LT" / "ImageNet_LT_val.txt").read_text().splitlines()
     write_lines(split_dir / "ImageNet_LT_train.txt", val_lines[1::2])
     write_lines(split_dir / "ImageNet_LT_val.txt", val_lines[::2])
     write_lines(split_dir / "ImageNet_LT_test.txt",
-                (SHARED_SPLITS / "ImageNet_LT" / "ImageNet_LT_test.txt").read_text().splitlines())
+                (real_splits / "ImageNet_LT" / "ImageNet_LT_test.txt").read_text().splitlines())
     data = build_dataset({"name": "imagenet_lt", "root": str(tmp_path), "split_dir": str(split_dir)})
     train, val = data.split("train"), data.split("val")
     # A fake ImageNet-1k train folder: three LT train images, one LT val image, two images in no split.

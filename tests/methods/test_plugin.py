@@ -1,22 +1,20 @@
 """The README's "Adding a method" example, executed as written, runs end to end."""
 import json
 import re
-from pathlib import Path
-
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _example_code():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def _example_code(readme):
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
     return next(block for block in blocks if "register_module" in block)
 
 
-def test_readme_method_example_runs_and_reaches_the_table(run_cli, tmp_path):
+def test_readme_method_example_runs_and_reaches_the_table(run_cli, tmp_path, repo_root):
+    readme = repo_root / "README.md"
     from ltbench.core import registry
 
     if "class_mean" not in registry.names(registry.METHODS):
-        exec(compile(_example_code(), "README.md", "exec"), {"__name__": "readme_example"})
-    assert len(_example_code().strip().splitlines()) <= 32
+        exec(compile(_example_code(readme), "README.md", "exec"), {"__name__": "readme_example"})
+    assert len(_example_code(readme).strip().splitlines()) <= 32
     code, out, _ = run_cli("list", "methods")
     assert re.search(r"^class_mean +Nearest class mean", out, flags=re.M)
 

@@ -1,15 +1,11 @@
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from ltbench.data import build_dataset
 from ltbench.data.base import ArraySplit, LTDataset
 from ltbench.data.check import check_report, missing_images
-
-SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "splits"
-needs_shared = pytest.mark.skipif(not SHARED_SPLITS.is_dir(), reason="shared split files are absent")
 
 
 def write_lines(path: Path, lines):
@@ -95,9 +91,8 @@ def test_report_of_array_splits_with_unknown_pool_labels():
     assert "in memory" in report
 
 
-@needs_shared
-def test_shared_places_lt_report():
-    dataset = build_dataset({"name": "places_lt", "root": None, "split_dir": str(SHARED_SPLITS / "Places_LT")})
+def test_real_places_lt_report(real_splits):
+    dataset = build_dataset({"name": "places_lt", "root": None, "split_dir": str(real_splits / "Places_LT")})
     report = check_report(dataset)
     assert row(report, "train")[:9] == ["train", "62500", "365", "4980", "5", "996.0", "131", "163", "71"]
     assert row(report, "test")[:3] == ["test", "36500", "365"]

@@ -8,35 +8,16 @@ import pytest
 from ltbench.core.errors import UserError
 from ltbench.records.tables import datasets_in, join_reported, leaderboard_rows, render_table, write_table
 
-CLASS_COUNTS = [150, 100, 50, 20, 5]
-
-
-def record(
-    method="linear_probe", backbone="RN50:openai", split="test", config_hash="a" * 64, seed=1,
-    dataset="places_lt", overall=50.0, many=60.0, medium=40.0, few=None, created="2024-01-01T00:00:00.000000+00:00",
-    per_class=None, shot_rule="standard",
-):
-    """A synthetic run record with only what tables read."""
-    return {
-        "schema": 1, "method": method, "backbone": backbone, "eval_split": split, "config_hash": config_hash,
-        "seed": seed, "dataset": dataset, "created": created, "class_counts": CLASS_COUNTS,
-        "metrics": {
-            "overall": overall, "many": many, "medium": medium, "few": few, "shot_rule": shot_rule,
-            "per_class_accuracy": per_class or [None] * len(CLASS_COUNTS),
-        },
-    }
-
-
-def three_seeds():
+def three_seeds(fake_record):
     return [
-        record(seed=1, overall=50.0, many=60.0),
-        record(seed=2, overall=52.0, many=61.0),
-        record(seed=3, overall=54.0, many=65.0),
+        fake_record(seed=1, overall=50.0, many=60.0),
+        fake_record(seed=2, overall=52.0, many=61.0),
+        fake_record(seed=3, overall=54.0, many=65.0),
     ]
 
 
-def test_groups_seeds_of_one_configuration_with_mean_and_sample_std():
-    [row] = leaderboard_rows(three_seeds(), "places_lt")
+def test_groups_seeds_of_one_configuration_with_mean_and_sample_std(fake_record):
+    [row] = leaderboard_rows(three_seeds(fake_record), "places_lt")
     assert (row["method"], row["method_label"], row["backbone"], row["split"], row["seeds"]) == (
         "linear_probe", "linear_probe", "RN50:openai", "test", 3)
     assert row["overall"] == {"mean": 52.0, "std": 2.0}  # deviations -2, 0, 2: variance 8 / 2
@@ -46,19 +27,19 @@ def test_groups_seeds_of_one_configuration_with_mean_and_sample_std():
     assert row["few"] == {"mean": None, "std": None}
 
 
-def test_one_seed_has_no_std_and_other_datasets_are_left_out():
-    records = [record(seed=4, overall=58.2), record(dataset="imagenet_lt", overall=1.0)]
+def test_one_seed_has_no_std_and_other_datasets_are_left_out(fake_record):
+    records = [fake_record(seed=4, overall=58.2), fake_record(dataset="imagenet_lt", overall=1.0)]
     [row] = leaderboard_rows(records, "places_lt")
     assert row["seeds"] == 1 and row["overall"] == {"mean": 58.2, "std": None}
     assert datasets_in(records) == ["imagenet_lt", "places_lt"]
 
 
-def test_regroups_under_another_shot_rule_from_per_class_accuracy():
+def test_regroups_under_another_shot_rule_from_per_class_accuracy(fake_record):
     # standard: many > 100, few < 20; oltr: many >= 100, few <= 20. Class 1 was not evaluated.
     per_class = [90.0, None, 60.0, 40.0, 10.0]
     records = [
-        record(seed=1, per_class=per_class, many=90.0, medium=50.0, few=10.0, overall=55.0),
-        record(seed=2, per_class=[80.0, 70.0, 50.0, 30.0, 20.0], many=80.0, medium=50.0, few=20.0, overall=45.0),
+        fake_record(seed=1, per_class=per_class, many=90.0, medium=50.0, few=10.0, overall=55.0),
+        fake_record(seed=2, per_class=[80.0, 70.0, 50.0, 30.0, 20.0], many=80.0, medium=50.0, few=20.0, overall=45.0),
     ]
     [row] = leaderboard_rows(records, "places_lt", shot_rule="oltr")
     # seed 1: many [90] -> 90, medium [60] -> 60, few [40, 10] -> 25
@@ -74,9 +55,9 @@ def test_regroups_under_another_shot_rule_from_per_class_accuracy():
         leaderboard_rows(records, "places_lt", shot_rule="oltrr")
 
 
-def test_rows_do_not_depend_on_input_order():
+def test_rows_do_not_depend_on_input_order(fake_record):
     records = [
-        record(method=method, backbone=backbone, split=split, config_hash=config_hash, seed=seed,
+        fake_record(method=method, backbone=backbone, split=split, config_hash=config_hash, seed=seed,
                overall=0.1 * seed)  # float sums depend on their order: 0.1 + 0.2 + 0.3 != 0.3 + 0.2 + 0.1
         for method in ("zeroshot_clip", "ballad", "linear_probe")
         for backbone in ("ViT-B-16:openai", "RN50:openai")
@@ -92,13 +73,13 @@ def test_rows_do_not_depend_on_input_order():
         assert leaderboard_rows(records, "places_lt") == expected
 
 
-def test_hash_suffix_only_where_a_setting_has_several_configurations():
+def test_hash_suffix_only_where_a_setting_has_several_configurations(fake_record):
     records = [
-        record(method="ballad", config_hash="123456789" * 7),
-        record(method="ballad", config_hash="abcdef012" * 7),
-        record(method="ballad", backbone="ViT-B-16:openai", config_hash="123456789" * 7),
-        record(method="linear_probe", config_hash="123456789" * 7),
-        record(method="linear_probe", backbone="ViT-B-16:openai", config_hash="abcdef012" * 7),
+        fake_record(method="ballad", config_hash="123456789" * 7),
+        fake_record(method="ballad", config_hash="abcdef012" * 7),
+        fake_record(method="ballad", backbone="ViT-B-16:openai", config_hash="123456789" * 7),
+        fake_record(method="linear_probe", config_hash="123456789" * 7),
+        fake_record(method="linear_probe", backbone="ViT-B-16:openai", config_hash="abcdef012" * 7),
     ]
     labels = [(row["method_label"], row["backbone"]) for row in leaderboard_rows(records, "places_lt")]
     assert labels == [
@@ -110,10 +91,10 @@ def test_hash_suffix_only_where_a_setting_has_several_configurations():
     ]
 
 
-def test_a_rerun_of_the_same_seed_counts_once_with_its_newest_record():
-    older = record(seed=1, overall=10.0, created="2024-01-01T00:00:00.000000+00:00")
-    newer = record(seed=1, overall=20.0, created="2024-03-01T09:30:00.000001+00:00")
-    other_seed = record(seed=2, overall=30.0)
+def test_a_rerun_of_the_same_seed_counts_once_with_its_newest_record(fake_record):
+    older = fake_record(seed=1, overall=10.0, created="2024-01-01T00:00:00.000000+00:00")
+    newer = fake_record(seed=1, overall=20.0, created="2024-03-01T09:30:00.000001+00:00")
+    other_seed = fake_record(seed=2, overall=30.0)
     for records in ([older, newer, other_seed], [newer, other_seed, older]):
         [row] = leaderboard_rows(records, "places_lt")
         assert row["seeds"] == 2
@@ -121,8 +102,9 @@ def test_a_rerun_of_the_same_seed_counts_once_with_its_newest_record():
 
 
 @pytest.fixture
-def rows():
-    return leaderboard_rows(three_seeds() + [record(backbone="ViT-B-16:openai", overall=58.2)], "places_lt")
+def rows(fake_record):
+    return leaderboard_rows(three_seeds(fake_record) + [fake_record(backbone="ViT-B-16:openai", overall=58.2)],
+                            "places_lt")
 
 
 def test_markdown(rows):
@@ -167,20 +149,13 @@ def test_write_table_paths(tmp_path, rows):
         assert path.read_text(encoding="utf-8") == text
 
 
-def published(method="linear_probe", backbone="RN50:openai", split="test", dataset="places_lt", overall=45.1, source="A"):
-    """An entry as ltbench.records.reported.load_reported returns it."""
-    return {"dataset": dataset, "method": method, "backbone": backbone, "paper_backbone": backbone, "split": split,
-            "overall": overall, "many": None, "medium": None, "few": None, "source": source,
-            "paper_method": None, "note": None}
-
-
 @pytest.fixture
-def joined(rows):
+def joined(rows, fake_published):
     entries = [
-        published(),
-        published(backbone="ViT-B-16:openai", dataset="imagenet_lt", overall=99.0),  # another dataset
-        published(backbone="ViT-B-16:openai", split="val", overall=98.0),  # another split
-        published(method="ballad", backbone="ViT-B-16:openai", overall=97.0),  # another method
+        fake_published(),
+        fake_published(backbone="ViT-B-16:openai", dataset="imagenet_lt", overall=99.0),  # another dataset
+        fake_published(backbone="ViT-B-16:openai", split="val", overall=98.0),  # another split
+        fake_published(method="ballad", backbone="ViT-B-16:openai", overall=97.0),  # another method
     ]
     return join_reported(rows, entries, "places_lt")
 
@@ -192,9 +167,10 @@ def test_join_reported_matches_method_backbone_and_split(joined):
     ]
 
 
-def test_join_reported_gives_every_configuration_of_a_setting_the_number():
-    records = [record(config_hash="1" * 64), record(config_hash="2" * 64), record(backbone="RN101:openai")]
-    rows = join_reported(leaderboard_rows(records, "places_lt"), [published(source="A, B")], "places_lt")
+def test_join_reported_gives_every_configuration_of_a_setting_the_number(fake_record, fake_published):
+    records = [fake_record(config_hash="1" * 64), fake_record(config_hash="2" * 64),
+               fake_record(backbone="RN101:openai")]
+    rows = join_reported(leaderboard_rows(records, "places_lt"), [fake_published(source="A, B")], "places_lt")
     assert [(row["method_label"], row["backbone"], row["reported"]["overall"]) for row in rows] == [
         ("linear_probe", "RN101:openai", None),
         ("linear_probe [111111]", "RN50:openai", 45.1),
@@ -233,8 +209,8 @@ def test_latex_with_reported_column(joined):
     assert vit.replace(" ", "").endswith("&58.20&-\\\\")
 
 
-def test_reported_numbers_are_shown_as_published():
-    rows = join_reported(leaderboard_rows([record()], "places_lt"), [published(overall=60.0)], "places_lt")
+def test_reported_numbers_are_shown_as_published(fake_record, fake_published):
+    rows = join_reported(leaderboard_rows([fake_record()], "places_lt"), [fake_published(overall=60.0)], "places_lt")
     assert render_table(rows, "md").splitlines()[2].endswith(" 60.0 (A) |")
     assert list(csv.reader(io.StringIO(render_table(rows, "csv"))))[1][-2:] == ["60.0", "A"]
 

@@ -12,9 +12,6 @@ from ltbench.data.datasets import files
 from ltbench.core.errors import UserError
 from ltbench.metrics import group_sizes
 
-SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "splits"
-needs_shared = pytest.mark.skipif(not SHARED_SPLITS.is_dir(), reason="shared split files are absent")
-
 
 def write_image(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +142,7 @@ def test_missing_split_folder_is_named(tmp_path):
 
 @pytest.fixture
 def fake_clip_names(monkeypatch):
-    # Avoids importing open_clip here; the real names are checked against the shared files below.
+    # Avoids importing open_clip here; the real names are checked against the real split files below.
     monkeypatch.setattr(files, "imagenet_clip_classnames", lambda: [f"class {i}" for i in range(1000)])
 
 
@@ -219,9 +216,8 @@ def test_folder_lt_option_errors(tmp_path):
     assert set(dataset.missing) == {"test", "val"} and set(dataset.splits) == {"train"}
 
 
-@needs_shared
-def test_shared_places_lt_train_profile():
-    dataset = build_dataset({"name": "places_lt", "root": None, "split_dir": str(SHARED_SPLITS / "Places_LT")})
+def test_real_places_lt_train_profile(real_splits):
+    dataset = build_dataset({"name": "places_lt", "root": None, "split_dir": str(real_splits / "Places_LT")})
     counts = dataset.class_counts
     assert len(dataset.split("train")) == 62500 and dataset.num_classes == 365
     assert (counts.max(), counts.min()) == (4980, 5)
@@ -230,9 +226,8 @@ def test_shared_places_lt_train_profile():
     assert (len(dataset.split("val")), len(dataset.split("test"))) == (7300, 36500)
 
 
-@needs_shared
-def test_shared_imagenet_lt_without_train_file():
-    dataset = build_dataset({"name": "imagenet_lt", "root": None, "split_dir": str(SHARED_SPLITS / "ImageNet_LT")},
+def test_real_imagenet_lt_without_train_file(real_splits):
+    dataset = build_dataset({"name": "imagenet_lt", "root": None, "split_dir": str(real_splits / "ImageNet_LT")},
                             require_all_splits=False)
     assert (len(dataset.split("test")), len(dataset.split("val"))) == (50000, 20000)
     assert "ImageNet_LT_train.txt" in dataset.missing["train"]
@@ -240,9 +235,8 @@ def test_shared_imagenet_lt_without_train_file():
     assert np.bincount(dataset.split("test").labels).tolist() == [50] * 1000
 
 
-@needs_shared
-def test_shared_inat2018_val():
-    dataset = build_dataset({"name": "inat2018", "root": None, "split_dir": str(SHARED_SPLITS / "iNaturalist18")},
+def test_real_inat2018_val(real_splits):
+    dataset = build_dataset({"name": "inat2018", "root": None, "split_dir": str(real_splits / "iNaturalist18")},
                             require_all_splits=False)
     assert len(dataset.split("val")) == 24426 and len(dataset.split("test")) == 24426
     assert dataset.num_classes == 8142

@@ -26,35 +26,6 @@ def dump(path: Path, content: dict):
         pickle.dump(content, handle)
 
 
-def make_cifar10(root: Path, per_class=60, test_per_class=10, bytes_keys=False):
-    """cifar-10-batches-py with random images: per_class train images per class over 5 batches."""
-    rng = np.random.RandomState(1)
-    folder = root / "cifar-10-batches-py"
-    labels = rng.permutation(np.repeat(np.arange(10), per_class))
-    key = (lambda name: name.encode()) if bytes_keys else (lambda name: name)
-    for batch, chunk in enumerate(np.array_split(labels, 5), start=1):
-        data = rng.randint(0, 256, size=(len(chunk), 3072), dtype=np.uint8)
-        dump(folder / f"data_batch_{batch}", {key("data"): data, key("labels"): chunk.tolist()})
-    test_labels = np.repeat(np.arange(10), test_per_class)
-    dump(folder / "test_batch", {key("data"): rng.randint(0, 256, size=(len(test_labels), 3072), dtype=np.uint8),
-                                 key("labels"): test_labels.tolist()})
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    dump(folder / "batches.meta", {key("label_names"): [key(name) for name in names]})
-    return folder
-
-
-def make_cifar100(root: Path, per_class=5):
-    rng = np.random.RandomState(2)
-    folder = root / "cifar-100-python"
-    labels = rng.permutation(np.repeat(np.arange(100), per_class))
-    dump(folder / "train", {"data": rng.randint(0, 256, size=(len(labels), 3072), dtype=np.uint8),
-                            "fine_labels": labels.tolist(), "coarse_labels": [0] * len(labels)})
-    dump(folder / "test", {"data": rng.randint(0, 256, size=(200, 3072), dtype=np.uint8),
-                           "fine_labels": np.repeat(np.arange(100), 2).tolist()})
-    dump(folder / "meta", {"fine_label_names": ["aquarium_fish"] + [f"class_{i}" for i in range(1, 100)]})
-    return folder
-
-
 def source_batches(folder: Path):
     images, labels = [], []
     for batch in range(1, 6):
@@ -65,7 +36,7 @@ def source_batches(folder: Path):
     return np.concatenate(images), np.asarray(labels)
 
 
-def test_cifar10_lt_profile_selection_and_splits(tmp_path):
+def test_cifar10_lt_profile_selection_and_splits(tmp_path, make_cifar10):
     folder = make_cifar10(tmp_path)
     dataset = build_dataset({"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 10})
     expected = exponential_profile(60, 10, 10)  # n_max = 600 train images / 10 classes
@@ -95,20 +66,20 @@ def test_cifar10_lt_profile_selection_and_splits(tmp_path):
     assert np.array_equal(train.indices, np.concatenate(ldam))
 
 
-def test_seed_changes_the_selection(tmp_path):
+def test_seed_changes_the_selection(tmp_path, make_cifar10):
     make_cifar10(tmp_path)
     options = {"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 10}
     default = build_dataset(options).split("train").indices
     assert not np.array_equal(default, build_dataset({**options, "seed": 1}).split("train").indices)
 
 
-def test_bytes_keys_are_read(tmp_path):
+def test_bytes_keys_are_read(tmp_path, make_cifar10):
     make_cifar10(tmp_path, bytes_keys=True)
     dataset = build_dataset({"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 10})
     assert dataset.class_names[1] == "automobile"
 
 
-def test_cifar100_lt_names_and_default_ratio(tmp_path):
+def test_cifar100_lt_names_and_default_ratio(tmp_path, make_cifar100):
     make_cifar100(tmp_path)
     dataset = build_dataset({"name": "cifar100_lt", "root": str(tmp_path)})  # the ratio from cifar100_lt.yaml
     assert dataset.class_names[0] == "aquarium fish" and dataset.num_classes == 100
@@ -133,7 +104,7 @@ def test_failed_download_says_to_download_manually(tmp_path, monkeypatch):
     assert "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz" in message
 
 
-def test_download_when_the_archive_is_missing(tmp_path, monkeypatch):
+def test_download_when_the_archive_is_missing(tmp_path, monkeypatch, make_cifar10):
     calls = []
 
     def fake_download(url, download_root, filename, md5):
@@ -146,7 +117,7 @@ def test_download_when_the_archive_is_missing(tmp_path, monkeypatch):
     assert len(dataset.split("test")) == 100
 
 
-def test_option_errors(tmp_path):
+def test_option_errors(tmp_path, make_cifar10):
     make_cifar10(tmp_path)
     with pytest.raises(UserError, match="imbalance_ratio must be >= 1"):
         build_dataset({"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 0.5})
@@ -154,21 +125,21 @@ def test_option_errors(tmp_path):
         build_dataset({"name": "cifar10_lt", "root": None})
 
 
-def test_corrupt_pickle_names_the_file(tmp_path):
+def test_corrupt_pickle_names_the_file(tmp_path, make_cifar10):
     folder = make_cifar10(tmp_path)
     (folder / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(UserError, match="data_batch_3"):
         build_dataset({"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 10})
 
 
-def test_label_outside_meta_names_the_batch(tmp_path):
+def test_label_outside_meta_names_the_batch(tmp_path, make_cifar10):
     folder = make_cifar10(tmp_path)
     dump(folder / "test_batch", {"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [0, 10]})
     with pytest.raises(UserError, match=r"test_batch: label 10"):
         build_dataset({"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 10})
 
 
-def test_shot_groups_by_a_reference_profile_as_lift_does(tmp_path):
+def test_shot_groups_by_a_reference_profile_as_lift_does(tmp_path, make_cifar100):
     from ltbench.metrics import group_sizes
 
     make_cifar100(tmp_path, per_class=500)  # n_max = 500, as the real CIFAR-100

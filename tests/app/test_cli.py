@@ -161,12 +161,8 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert result.stderr.strip().startswith("ltbench: error: unknown method 'nope'")
 
 
-def test_data_check_on_shared_places_split(run_cli):
-    from conftest import SHARED_SPLITS
-
-    if not (SHARED_SPLITS / "Places_LT").is_dir():
-        pytest.skip("shared split files are not beside this checkout")
-    code, out, _ = run_cli("data", "check", "places_lt", "--split-dir", SHARED_SPLITS / "Places_LT")
+def test_data_check_on_the_real_places_split(run_cli, real_splits):
+    code, out, _ = run_cli("data", "check", "places_lt", "--split-dir", real_splits / "Places_LT")
     assert code == 0
     train = next(line for line in out.splitlines() if line.startswith("train"))
     assert train.split()[:9] == ["train", "62500", "365", "4980", "5", "996.0", "131", "163", "71"]

@@ -2,9 +2,9 @@
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
+# The classes of the imagenet_root fixture (tests/data/conftest.py): 6 / 4 / 2 training images.
 WNIDS = ["n01440764", "n01443537", "n01484850"]
 
 
@@ -12,26 +12,6 @@ def _image(path, seed):
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 256, size=(40, 52, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(path)
-
-
-@pytest.fixture
-def imagenet_root(tmp_path):
-    """ImageNet-LT layout: train/<wnid>/ for train + val splits, val/<wnid>/ (sorted ILSVRC val) for test."""
-    root = tmp_path / "imagenet"
-    lines = {"train": [], "val": [], "test": []}
-    seed = 0
-    for label, wnid in enumerate(WNIDS):
-        for i in range(6 - 2 * label):  # 6 / 4 / 2 training images: long-tailed
-            lines["train"].append(f"train/{wnid}/{wnid}_{i}.JPEG {label}")
-        lines["val"].append(f"train/{wnid}/{wnid}_100.JPEG {label}")
-        for i in range(2):
-            lines["test"].append(f"val/{wnid}/ILSVRC2012_val_{label * 10 + i:08d}.JPEG {label}")
-    for split, entries in lines.items():
-        for entry in entries:
-            seed += 1
-            _image(root / entry.split()[0], seed)
-        (root / f"ImageNet_LT_{split}.txt").write_text("\n".join(entries) + "\n")
-    return root
 
 
 def test_imagenet_lt_check_run_and_table(run_cli, imagenet_root, tmp_path):
@@ -62,7 +42,10 @@ def test_imagenet_lt_check_run_and_table(run_cli, imagenet_root, tmp_path):
     assert code == 0 and "zeroshot_clip" in out and "linear_probe" in out
 
 
-def test_missing_image_is_a_clear_error(run_cli, imagenet_root, tmp_path):
+def test_missing_image_is_a_clear_error(run_cli, imagenet_root, tmp_path, monkeypatch):
+    # A cache of its own: features of these split files cached by another test would spare the run
+    # from reading the images (the cache keys a split by its file's content).
+    monkeypatch.setenv("LTBENCH_CACHE", str(tmp_path / "cache"))
     (imagenet_root / "train" / WNIDS[2] / f"{WNIDS[2]}_0.JPEG").unlink()
     code, _, err = run_cli("run", "--method", "linear_probe", "--dataset", "imagenet_lt", "--backbone", "tiny",
                            "--data-root", imagenet_root, "--out", tmp_path / "r", "--no-progress",

@@ -1,0 +1,47 @@
+"""Every registered method runs end to end through `ltbench run` on digits_lt with the
+random-init tiny CLIP, and writes a record of its 10 classes.
+
+A method runs with its own digits_lt defaults unless SPEED_UPS gives it options: those that
+need an option to run at all (clip_ensemble's members) or whose defaults would take long here."""
+import json
+from pathlib import Path
+
+import pytest
+
+from ltbench.core import registry
+
+DECODER_SPEED_UP = ("stage1.iterations=30", "stage2.iterations=10")
+SPEED_UPS = {
+    "ballad": ("phase_a.epochs=4", "phase_b.epochs=2"),
+    "clip_ensemble": ("members=[zeroshot,linear_probe]",),
+    "tackle": ("teacher.ballad_options=[phase_a.epochs=4]", "train.epochs=3"),
+}
+
+
+def speed_ups(method):
+    """The options of SPEED_UPS; the decoder family (decoder, decoder_ce, ...: Imbalance-VLM's
+    decoders, configs based on decoder.yaml) all take the decoder's shorter schedule."""
+    if method in SPEED_UPS:
+        return SPEED_UPS[method]
+    if method == "decoder" or method.startswith("decoder_"):
+        return DECODER_SPEED_UP
+    return ()
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    """One results folder for the module: a finished stage (BALLAD's phase A, which TACKLE's
+    teacher also trains) is reused by the methods that share it."""
+    return tmp_path_factory.mktemp("every-method")
+
+
+@pytest.mark.parametrize("method", registry.names(registry.METHODS))
+def test_method_runs_end_to_end_on_digits_lt(run_cli, out, method):
+    options = speed_ups(method)
+    code, stdout, stderr = run_cli("run", "--method", method, "--dataset", "digits_lt", "--out", out, "--no-progress",
+                                   *(["--cfg-options", *options] if options else []))
+    assert code == 0, stderr
+    record = json.loads(Path(stdout.strip().splitlines()[-1].removeprefix("record: ")).read_text())
+    assert record["method"] == method and record["dataset"] == "digits_lt"
+    assert len(record["metrics"]["per_class_accuracy"]) == 10
+    assert 0 <= record["metrics"]["overall"] <= 100
