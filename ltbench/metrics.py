@@ -112,7 +112,7 @@ NLL_FLOOR = 1e-12  # a true-class probability that underflowed to 0 counts as th
 TEST_AGNOSTIC_FACTORS = (50, 25, 10, 5, 2)
 
 
-def per_sample_summary(logits, labels, k: int = TOP_K, chunk: int = 4096) -> Dict[str, np.ndarray]:
+def per_sample_summary(logits, labels, k: int = TOP_K, chunk: Optional[int] = None) -> Dict[str, np.ndarray]:
     """What a per-sample file holds, from [N, C] logits: softmax (in float64) of the logits as the
     method returned them.
 
@@ -124,6 +124,7 @@ def per_sample_summary(logits, labels, k: int = TOP_K, chunk: int = 4096) -> Dic
     labels = np.asarray(labels, dtype=np.int64)
     n, num_classes = logits.shape
     k = min(k, num_classes)
+    chunk = chunk or max(1, 2_000_000 // num_classes)  # rows at a time: 16 MB of float64 probabilities
     top_k = np.empty((n, k), dtype=np.int32)
     top_prob = np.empty((n, k), dtype=np.float32)
     true_prob = np.empty(n, dtype=np.float32)

@@ -18,7 +18,7 @@ from ltbench.core.errors import UserError
 from ltbench.metrics import SHOT_RULES, shot_groups
 from ltbench.records import stats
 from ltbench.records.per_sample import load_per_sample
-from ltbench.records.results import _record_problem, load_records
+from ltbench.records.results import load_records, record_problem
 
 STATISTIC_LABELS = {"overall": "Overall", "many": "Many", "medium": "Medium", "few": "Few",
                     "mean_per_class": "Mean per class"}
@@ -41,7 +41,7 @@ def _read_record(path: Path) -> dict:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise UserError(f"{path}: not a readable run record ({error})") from None
-    problem = _record_problem(record)
+    problem = record_problem(record)
     if problem:
         raise UserError(f"{path}: not a usable run record ({problem})")
     return record

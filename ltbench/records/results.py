@@ -153,6 +153,11 @@ def _record_problem(record) -> Optional[str]:
     return None
 
 
+def record_problem(record) -> Optional[str]:
+    """Why a parsed file is not a usable record (for tables and comparisons), or None."""
+    return _record_problem(record)
+
+
 def load_records(results_dir) -> List[Tuple[Path, dict]]:
     """(path, record) for every runs/**/*.json under results_dir, sorted by path.
 

@@ -112,3 +112,20 @@ def test_records_from_before_still_load_with_one_warning(results, run_cli, tmp_p
     assert row[8:] == ["-"] * 5
     code, _, err = run_cli("compare", "zeroshot_clip", "linear_probe", "--dataset", "digits_lt", "--results", old)
     assert code == 2 and "has no per-sample predictions" in err
+
+
+def test_the_per_sample_file_is_on_disk_before_the_record(tmp_path, monkeypatch):
+    from ltbench.app import runner
+
+    seen = []
+    real_write = runner.write_json_atomic
+
+    def write_record(path, record):
+        preds = path.parent / record["per_sample"]["path"]
+        seen.append(preds.is_file() and hashlib.sha256(preds.read_bytes()).hexdigest() == record["per_sample"]["sha256"])
+        real_write(path, record)
+
+    monkeypatch.setattr(runner, "write_json_atomic", write_record)
+    assert main(["run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--seed", "3", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    assert seen == [True]
