@@ -50,15 +50,15 @@ def test_bootstrap_matches_resampling_indices_within_class():
     labels = np.repeat(np.arange(4), [5, 10, 20, 40])
     scores = rng.choice([-1.0, 0.0, 1.0], size=len(labels), p=[0.2, 0.5, 0.3])
     groups = np.array(["many", "many", "medium", "few"], dtype=object)
-    ours = stats.within_class_bootstrap(scores, labels, groups, 20_000, seed=0)
+    ours = stats.within_class_bootstrap(scores, labels, groups, 10_000, seed=0)
     naive = {name: [] for name in stats.STATISTICS}
     members = [np.flatnonzero(labels == c) for c in range(4)]
-    for _ in range(20_000):
+    for _ in range(10_000):
         picked = np.concatenate([rng.choice(index, size=len(index)) for index in members])
         for name, value in stats.point_statistics(scores[picked], labels[picked], groups).items():
             naive[name].append(value)
     for name in ("overall", "many", "few", "mean_per_class"):
-        standard_error = ours[name].std() * np.sqrt(2 / 20_000)  # of the difference of the two means
+        standard_error = ours[name].std() * np.sqrt(2 / 10_000)  # of the difference of the two means
         assert ours[name].mean() == pytest.approx(np.mean(naive[name]), abs=5 * standard_error)
         assert ours[name].std() == pytest.approx(np.std(naive[name]), rel=0.05)
 
