@@ -17,11 +17,12 @@ from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
 from ltbench.core.seeding import seed_everything
 from ltbench.core.errors import UserError
-from ltbench.metrics import evaluate
+from ltbench.metrics import evaluate, per_sample_summary
 from ltbench.models.backbones import parse_backbone
 from ltbench.core.atomic import write_json_atomic
 from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
+from ltbench.records.per_sample import per_sample_file_for, save_per_sample
 from ltbench.records.saved_logits import logits_file_for, save_logits
 
 
@@ -111,22 +112,33 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     with ctx.timer("predict"):
         logits = validate_logits(method.predict(eval_split, ctx), eval_split, data.num_classes, cfg["method"])
     class_counts = data.grouping_counts  # the training counts, or the dataset's reference profile
-    metrics = evaluate(logits, eval_split.labels, class_counts, cfg["shot_rule"])
+    summary = per_sample_summary(logits, eval_split.labels)
+    metrics = evaluate(logits, eval_split.labels, class_counts, cfg["shot_rule"], train_counts=data.class_counts,
+                       summary=summary)
 
     extra_metrics = {}
     saved = {eval_split.name: (logits, eval_split)}
+    summaries = {eval_split.name: (summary, eval_split.fingerprint)}
     val = data.splits.get("val")
     # Some datasets evaluate on val itself (iNat's val file is its test split; CIFAR-LT's val is test).
     if "val" in evaluated and val is not None and val.fingerprint != eval_split.fingerprint:
         val_logits = validate_logits(method.predict(val, ctx), val, data.num_classes, cfg["method"])
-        extra_metrics["val"] = evaluate(val_logits, val.labels, class_counts, cfg["shot_rule"])
+        val_summary = per_sample_summary(val_logits, val.labels)
+        extra_metrics["val"] = evaluate(val_logits, val.labels, class_counts, cfg["shot_rule"],
+                                        train_counts=data.class_counts, summary=val_summary)
         saved["val"] = (val_logits, val)
+        summaries["val"] = (val_summary, val.fingerprint)
     elif val is not None and val.fingerprint == eval_split.fingerprint:
         saved["val"] = (logits, val)  # the same images: an ensemble can still choose weights on "val"
+        summaries["val"] = (summary, val.fingerprint)
     for label, (reported_logits, split) in ctx.outputs.reported.items():
         extra_metrics[label] = evaluate(validate_logits(reported_logits, split, data.num_classes, cfg["method"]),
-                                        split.labels, class_counts, cfg["shot_rule"])
+                                        split.labels, class_counts, cfg["shot_rule"], train_counts=data.class_counts)
 
+    # Before the record, like the logits: a record never names a per-sample file that is not there.
+    per_sample = None
+    if distributed.is_main():
+        per_sample = save_per_sample(per_sample_file_for(path), summaries)
     logits_path = None
     if runtime.get("save_logits"):
         # Before the record: a record never points at a logits file that is not there.
@@ -140,7 +152,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                          timings=ctx.outputs.timings,
                          device=describe_device(ctx.device), split_files=split_hashes(data),
                          extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts, details=ctx.outputs.details,
-                         logits_path=logits_path)
+                         logits_path=logits_path, per_sample=per_sample)
     if distributed.is_main():
         write_json_atomic(path, record)
     return path, record

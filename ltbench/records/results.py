@@ -85,7 +85,7 @@ def make_record(
     versions: dict, class_counts, metrics: dict, timings: Dict[str, float], device: str,
     split_files: Optional[Dict[str, str]] = None, extra_metrics: Optional[Dict[str, dict]] = None,
     logits_path: Optional[str] = None, artifacts: Optional[Dict[str, str]] = None,
-    details: Optional[dict] = None, shot_counts=None,
+    details: Optional[dict] = None, shot_counts=None, per_sample: Optional[dict] = None,
 ) -> dict:
     """The record of one run.
 
@@ -96,7 +96,9 @@ def make_record(
     logits_path: the saved test / val logits (``ltbench.records.saved_logits``), relative to the record's
     folder. details: what a method reports about how it got its numbers (RunContext.details).
     shot_counts: the per-class counts many / medium / few were grouped by (class_counts unless
-    the dataset names a reference profile).
+    the dataset names a reference profile). per_sample: the per-sample predictions file
+    (``ltbench.records.per_sample.save_per_sample``: path relative to the record's folder, SHA-256,
+    split fingerprints); every run has one, records from before them have none.
     """
     config_hash = compute_config_hash(config)
     return {
@@ -118,6 +120,7 @@ def make_record(
         "timings": {phase: round(float(seconds), 3) for phase, seconds in timings.items()},
         "device": device,
         "logits_path": logits_path,
+        "per_sample": per_sample,
         "artifacts": artifacts or {},
         "details": details or {},
         # Fixed width (always with microseconds): string order is time order, which dedupe relies on.
@@ -147,6 +150,11 @@ def _record_problem(record) -> Optional[str]:
     if len(per_class) != len(class_counts):
         return f"{len(per_class)} per-class accuracies for {len(class_counts)} class counts"
     return None
+
+
+def record_problem(record) -> Optional[str]:
+    """Why a parsed file is not a usable record (for tables and comparisons), or None."""
+    return _record_problem(record)
 
 
 def load_records(results_dir) -> List[Tuple[Path, dict]]:

@@ -13,7 +13,7 @@ import numpy as np
 from tabulate import tabulate
 
 from ltbench.core.errors import unknown_name
-from ltbench.metrics import GROUPS, SHOT_RULES, grouped_accuracy
+from ltbench.metrics import GROUPS, SHOT_RULES, agnostic_distribution_names, grouped_accuracy
 from ltbench.records.reported import reported_for
 from ltbench.core.atomic import write_text_atomic
 from ltbench.core.names import slug
@@ -93,6 +93,7 @@ def leaderboard_rows(records: Iterable[dict], dataset: str, shot_rule: Optional[
             "config_hash": config_hash,
             "seeds": len(runs),
             **{name: _mean_and_std([run_values[name] for run_values in values]) for name in METRICS},
+            "records": runs,  # what add_test_dist / add_calibration / add_overall_ci read
         })
     return rows
 
@@ -113,14 +114,31 @@ def _check_format(fmt: str) -> None:
         raise unknown_name("table format", fmt, TABLE_SUFFIXES)
 
 
-def _number(value: Optional[float], missing: str) -> str:
-    return missing if value is None else f"{value:.2f}"
+def _number(value: Optional[float], missing: str, digits: int = 2) -> str:
+    return missing if value is None else f"{value:.{digits}f}"
 
 
 def _mean_plus_minus_std(stat: Dict[str, Optional[float]]) -> str:
+    digits = stat.get("digits", 2)
     if stat["mean"] is None or stat["std"] is None:
-        return _number(stat["mean"], missing="-")
-    return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+        text = _number(stat["mean"], missing="-", digits=digits)
+    else:
+        text = f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    ci = stat.get("ci")
+    return text if ci is None else f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _has_ci(rows: List[dict]) -> bool:
+    return any("ci" in row["overall"] for row in rows)
+
+
+def _extra_headers(rows: List[dict]) -> List[str]:
+    headers = []
+    for row in rows:
+        for header in row.get("extra", {}):
+            if header not in headers:
+                headers.append(header)
+    return headers
 
 
 def _label_cells(row: dict) -> list:
@@ -154,6 +172,12 @@ def _render_csv(rows: List[dict]) -> str:
     headers = list(LABEL_HEADERS)
     for name in METRICS:
         headers += [METRIC_HEADERS[name], f"{METRIC_HEADERS[name]} std"]
+    with_ci = _has_ci(rows)
+    if with_ci:
+        headers += [f"{METRIC_HEADERS['overall']} CI low", f"{METRIC_HEADERS['overall']} CI high"]
+    extra = _extra_headers(rows)
+    for header in extra:
+        headers += [header, f"{header} std"]
     with_reported = _has_reported(rows)
     if with_reported:
         headers += [REPORTED_HEADER, REPORTED_SOURCE_HEADER]
@@ -164,6 +188,12 @@ def _render_csv(rows: List[dict]) -> str:
         cells = _label_cells(row)
         for name in METRICS:
             cells += [_number(row[name]["mean"], missing=""), _number(row[name]["std"], missing="")]
+        if with_ci:
+            ci = row["overall"].get("ci")
+            cells += ["", ""] if ci is None else [f"{ci[0]:.2f}", f"{ci[1]:.2f}"]
+        for header in extra:
+            stat = row.get("extra", {}).get(header, {"mean": None, "std": None, "digits": 2})
+            cells += [_number(stat["mean"], "", stat["digits"]), _number(stat["std"], "", stat["digits"])]
         if with_reported:
             reported = _reported(row)
             if reported["overall"] is None:
@@ -185,16 +215,83 @@ def render_table(rows: List[dict], fmt: str) -> str:
     if fmt == "csv":
         return _render_csv(rows)
     with_reported = _has_reported(rows)
+    extra = _extra_headers(rows)
+    missing_extra = {"mean": None, "std": None}
     body = [
         _label_cells(row) + [_mean_plus_minus_std(row[name]) for name in METRICS]
+        + [_mean_plus_minus_std(row.get("extra", {}).get(header, missing_extra)) for header in extra]
         + ([_reported_cell(row)] if with_reported else [])
         for row in rows
     ]
-    headers = LABEL_HEADERS + [METRIC_HEADERS[name] for name in METRICS] + ([REPORTED_HEADER] if with_reported else [])
+    overall_header = METRIC_HEADERS["overall"] + (" [95% CI]" if _has_ci(rows) else "")
+    headers = (LABEL_HEADERS + [METRIC_HEADERS[name] for name in METRICS[:-1]] + [overall_header] + extra
+               + ([REPORTED_HEADER] if with_reported else []))
     alignment = ["left"] * 3 + ["right"] * (len(headers) - 3)
     # disable_numparse: tabulate would otherwise rewrite '58.20' as '58.2'.
     text = tabulate(body, headers=headers, tablefmt=TABULATE_FORMATS[fmt], colalign=alignment, disable_numparse=True)
     return text + "\n"
+
+
+TEST_DIST_CHOICES = (*agnostic_distribution_names(), "all")
+CALIBRATION_COLUMNS = (("ece", "ECE", 2), ("mce", "MCE", 2), ("nll", "NLL", 3), ("brier", "Brier", 3))
+
+
+def _add_column(row: dict, header: str, values: List[Optional[float]], digits: int = 2) -> None:
+    row.setdefault("extra", {})[header] = {**_mean_and_std(values), "digits": digits}
+
+
+def add_test_dist(rows: List[dict], name: str) -> List[str]:
+    """Columns of test-agnostic accuracy (record metrics.test_agnostic): one distribution
+    ('forward-50', 'uniform', ...) or 'all'. Returns the record fields some runs lack (their cells: '-')."""
+    if name not in TEST_DIST_CHOICES:
+        raise unknown_name("test distribution", name, TEST_DIST_CHOICES)
+    names = agnostic_distribution_names() if name == "all" else [name]
+    missing = set()
+    for row in rows:
+        per_run = [run["metrics"].get("test_agnostic") for run in row["records"]]
+        if any(values is None for values in per_run):
+            missing.add("metrics.test_agnostic")
+        for distribution in names:
+            _add_column(row, distribution, [None if values is None else values.get(distribution) for values in per_run])
+    return sorted(missing)
+
+
+def add_calibration(rows: List[dict]) -> List[str]:
+    """ECE / MCE (percent), NLL, Brier columns, overall (record metrics.calibration)."""
+    missing = set()
+    for row in rows:
+        per_run = [run["metrics"].get("calibration") for run in row["records"]]
+        if any(values is None for values in per_run):
+            missing.add("metrics.calibration")
+        for key, header, digits in CALIBRATION_COLUMNS:
+            _add_column(row, header, [None if values is None else values.get(key) for values in per_run], digits)
+    return sorted(missing)
+
+
+def add_overall_ci(rows: List[dict], record_paths: Dict[int, Path], resamples: int = 10_000, seed: int = 0,
+                   level: float = 0.95, threads: int = 1) -> List[str]:
+    """row['overall']['ci'] = [low, high]: within-class percentile bootstrap interval of the overall
+    accuracy of single-seed rows, from the run's per-sample file. record_paths: id(record) -> its path.
+    Runs from before per-sample files get none (returned as missing); a missing or changed file is an error.
+    """
+    from ltbench.records import stats
+    from ltbench.records.per_sample import load_per_sample
+
+    missing = set()
+    for row in rows:
+        if row["seeds"] != 1:
+            continue
+        [run] = row["records"]
+        if not run.get("per_sample"):
+            missing.add("per_sample")
+            continue
+        arrays = load_per_sample(record_paths[id(run)], run)
+        labels = arrays["labels"].astype(np.int64)
+        correct = (arrays["top_k"][:, 0] == labels).astype(np.float64)
+        groups = np.full(int(labels.max()) + 1, "medium", dtype=object)  # only 'overall' is read
+        replicates = stats.within_class_bootstrap(correct, labels, groups, resamples, seed, threads=threads)
+        row["overall"]["ci"] = stats.percentile_interval(replicates["overall"], level)
+    return sorted(missing)
 
 
 def write_table(results_dir, dataset: str, text: str, fmt: str) -> Path:
