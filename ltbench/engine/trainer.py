@@ -90,6 +90,8 @@ def to_device(inputs, device, channels_last: bool = False):
     with channels_last, image batches (4-D float tensors) in that memory format."""
     if isinstance(inputs, (tuple, list)):
         return type(inputs)(to_device(item, device, channels_last) for item in inputs)
+    if not isinstance(inputs, torch.Tensor):  # a number that goes with the tensors (a length)
+        return inputs
     inputs = inputs.to(device, non_blocking=True)
     if channels_last and inputs.dim() == 4 and inputs.is_floating_point():
         inputs = inputs.contiguous(memory_format=torch.channels_last)
