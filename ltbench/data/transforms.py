@@ -186,6 +186,9 @@ class TransformSpec:
     interpolation: str = "bicubic"
     resize: Optional[int] = None
     resize_mode: str = "shortest"
+    # Pillow's JPEG draft mode (opt-in, changes pixels): JPEG files decode at a reduced DCT
+    # scale (1/2, 1/4, 1/8) when that still leaves both sides >= the resize target.
+    jpeg_draft: bool = False
 
     def __post_init__(self):
         if self.resize_mode not in RESIZE_MODES:
@@ -197,7 +200,9 @@ class TransformSpec:
     def fingerprint(self) -> dict:
         # 'resampler' marks the PIL-exact batch resize: features cached by the torch bicubic of
         # earlier versions are not reused. resize None is left out of the key.
-        values = {key: value for key, value in asdict(self).items() if key != "resize" or value is not None}
+        # jpeg_draft False is left out too: keys written before it existed stay valid.
+        values = {key: value for key, value in asdict(self).items()
+                  if (key != "resize" or value is not None) and (key != "jpeg_draft" or value)}
         return {"kind": "eval", "resampler": "pil", **values}
 
     @property
@@ -212,7 +217,8 @@ class TransformSpec:
             geometry = [T.Resize((self.size, self.size), interpolation=mode)]
         else:
             geometry = [T.Resize(self.resize_to, interpolation=mode), T.CenterCrop(self.size)]
-        return T.Compose(geometry + [_to_rgb, T.ToTensor(), T.Normalize(self.mean, self.std)])
+        draft = [JpegDraft(self.size if self.resize_mode == "squash" else self.resize_to)] if self.jpeg_draft else []
+        return T.Compose(draft + geometry + [_to_rgb, T.ToTensor(), T.Normalize(self.mean, self.std)])
 
     def apply_batch(self, images: np.ndarray, device=None) -> torch.Tensor:
         """uint8 [N, H, W] or [N, H, W, 3] -> float [N, 3, size, size], normalised, computed on ``device``."""
@@ -228,6 +234,23 @@ class TransformSpec:
         top, left = centre_crop_offsets(*resized, self.size)
         batch = batch[..., top: top + self.size, left: left + self.size]
         return _normalise(_unit(batch), self.mean, self.std)
+
+
+class JpegDraft:
+    """Ask Pillow to decode a not yet loaded JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8)
+    that keeps both sides >= `target` (so only images at least twice the target shrink); other
+    images pass unchanged. Pillow decides when the pixels are read, so this goes first."""
+
+    def __init__(self, target: int):
+        self.target = int(target)
+
+    def __call__(self, image):
+        if getattr(image, "format", None) == "JPEG" and hasattr(image, "draft"):
+            image.draft(image.mode, (self.target, self.target))
+        return image
+
+    def __repr__(self):
+        return f"JpegDraft({self.target})"
 
 
 @dataclass(frozen=True)

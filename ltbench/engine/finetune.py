@@ -28,7 +28,7 @@ PHASE_A = Stage(name="ballad_phase_a", label="phase A", file_name="phase_a.pt", 
 
 
 def clip_train_batches(split, clip, augment, batch_size, sampler, ctx):
-    return epoch_batches(split, clip.eval_transform, augment, batch_size, sampler, seed=ctx.seed,
+    return epoch_batches(split, ctx.image_transform(clip.eval_transform), augment, batch_size, sampler, seed=ctx.seed,
                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
 
 
@@ -109,8 +109,11 @@ def global_batch_contrastive(logits: torch.Tensor, labels: torch.Tensor) -> torc
 def phase_a_identity(cfg: dict) -> dict:
     """Everything the fine-tuned weights depend on (the seed goes into the folder name)."""
     phase = {key: value for key, value in cfg["phase_a"].items() if key != "checkpoint"}
-    return {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "phase_a": phase,
-            "templates": cfg["text"]["templates"], "amp": cfg["amp"]}
+    identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "phase_a": phase,
+                "templates": cfg["text"]["templates"], "amp": cfg["amp"]}
+    if cfg.get("jpeg_draft"):  # only when used: stages trained before the setting keep their folder
+        identity["jpeg_draft"] = True
+    return identity
 
 
 def load_phase_a_checkpoint(clip, path) -> None:
