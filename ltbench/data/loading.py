@@ -89,12 +89,16 @@ class _AugmentedArrayBatches(_ArrayBatches):
         self.seed, self.epoch = seed, epoch
 
     def _transform(self, images, number):
-        # In a distributed run the processes' step batches hold different images: each draws
-        # from its own generator (a single process keeps the seeds it always had).
-        processes = get_world_size()
-        entropy = (self.seed, self.epoch, number) + ((get_rank(), processes) if processes > 1 else ())
-        generator = torch.Generator().manual_seed(int(_seeds(1, *entropy)[0]))
-        return self.transform.apply_batch(images, generator)
+        # Under torchrun this process's images are the positions rank, rank + world, ... of the
+        # global step batch (shard_batches): every process draws the global batch's
+        # augmentation from the one generator of (seed, epoch, step) and takes its positions,
+        # so the processes augment as a single process does.
+        generator = torch.Generator().manual_seed(int(_seeds(1, self.seed, self.epoch, number)[0]))
+        processes, rank = get_world_size(), get_rank()
+        if processes == 1:
+            return self.transform.apply_batch(images, generator)
+        positions = np.arange(len(images)) * processes + rank
+        return self.transform.apply_batch(images, generator, positions=positions, total=len(images) * processes)
 
 
 def _seeds(count: int, *entropy) -> np.ndarray:
