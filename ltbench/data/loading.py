@@ -129,7 +129,8 @@ def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, 
     Every image's augmentation depends only on (seed, epoch, its position in the epoch): not on
     num_workers, on the number of processes or on what ran before, so a run resumed at an epoch
     draws what the uninterrupted run drew. (In-memory splits draw a whole batch from one
-    generator, so there the batch size and the number of processes matter too.) Sets the
+    generator, so there the batch size matters too; each process takes the draws of its
+    positions of the global batch.) Sets the
     sampler's epoch.
     batch_size is the batch of one optimizer step: in a distributed run this process loads its
     share of it (engine/distributed.py).

@@ -43,3 +43,15 @@ def test_the_gpu_check_runs_its_sections_on_the_cpu(tmp_path):
     assert report["errors"] == {} and set(report["results"]) == {"extraction", "phase_a", "decoder",
                                                                  "text_classifier", "jpeg"}
     assert report["results"]["text_classifier"]["fp32"]["max_abs_difference"] < 1e-5
+
+
+def test_the_loader_benchmark_reads_every_image_through_each_path(tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        results = _load("loader").main(["--images", "8", "--workers", "0", "--batch-size", "4", "--size", "32",
+                                        "--repeats", "1", "--json", str(tmp_path / "l.json")])
+    finally:
+        torch.set_num_threads(threads)
+    assert set(results) == {"ltbench (0 workers)", "ltbench jpeg_draft (0 workers)",
+                            "torchvision ImageFolder (0 workers)"}
+    assert all(value > 0 for value in results.values())
