@@ -267,9 +267,17 @@ def apply_overrides(cfg: dict, overrides=None, options=()) -> dict:
     return cfg
 
 
+# Settings added after records were written: left out of the hash while at their default, so
+# the hash of every config that does not use them stays what it was.
+HASH_NEUTRAL_DEFAULTS = {"jpeg_draft": False}
+
+
 def config_hash(cfg: dict) -> str:
     """SHA-256 of the config without the keys that cannot change results."""
     identity = copy.deepcopy(cfg)
+    for key, default in HASH_NEUTRAL_DEFAULTS.items():
+        if key in identity and identity[key] == default:
+            identity.pop(key)
     for dotted in NON_IDENTITY_KEYS:
         *parents, last = dotted.split(".")
         node = get_dotted(identity, ".".join(parents)) if parents else identity

@@ -96,7 +96,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                      work_dir=Path(out_dir) / "work" / path.stem, cache=ArrayCache(runtime["cache_dir"]),
                      amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
-                     resume=resume)
+                     resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)))
     with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
         data = build_dataset(cfg["dataset"])
         eval_name = cfg["eval_split"]

@@ -201,6 +201,37 @@ def all_gather_list(tensor: torch.Tensor) -> List[torch.Tensor]:
     return [part.to(tensor.device) for part in parts]
 
 
+class _ScaledGradient(torch.autograd.Function):
+    """Identity forward; the backward multiplies the gradient by `scale`."""
+
+    @staticmethod
+    def forward(ctx, tensor, scale: float):
+        ctx.scale = scale
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def gather_for_loss(local: torch.Tensor) -> torch.Tensor:
+    """[world_size * b, ...]: every process's `local` [b, ...] in rank order, for a loss over the
+    global batch that every process computes whole (BALLAD's contrastive loss).
+
+    open_clip's ``gather_features`` pattern: the other processes' parts are constants, this
+    process's own part is `local` itself, so the backward reaches this process's encoders
+    through its own rows (the others' encoders get theirs in their processes). The gradient of
+    the local part is multiplied by world_size: DDP averages the processes' gradients, and each
+    holds only its own rows' share of the global loss's gradient, so the average times
+    world_size is that gradient, the single-process one. Unchanged in a single process.
+    """
+    if not is_active():
+        return local
+    parts = all_gather_list(local.detach())
+    parts[get_rank()] = _ScaledGradient.apply(local, float(get_world_size()))
+    return torch.cat(parts)
+
+
 def gather_rows(local: torch.Tensor, count: int) -> torch.Tensor:
     """The blocks of ``shard_rows`` from every process, back in split order: [count, ...]."""
     if not is_active():

@@ -89,12 +89,16 @@ class _AugmentedArrayBatches(_ArrayBatches):
         self.seed, self.epoch = seed, epoch
 
     def _transform(self, images, number):
-        # In a distributed run the processes' step batches hold different images: each draws
-        # from its own generator (a single process keeps the seeds it always had).
-        processes = get_world_size()
-        entropy = (self.seed, self.epoch, number) + ((get_rank(), processes) if processes > 1 else ())
-        generator = torch.Generator().manual_seed(int(_seeds(1, *entropy)[0]))
-        return self.transform.apply_batch(images, generator)
+        # Under torchrun this process's images are the positions rank, rank + world, ... of the
+        # global step batch (shard_batches): every process draws the global batch's
+        # augmentation from the one generator of (seed, epoch, step) and takes its positions,
+        # so the processes augment as a single process does.
+        generator = torch.Generator().manual_seed(int(_seeds(1, self.seed, self.epoch, number)[0]))
+        processes, rank = get_world_size(), get_rank()
+        if processes == 1:
+            return self.transform.apply_batch(images, generator)
+        positions = np.arange(len(images)) * processes + rank
+        return self.transform.apply_batch(images, generator, positions=positions, total=len(images) * processes)
 
 
 def _seeds(count: int, *entropy) -> np.ndarray:
@@ -125,7 +129,8 @@ def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, 
     Every image's augmentation depends only on (seed, epoch, its position in the epoch): not on
     num_workers, on the number of processes or on what ran before, so a run resumed at an epoch
     draws what the uninterrupted run drew. (In-memory splits draw a whole batch from one
-    generator, so there the batch size and the number of processes matter too.) Sets the
+    generator, so there the batch size matters too; each process takes the draws of its
+    positions of the global batch.) Sets the
     sampler's epoch.
     batch_size is the batch of one optimizer step: in a distributed run this process loads its
     share of it (core/distributed.py).

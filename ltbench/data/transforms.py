@@ -186,6 +186,9 @@ class TransformSpec:
     interpolation: str = "bicubic"
     resize: Optional[int] = None
     resize_mode: str = "shortest"
+    # Pillow's JPEG draft mode (opt-in, changes pixels): JPEG files decode at a reduced DCT
+    # scale (1/2, 1/4, 1/8) when that still leaves both sides >= the resize target.
+    jpeg_draft: bool = False
 
     def __post_init__(self):
         if self.resize_mode not in RESIZE_MODES:
@@ -197,7 +200,9 @@ class TransformSpec:
     def fingerprint(self) -> dict:
         # 'resampler' marks the PIL-exact batch resize: features cached by the torch bicubic of
         # earlier versions are not reused. resize None is left out of the key.
-        values = {key: value for key, value in asdict(self).items() if key != "resize" or value is not None}
+        # jpeg_draft False is left out too: keys written before it existed stay valid.
+        values = {key: value for key, value in asdict(self).items()
+                  if (key != "resize" or value is not None) and (key != "jpeg_draft" or value)}
         return {"kind": "eval", "resampler": "pil", **values}
 
     @property
@@ -212,7 +217,8 @@ class TransformSpec:
             geometry = [T.Resize((self.size, self.size), interpolation=mode)]
         else:
             geometry = [T.Resize(self.resize_to, interpolation=mode), T.CenterCrop(self.size)]
-        return T.Compose(geometry + [_to_rgb, T.ToTensor(), T.Normalize(self.mean, self.std)])
+        draft = [JpegDraft(self.size if self.resize_mode == "squash" else self.resize_to)] if self.jpeg_draft else []
+        return T.Compose(draft + geometry + [_to_rgb, T.ToTensor(), T.Normalize(self.mean, self.std)])
 
     def apply_batch(self, images: np.ndarray, device=None) -> torch.Tensor:
         """uint8 [N, H, W] or [N, H, W, 3] -> float [N, 3, size, size], normalised, computed on ``device``."""
@@ -228,6 +234,23 @@ class TransformSpec:
         top, left = centre_crop_offsets(*resized, self.size)
         batch = batch[..., top: top + self.size, left: left + self.size]
         return _normalise(_unit(batch), self.mean, self.std)
+
+
+class JpegDraft:
+    """Ask Pillow to decode a not yet loaded JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8)
+    that keeps both sides >= `target` (so only images at least twice the target shrink); other
+    images pass unchanged. Pillow decides when the pixels are read, so this goes first."""
+
+    def __init__(self, target: int):
+        self.target = int(target)
+
+    def __call__(self, image):
+        if getattr(image, "format", None) == "JPEG" and hasattr(image, "draft"):
+            image.draft(image.mode, (self.target, self.target))
+        return image
+
+    def __repr__(self):
+        return f"JpegDraft({self.target})"
 
 
 @dataclass(frozen=True)
@@ -275,18 +298,25 @@ class AugmentSpec:
             steps.append(T.ColorJitter(*self.color_jitter))
         return T.Compose(steps + [T.ToTensor(), T.Normalize(self.mean, self.std)])
 
-    def apply_batch(self, images: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+    def apply_batch(self, images: np.ndarray, generator: torch.Generator, positions=None,
+                    total: int = None) -> torch.Tensor:
         """uint8 [N, H, W] or [N, H, W, 3] -> float [N, 3, size, size], a different draw per image.
 
         All randomness comes from ``generator``, so a batch is reproducible from its seed.
+        positions / total: the images are these positions of a batch of `total` images (a
+        process's share of a global batch under torchrun): the draws are made for all `total`
+        and each image takes those of its position, so the processes together augment as one
+        process augments the whole batch.
         """
         batch = _pixel_batch(images)
         count, height, width = batch.shape[0], batch.shape[-2], batch.shape[-1]
-        boxes = _crop_boxes(count, height, width, self.crop_scale, self.crop_ratio, generator)
-        flips = (torch.rand(count, generator=generator) < 0.5) & self.flip
+        total = count if total is None else int(total)
+        rows = torch.arange(count) if positions is None else torch.as_tensor(positions, dtype=torch.long)
+        boxes = _crop_boxes(total, height, width, self.crop_scale, self.crop_ratio, generator)[rows]
+        flips = ((torch.rand(total, generator=generator) < 0.5) & self.flip)[rows]
         batch = pil_resize(batch, boxes, (self.size, self.size), self.interpolation)
         batch = _unit(torch.where(flips.view(-1, 1, 1, 1), batch.flip(-1), batch))
-        batch = _color_jitter(batch, self.color_jitter, generator)
+        batch = _color_jitter(batch, self.color_jitter, generator, total, rows)
         return _normalise(batch, self.mean, self.std)
 
 
@@ -365,13 +395,16 @@ def _centre_box(height, width, ratio):
     return height, width
 
 
-def _color_jitter(batch, strengths, generator) -> torch.Tensor:
-    """torchvision's ColorJitter with per-image factors, the adjustments in one random order per batch."""
+def _color_jitter(batch, strengths, generator, total=None, rows=None) -> torch.Tensor:
+    """torchvision's ColorJitter with per-image factors, the adjustments in one random order per batch
+    (factors drawn for `total` images, these `rows` of them taken; default: the batch)."""
     for kind in torch.randperm(4, generator=generator).tolist():
         strength = strengths[kind]
         if strength == 0:
             continue
-        draws = torch.rand(len(batch), generator=generator)
+        draws = torch.rand(len(batch) if total is None else total, generator=generator)
+        if rows is not None:
+            draws = draws[rows]
         if kind == 3:
             factors = (2 * draws - 1) * strength  # hue: a shift in [-hue, hue] turns
         else:

@@ -60,6 +60,7 @@ class RunContext:
     progress: bool = True
     resume: bool = False
     compile: bool = False  # torch.compile the module the trainer trains
+    jpeg_draft: bool = False  # config jpeg_draft: file images decode in Pillow's JPEG draft mode
     outputs: RunOutputs = field(default_factory=RunOutputs)
 
     def for_part(self, name: str) -> "RunContext":
@@ -78,6 +79,13 @@ class RunContext:
     @property
     def precision(self) -> str:
         return "bf16" if self.use_bf16 else "fp32"
+
+    def image_transform(self, spec):
+        """The eval transform `spec` as this run decodes it (jpeg_draft from the config); its
+        fingerprint says so, so cached features of the two decodings never mix."""
+        if self.jpeg_draft and not getattr(spec, "jpeg_draft", True):
+            return replace(spec, jpeg_draft=True)
+        return spec
 
     def autocast(self):
         if self.use_bf16:

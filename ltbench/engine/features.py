@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ltbench.data.loading import image_loader
 from ltbench.core import distributed
 from ltbench.engine.cache import format_bytes
+from ltbench.engine.trainer import uses_channels_last
 from ltbench.core.errors import UserError
 
 TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
@@ -32,23 +33,33 @@ def _batches_of(split, ctx, batch_size: int, rows, transform=None, inputs=None):
             for start in range(0, count, batch_size))
 
 
-def _on_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _on_device(batch: torch.Tensor, device: torch.device, channels_last=None) -> torch.Tensor:
+    """channels_last: image batches in NHWC (None: on CUDA, cuDNN's fastest layout); see
+    trainer.uses_channels_last for which models gain from it on the CPU."""
     batch = batch.to(device, non_blocking=True)
-    if device.type == "cuda" and batch.dim() == 4:  # image batches: cuDNN's fastest layout
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    if channels_last and batch.dim() == 4 and batch.is_floating_point():
         batch = batch.contiguous(memory_format=torch.channels_last)
     return batch
 
 
+def _channels_last(encoder, device):
+    model = getattr(encoder, "model", None)
+    return uses_channels_last(model, device) if isinstance(model, torch.nn.Module) else None
+
+
 @torch.no_grad()
 def encode_split(split, ctx, batch_size: int, encode, transform=None, inputs=None, desc: str = "encode",
-                 on_cpu: bool = True) -> torch.Tensor:
+                 on_cpu: bool = True, channels_last=None) -> torch.Tensor:
     """encode(batch) [b, ...] of every image of `split`, in split order: the one loop through
     which ltbench runs a frozen model over a split (features, decoder features, predictions).
 
     A batch is the split's images through `transform`, or rows of `inputs` (see _batches_of).
     Under torchrun each process encodes a block of the split and the blocks are gathered, so
     every process returns the whole [N, ...]. on_cpu: keep the result in host memory (a large
-    split's features), else on the device (features a head then trains on).
+    split's features), else on the device (features a head then trains on). channels_last:
+    the layout of image batches (None: NHWC on CUDA only).
     """
     rows = distributed.shard_rows(len(split))
     count = len(split) if rows is None else len(rows)
@@ -56,14 +67,15 @@ def encode_split(split, ctx, batch_size: int, encode, transform=None, inputs=Non
     for batch in tqdm(_batches_of(split, ctx, batch_size, rows, transform, inputs), desc=desc,
                       total=math.ceil(count / batch_size), disable=not ctx.show_progress, leave=False):
         with ctx.autocast():
-            output = encode(_on_device(batch, ctx.device)).float()
+            output = encode(_on_device(batch, ctx.device, channels_last)).float()
         outputs.append(output.cpu() if on_cpu else output)
     return distributed.gather_rows(torch.cat(outputs), len(split))
 
 
 def extract_image_features(encoder, split, transform, batch_size: int, ctx, desc: str = "features"):
     """[N, D] float32 L2-normalised features, in split order."""
-    return encode_split(split, ctx, batch_size, encoder.encode_images, transform=transform, desc=desc).numpy()
+    return encode_split(split, ctx, batch_size, encoder.encode_images, transform=transform, desc=desc,
+                        channels_last=_channels_last(encoder, ctx.device)).numpy()
 
 
 def image_features(encoder, split, ctx, batch_size: int, transform=None) -> np.ndarray:
@@ -73,7 +85,7 @@ def image_features(encoder, split, ctx, batch_size: int, transform=None) -> np.n
     tensors, so a fine-tuned model never reuses the features of its base), the transform, the
     split's contents, and the precision used.
     """
-    transform = transform or encoder.eval_transform
+    transform = ctx.image_transform(transform or encoder.eval_transform)
     description = {
         "kind": "image_features",
         "weights": encoder.visual_fingerprint(),
@@ -113,7 +125,7 @@ def image_tokens(encoder, split, ctx, batch_size: int, dtype="float16", transfor
         raise UserError(f"backbone '{encoder.label}': image tokens need an open_clip CLIP backbone "
                         f"(ViT or ModifiedResNet), not a {type(encoder).__name__}")
     dtype = _token_dtype(dtype)
-    transform = transform or encoder.eval_transform
+    transform = ctx.image_transform(transform or encoder.eval_transform)
     shape = (len(split), encoder.token_count(transform.size), encoder.token_width)
     description = {
         "kind": "image_tokens",
@@ -145,11 +157,11 @@ def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, shape
     """
     rows = distributed.shard_rows(len(split))
     block = len(split) if rows is None else len(rows)
-    start = 0
+    start, channels_last = 0, _channels_last(encoder, ctx.device)
     for images in tqdm(_batches_of(split, ctx, batch_size, rows, transform), desc=desc,
                        total=math.ceil(block / batch_size), disable=not ctx.show_progress, leave=False):
         with ctx.autocast():
-            tokens = encoder.encode_tokens(_on_device(images, ctx.device))
+            tokens = encoder.encode_tokens(_on_device(images, ctx.device, channels_last))
         tokens = tokens.to(torch.float16 if dtype == np.float16 else torch.float32)
         if tuple(tokens.shape[1:]) != tuple(shape[1:]) or start + len(tokens) > block:
             raise RuntimeError(f"encode_tokens gave {tuple(tokens.shape[1:])} per image for rows "

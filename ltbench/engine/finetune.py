@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltbench.core import distributed
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.data.loading import epoch_batches
 from ltbench.data.samplers import build_sampler_from_spec
@@ -27,7 +28,7 @@ PHASE_A = Stage(name="ballad_phase_a", label="phase A", file_name="phase_a.pt", 
 
 
 def clip_train_batches(split, clip, augment, batch_size, sampler, ctx):
-    return epoch_batches(split, clip.eval_transform, augment, batch_size, sampler, seed=ctx.seed,
+    return epoch_batches(split, ctx.image_transform(clip.eval_transform), augment, batch_size, sampler, seed=ctx.seed,
                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
 
 
@@ -49,41 +50,70 @@ def _first_steps(batches, steps: int):
 
 
 class PromptBatches:
-    """Phase A steps: ((images, prompt_rows, text_index), labels).
+    """Phase A steps: ((images, prompt_rows, text_index, text_length), labels).
 
     Every (class, template) prompt is tokenised once; a step picks one template per text (drawn
     from (seed, epoch, step), so a resumed run draws the same) and names the prompts to encode:
     - contrastive: the distinct prompts of the batch's images; text_index maps image j to its
-      prompt, so logits are [B, B] with text j belonging to image j's class;
-    - class_ce: one prompt per class; logits are [B, C].
+      prompt, so logits are [B, B] with text j belonging to image j's class. Under torchrun the
+      draws follow the image's position in the global batch (this process's images are its
+      positions rank, rank + world_size, ...), so the processes together draw what one
+      process draws for the whole batch;
+    - class_ce: one prompt per class (the same draws in every process); logits are [B, C].
+    text_length: the longest chosen prompt's token need (prompt_lengths, one per prompt; the
+    full context when not given), so the text tower is cut without a device sync.
     """
 
-    def __init__(self, image_batches, num_classes: int, num_templates: int, objective: str, seed: int):
+    def __init__(self, image_batches, num_classes: int, num_templates: int, objective: str, seed: int,
+                 prompt_lengths=None, rank: int = None, world_size: int = None):
         self.image_batches, self.seed = image_batches, seed
         self.num_classes, self.num_templates, self.objective = num_classes, num_templates, objective
+        self.prompt_lengths = None if prompt_lengths is None else np.asarray(prompt_lengths)
+        self.rank = distributed.get_rank() if rank is None else int(rank)
+        self.world_size = distributed.get_world_size() if world_size is None else int(world_size)
 
     def _templates(self, epoch: int, step: int, count: int) -> np.ndarray:
         if self.num_templates == 1:
             return np.zeros(count, dtype=np.int64)
         return np.random.default_rng([self.seed, epoch, step]).integers(self.num_templates, size=count)
 
+    def _image_templates(self, epoch: int, step: int, count: int) -> np.ndarray:
+        """Templates of this process's `count` images: those of their global batch positions."""
+        drawn = self._templates(epoch, step, count * self.world_size)
+        return drawn[self.rank::self.world_size]
+
     def __call__(self, epoch: int):
         for step, (images, labels) in enumerate(self.image_batches(epoch)):
             if self.objective == "contrastive":
-                prompts = labels.numpy() * self.num_templates + self._templates(epoch, step, len(labels))
+                prompts = labels.numpy() * self.num_templates + self._image_templates(epoch, step, len(labels))
                 rows, text_index = np.unique(prompts, return_inverse=True)
             else:
                 classes = np.arange(self.num_classes)
                 rows = classes * self.num_templates + self._templates(epoch, step, self.num_classes)
                 text_index = classes
-            yield (images, torch.from_numpy(rows), torch.from_numpy(text_index.astype(np.int64))), labels
+            inputs = (images, torch.from_numpy(rows), torch.from_numpy(text_index.reshape(-1).astype(np.int64)))
+            if self.prompt_lengths is not None:
+                inputs += (int(self.prompt_lengths[rows].max()),)
+            yield inputs, labels
+
+
+def global_batch_contrastive(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The multi-positive contrastive loss of the global batch: under torchrun the logits are
+    already global ([B, B], ClipFineTuner's global_pairs) and the labels are gathered to match
+    (in rank order, as the features are)."""
+    if distributed.is_active() and logits.shape[0] != labels.shape[0]:
+        labels = torch.cat(distributed.all_gather_list(labels))
+    return multi_positive_contrastive(logits, labels)
 
 
 def phase_a_identity(cfg: dict) -> dict:
     """Everything the fine-tuned weights depend on (the seed goes into the folder name)."""
     phase = {key: value for key, value in cfg["phase_a"].items() if key != "checkpoint"}
-    return {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "phase_a": phase,
-            "templates": cfg["text"]["templates"], "amp": cfg["amp"]}
+    identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "phase_a": phase,
+                "templates": cfg["text"]["templates"], "amp": cfg["amp"]}
+    if cfg.get("jpeg_draft"):  # only when used: stages trained before the setting keep their folder
+        identity["jpeg_draft"] = True
+    return identity
 
 
 def load_phase_a_checkpoint(clip, path) -> None:
@@ -120,7 +150,9 @@ def fine_tune_clip(clip, data, cfg: dict, templates, ctx) -> None:
 def _train_phase_a(clip, data, phase: dict, templates, ctx, work_dir):
     train = data.split("train")
     prompts = [template.format(name) for name in data.class_names for template in templates]
-    tuner = ClipFineTuner(clip.model, clip.tokenize(prompts), phase["logit_scale"], phase["batchnorm"]).to(ctx.device)
+    contrastive = phase["loss"] == "contrastive"
+    tuner = ClipFineTuner(clip.model, clip.tokenize(prompts), phase["logit_scale"], phase["batchnorm"],
+                          global_pairs=contrastive).to(ctx.device)
     trainable = set_trainable(clip.model, phase["trainable"], phase["last_blocks"])
     if trainable == 0:
         raise UserError("phase A has nothing to train: phase_a.trainable=last_blocks with last_blocks=0 and no "
@@ -131,8 +163,9 @@ def _train_phase_a(clip, data, phase: dict, templates, ctx, work_dir):
     batch_size = int(phase["batch_size"])
     steps = phase_a_steps(len(sampler), batch_size, phase["drop_last"])
     images = _first_steps(clip_train_batches(train, clip, phase["augment"], batch_size, sampler, ctx), steps)
-    batches = PromptBatches(images, data.num_classes, len(templates), phase["loss"], ctx.seed)
-    loss = multi_positive_contrastive if phase["loss"] == "contrastive" else F.cross_entropy
+    batches = PromptBatches(images, data.num_classes, len(templates), phase["loss"], ctx.seed,
+                            prompt_lengths=tuner.prompt_lengths)
+    loss = global_batch_contrastive if contrastive else F.cross_entropy
     trainer = ctx.trainer(phase, name="phase_a", work_dir=work_dir)
     trainer.fit(tuner, batches, steps, loss_fn=loss)
     state = {"format": CHECKPOINT_FORMAT, "model_name": clip.spec.model, "backbone": clip.label,

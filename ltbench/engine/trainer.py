@@ -7,8 +7,9 @@ model, optimizer and scheduler states are restored.
 
 Under torchrun the module trains in DistributedDataParallel (see core/distributed.py: the
 batches a method builds are already this process's share of the global batch); rank 0 writes
-the checkpoints and every process can resume from them. On CUDA, models with convolutions
-train in channels_last; ``runtime.compile`` runs the module through torch.compile.
+the checkpoints and every process can resume from them. Models with convolutions train in
+channels_last (on the CPU: convolutional backbones, see uses_channels_last); SGD and AdamW use
+torch's fused kernels where they apply; ``runtime.compile`` runs the module through torch.compile.
 """
 import math
 import time
@@ -41,15 +42,33 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "cosine_usb", "constant")
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def optimizer_implementation(params) -> dict:
+    """{'fused': True} when torch's fused SGD / AdamW kernels take every parameter (floating,
+    all on one CPU or CUDA device type), else {} (torch's default: foreach on CUDA, the
+    per-parameter loop on the CPU). Same update rule; fused AdamW rounds differently by ~1e-7
+    relative and steps a 512k-parameter head about 3x faster on one CPU thread."""
+    params = list(params)
+    kinds = {p.device.type for p in params}
+    if len(kinds) == 1 and kinds <= set(FUSED_DEVICES) and all(p.dtype in FUSED_DTYPES for p in params):
+        return {"fused": True}
+    return {}
+
+
 def build_optimizer(params, cfg) -> torch.optim.Optimizer:
+    params = list(params)
+    implementation = optimizer_implementation(params)
     if not cfg["weight_decay_1d"]:
         params = [{"params": [p for p in params if p.ndim > 1]},
                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     if cfg["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
-                               nesterov=bool(cfg["nesterov"]), weight_decay=cfg["weight_decay"])
+                               nesterov=bool(cfg["nesterov"]), weight_decay=cfg["weight_decay"], **implementation)
     if cfg["optimizer"] == "adamw":
-        return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], **implementation)
     raise unknown_name("optimizer", cfg["optimizer"], OPTIMIZERS)
 
 
@@ -90,6 +109,8 @@ def to_device(inputs, device, channels_last: bool = False):
     with channels_last, image batches (4-D float tensors) in that memory format."""
     if isinstance(inputs, (tuple, list)):
         return type(inputs)(to_device(item, device, channels_last) for item in inputs)
+    if not isinstance(inputs, torch.Tensor):  # a number that goes with the tensors (a length)
+        return inputs
     inputs = inputs.to(device, non_blocking=True)
     if channels_last and inputs.dim() == 4 and inputs.is_floating_point():
         inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -97,9 +118,16 @@ def to_device(inputs, device, channels_last: bool = False):
 
 
 def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
-    """Convolutions on CUDA run fastest on NHWC tensors (cuDNN's tensor-core kernels): a model
-    with 4-D (conv) weights, frozen ones included, trains in channels_last there."""
-    return device.type == "cuda" and any(p.dim() == 4 for p in model.parameters())
+    """Whether `model` runs on NHWC (channels_last) image batches on `device`.
+
+    CUDA: any model with 4-D (conv) weights, frozen ones included (cuDNN's tensor-core kernels).
+    CPU: convolutional backbones only, i.e. more than one conv weight (oneDNN's NHWC kernels;
+    a ViT's single patch-embedding conv gains nothing). The layout changes rounding only.
+    """
+    if device.type not in ("cuda", "cpu"):
+        return False
+    convolutions = sum(1 for p in model.parameters() if p.dim() == 4)
+    return convolutions > (0 if device.type == "cuda" else 1)
 
 
 def save_atomic(state: dict, path: Path):

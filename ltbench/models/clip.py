@@ -11,6 +11,7 @@ from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
 from ltbench.models.fingerprint import MemoizedFingerprint
+from ltbench.models.text_encoding import encode_text_tokens, text_lengths
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -163,9 +164,19 @@ class ClipModel(ImageEncoder):
     def tokenize(self, texts: List[str]) -> torch.Tensor:
         return self.tokenizer(texts)
 
+    def text_lengths(self, tokens: torch.Tensor):
+        """[B] the positions of `tokens` the text tower needs per row (models/text_encoding.py):
+        1 + the end-of-text position for causal towers, the full context otherwise."""
+        return text_lengths(self.model, tokens)
+
+    def encode_text_tokens(self, tokens: torch.Tensor, length=None) -> torch.Tensor:
+        """[B, D] float32 L2-normalised features of tokenised texts, the tower cut to the batch's
+        longest text where that is exact (length: that longest need, if known)."""
+        return F.normalize(encode_text_tokens(self.model, tokens.to(self.device), length).float(), dim=-1)
+
     def encode_texts(self, texts: List[str]) -> torch.Tensor:
-        tokens = self.tokenize(texts).to(self.device)
-        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+        tokens = self.tokenize(texts)
+        return self.encode_text_tokens(tokens, int(self.text_lengths(tokens).max()) if len(texts) else None)
 
 
 def activation_name(quick_gelu: bool) -> str:

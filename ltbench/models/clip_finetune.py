@@ -8,6 +8,13 @@ against, is the objective's business:
   passes the distinct prompts once and an index that spreads them over the batch, so repeated
   classes are encoded once (same numbers and gradients as encoding every copy);
 - ``class_ce`` (BALLAD public code): every class's prompt, scored as a C-way classifier.
+
+The text tower runs only up to the step's longest prompt where that is exact (causal towers
+pooling the end-of-text token, models/text_encoding.py): same features and gradients.
+
+Under torchrun a ``global_pairs`` tuner (the contrastive objective) gathers the image features
+and each image's text feature from every process, so the logits are those of the global
+batch, [B, B], the same in every process (see distributed.gather_for_loss for the gradients).
 """
 from typing import List, Tuple
 
@@ -15,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltbench.core import distributed
 from ltbench.core.errors import UserError, unknown_name
+from ltbench.models.text_encoding import encode_text_tokens, text_lengths
 
 TRAINABLE_PARTS = ("all", "visual", "text", "last_blocks")
 BATCHNORM_MODES = ("frozen", "train")
@@ -86,19 +95,25 @@ def set_trainable(model: nn.Module, parts: str, last_blocks: int = 0) -> int:
 
 
 class ClipFineTuner(nn.Module):
-    """forward((images, prompt_rows, text_index)) -> scale * cos(image, text) logits [B, len(text_index)].
+    """forward((images, prompt_rows, text_index[, text_length])) -> scale * cos(image, text)
+    logits [B, len(text_index)] ([global B, global B] for global_pairs under torchrun).
 
     prompt_tokens [P, L] holds every (class, template) prompt, tokenised once; prompt_rows picks
     the prompts this step encodes and text_index maps each scored text to one of them.
+    text_length: the longest chosen prompt's need (``prompt_lengths[prompt_rows].max()``),
+    which the batches compute on the host; without it the tuner finds it (a device sync).
     """
 
     def __init__(self, clip_model: nn.Module, prompt_tokens: torch.Tensor, logit_scale=None,
-                 batchnorm: str = "frozen"):
+                 batchnorm: str = "frozen", global_pairs: bool = False):
         super().__init__()
         if batchnorm not in BATCHNORM_MODES:
             raise unknown_name("phase_a.batchnorm", batchnorm, BATCHNORM_MODES)
         self.model = clip_model
         self.register_buffer("prompt_tokens", prompt_tokens, persistent=False)
+        # Host-side: a step's cut is known without reading anything back from the device.
+        self.prompt_lengths = text_lengths(clip_model, prompt_tokens.cpu())
+        self.global_pairs = bool(global_pairs)
         # None: CLIP's own learned temperature, as the model has it (not trained further).
         self.fixed_scale = None if logit_scale is None else float(logit_scale)
         self.batchnorm = batchnorm
@@ -121,7 +136,11 @@ class ClipFineTuner(nn.Module):
         return self.model.logit_scale.detach().exp()
 
     def forward(self, inputs):
-        images, prompt_rows, text_index = inputs
+        images, prompt_rows, text_index, *rest = inputs
+        length = int(rest[0]) if rest else int(self.prompt_lengths[prompt_rows.cpu().numpy()].max())
         image_features = F.normalize(self.model.encode_image(images).float(), dim=-1)
-        text_features = F.normalize(self.model.encode_text(self.prompt_tokens[prompt_rows]).float(), dim=-1)
-        return self.logit_scale() * image_features @ text_features[text_index].t()
+        text_features = encode_text_tokens(self.model, self.prompt_tokens[prompt_rows], length)
+        texts = F.normalize(text_features.float(), dim=-1)[text_index]
+        if self.global_pairs:
+            image_features, texts = distributed.gather_for_loss(image_features), distributed.gather_for_loss(texts)
+        return self.logit_scale() * image_features @ texts.t()

@@ -86,7 +86,10 @@ def decoder_transform(options: dict, encoder) -> TransformSpec:
 def stage1_identity(cfg: dict) -> dict:
     """Everything the stage-1 weights depend on (the seed goes into the folder name)."""
     stage = {key: value for key, value in cfg["stage1"].items() if key != "checkpoint"}
-    return {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "decoder": cfg["decoder"],
-            "loss": cfg["loss"], "stage1": stage, "amp": cfg["amp"], "preprocess": cfg["preprocess"]}
+    identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "decoder": cfg["decoder"],
+                "loss": cfg["loss"], "stage1": stage, "amp": cfg["amp"], "preprocess": cfg["preprocess"]}
+    if cfg.get("jpeg_draft"):  # only when used: stages trained before the setting keep their folder
+        identity["jpeg_draft"] = True
+    return identity
 
 

@@ -53,6 +53,7 @@ def test_a_finished_phase_a_serves_runs_that_differ_in_phase_b(run_cli, tmp_path
 
     monkeypatch.setattr(ClipModel, "encode_images", no_encoding)
     monkeypatch.setattr(ClipModel, "encode_texts", no_encoding)
+    monkeypatch.setattr(ClipModel, "encode_text_tokens", no_encoding)
     second, stderr = _run(run_cli, tmp_path, *SHORT, "phase_b.adapter=linear")
     assert "reusing the finished phase A" in stderr
     assert second["artifacts"] == first["artifacts"]

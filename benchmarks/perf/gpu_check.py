@@ -1,0 +1,293 @@
+"""The measurements a CPU cannot show, in one JSON (run through gpu_check.sh on one GPU).
+
+Random weights (``MODEL:none``), synthetic inputs: only speed and memory mean something.
+Each section is timed with CUDA events after warm-up steps and guarded: a failing section
+records its error and the others still run; --budget-s stops starting new sections.
+
+- extraction: RN50 and ViT-B-16 image towers at --batch, fp32 vs bf16 autocast (channels_last
+  for conv towers, as ltbench runs them), images/s and peak memory;
+- phase_a: BALLAD phase-A steps (ViT-B-16, contrastive over a batch of --phase-a-batch images
+  of 1000 classes, AdamW, bf16 autocast), images/s and peak memory;
+- decoder: Imbalance-VLM's token decoder (depth 3, 4 heads, 197 x 768 tokens, 1000 classes),
+  steps at --batch, images/s and peak memory;
+- prompt_tuning: class_ce phase-A steps (every class's prompt encoded with gradients) at 1000 and
+  8142 classes, peak memory and step time;
+- text_classifier: the 1000-class x 80-template ViT-B-16 classifier, ltbench against open_clip's
+  full-context loop, seconds and max |difference|;
+- jpeg: decoding --jpegs synthetic 500 x 375 JPEGs: torchvision.io.decode_jpeg on the GPU in
+  batches against Pillow + the eval transform on the CPU (one process), images/s.
+"""
+import argparse
+import io
+import json
+import sys
+import time
+import traceback
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def cuda_timed(fn, steps: int, warmup: int = 3, device=None) -> float:
+    """Seconds per call of fn, after `warmup` calls (CUDA events; wall clock on the CPU)."""
+    for _ in range(warmup):
+        fn()
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(steps):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1e3 / steps
+    started = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - started) / steps
+
+
+def peak_gib(device) -> float:
+    return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
+
+
+def reset_peak(device):
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def autocast(device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+
+
+def extraction(args, device):
+    from ltbench.engine.trainer import uses_channels_last
+    from ltbench.models.factory import create_backbone
+
+    out = {}
+    for name in args.backbones:
+        clip = create_backbone(name, str(device))
+        size = clip.eval_transform.size
+        images = torch.randn(args.batch, 3, size, size, device=device)
+        if uses_channels_last(clip.model.visual, device):
+            images = images.contiguous(memory_format=torch.channels_last)
+        entry = {}
+        for precision in ("fp32", "bf16"):
+            reset_peak(device)
+
+            @torch.no_grad()
+            def step():
+                with autocast(device, precision == "bf16"):
+                    clip.encode_images(images)
+            seconds = cuda_timed(step, args.steps, device=device)
+            entry[precision] = {"images_per_second": args.batch / seconds, "peak_gib": peak_gib(device)}
+        entry["bf16_speedup"] = entry["bf16"]["images_per_second"] / entry["fp32"]["images_per_second"]
+        out[name] = entry
+        del clip
+    return out
+
+
+def _tuner(args, device, classes: int, objective: str):
+    from ltbench.data.prompts import imagenet_clip_classnames, openai_imagenet_templates
+    from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+    from ltbench.models.factory import create_backbone
+
+    clip = create_backbone(args.clip, str(device))
+    names = (imagenet_clip_classnames() * -(-classes // 1000))[:classes]
+    templates = openai_imagenet_templates()[:8]
+    tokens = clip.tokenize([t.format(n) for n in names for t in templates])
+    set_trainable(clip.model, "all")
+    tuner = ClipFineTuner(clip.model, tokens, global_pairs=objective == "contrastive").to(device).train()
+    return clip, tuner, len(templates)
+
+
+def _phase_a_step(args, device, tuner, optimizer, batch, classes, templates, objective, size):
+    from ltbench.losses import multi_positive_contrastive
+
+    images = torch.randn(batch, 3, size, size, device=device)
+    labels = torch.randint(0, classes, (batch,), device=device)
+    if objective == "contrastive":
+        rows_np, index_np = np.unique(labels.cpu().numpy() * templates, return_inverse=True)
+    else:
+        rows_np, index_np = np.arange(classes) * templates, np.arange(classes)
+    rows, index = torch.from_numpy(rows_np).to(device), torch.from_numpy(index_np.reshape(-1)).to(device)
+    length = int(tuner.prompt_lengths[rows_np].max())
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, True):
+            logits = tuner((images, rows, index, length))
+        loss = multi_positive_contrastive(logits.float(), labels) if objective == "contrastive" \
+            else F.cross_entropy(logits.float(), labels)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def phase_a(args, device):
+    from ltbench.engine.trainer import build_optimizer, TRAIN_DEFAULTS
+
+    clip, tuner, templates = _tuner(args, device, 1000, "contrastive")
+    optimizer = build_optimizer([p for p in tuner.parameters() if p.requires_grad],
+                                {**TRAIN_DEFAULTS, "optimizer": "adamw", "lr": 1e-5})
+    reset_peak(device)
+    step = _phase_a_step(args, device, tuner, optimizer, args.phase_a_batch, 1000, templates, "contrastive",
+                         clip.eval_transform.size)
+    seconds = cuda_timed(step, args.steps, device=device)
+    return {"backbone": args.clip, "batch": args.phase_a_batch, "images_per_second": args.phase_a_batch / seconds,
+            "peak_gib": peak_gib(device)}
+
+
+def prompt_tuning(args, device):
+    from ltbench.engine.trainer import build_optimizer, TRAIN_DEFAULTS
+
+    out = {}
+    for classes in (1000, 8142):
+        clip, tuner, templates = _tuner(args, device, classes, "class_ce")
+        optimizer = build_optimizer([p for p in tuner.parameters() if p.requires_grad],
+                                    {**TRAIN_DEFAULTS, "optimizer": "adamw", "lr": 1e-5})
+        reset_peak(device)
+        step = _phase_a_step(args, device, tuner, optimizer, 64, classes, templates, "class_ce",
+                             clip.eval_transform.size)
+        seconds = cuda_timed(step, max(2, args.steps // 2), warmup=1, device=device)
+        out[str(classes)] = {"batch": 64, "step_seconds": seconds, "peak_gib": peak_gib(device)}
+        del clip, tuner, optimizer, step
+    return out
+
+
+def decoder(args, device):
+    from ltbench.engine.trainer import build_optimizer, TRAIN_DEFAULTS
+    from ltbench.methods.decoder.model import TokenDecoder
+
+    model = TokenDecoder(768, 1000).to(device).train()
+    optimizer = build_optimizer(list(model.parameters()), {**TRAIN_DEFAULTS, "optimizer": "adamw", "lr": 1e-3})
+    tokens = torch.randn(args.batch, 197, 768, device=device, dtype=torch.float16)
+    labels = torch.randint(0, 1000, (args.batch,), device=device)
+    reset_peak(device)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, True):
+            loss = F.cross_entropy(model(tokens).float(), labels)
+        loss.backward()
+        optimizer.step()
+    seconds = cuda_timed(step, args.steps, device=device)
+    return {"batch": args.batch, "images_per_second": args.batch / seconds, "peak_gib": peak_gib(device)}
+
+
+def text_classifier(args, device):
+    from open_clip.zero_shot_classifier import build_zero_shot_classifier
+
+    from ltbench.data.prompts import imagenet_clip_classnames, openai_imagenet_templates
+    from ltbench.models.factory import create_backbone
+    from ltbench.models.text_classifier import build_text_classifier
+
+    clip = create_backbone(args.clip, str(device))
+    names, templates = imagenet_clip_classnames()[: args.text_classes], openai_imagenet_templates()
+    out = {"classes": len(names), "templates": len(templates)}
+    for precision in ("fp32", "bf16"):
+        timings = {}
+        for label, build in (("ltbench", lambda: build_text_classifier(clip, names, templates, 1024,
+                                                                      autocast=lambda: autocast(device, precision == "bf16"))),
+                             ("open_clip", lambda: build_zero_shot_classifier(clip.model, clip.tokenizer, names, templates,
+                                                                               num_classes_per_batch=10, device=device).T)):
+            with autocast(device, precision == "bf16"):
+                timings[label] = cuda_timed(lambda: timings.__setitem__(label + "_result", build()), 1, warmup=1,
+                                            device=device)
+        difference = (timings.pop("ltbench_result").float() - timings.pop("open_clip_result").float()).abs().max()
+        out[precision] = {"ltbench_seconds": timings["ltbench"], "open_clip_seconds": timings["open_clip"],
+                          "speedup": timings["open_clip"] / timings["ltbench"], "max_abs_difference": float(difference)}
+    return out
+
+
+def jpeg(args, device):
+    from PIL import Image
+    from torchvision.io import decode_jpeg
+
+    from ltbench.data.transforms import TransformSpec
+
+    rng = np.random.default_rng(0)
+    blobs = []
+    for _ in range(args.jpegs):
+        pixels = rng.integers(0, 255, size=(47, 63, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).resize((500, 375), Image.BILINEAR).save(buffer, "JPEG", quality=90)
+        blobs.append(torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8))
+    spec = TransformSpec(size=224, mean=(0.48, 0.46, 0.41), std=(0.27, 0.26, 0.28))
+    out = {"images": args.jpegs}
+    for label, draft in (("cpu_pil", False), ("cpu_pil_draft", True)):
+        transform = TransformSpec(**{**spec.__dict__, "jpeg_draft": draft}).pil_transform()
+        started = time.perf_counter()
+        for blob in blobs:
+            with Image.open(io.BytesIO(blob.numpy().tobytes())) as image:
+                transform(image)
+        out[label + "_images_per_second"] = args.jpegs / (time.perf_counter() - started)
+    if device.type == "cuda":
+        def gpu():
+            for start in range(0, len(blobs), 256):
+                decoded = decode_jpeg(blobs[start: start + 256], device=device)
+                batch = torch.stack([F.interpolate(image[None].float(), size=(224, 224), mode="bilinear",
+                                                   antialias=True)[0] for image in decoded])
+                spec_mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1) * 255
+                ((batch - spec_mean) / 255).sum()
+        seconds = cuda_timed(gpu, 2, warmup=1, device=device)
+        out["gpu_decode_jpeg_images_per_second"] = args.jpegs / seconds
+    return out
+
+
+SECTIONS = {"extraction": extraction, "phase_a": phase_a, "decoder": decoder, "prompt_tuning": prompt_tuning,
+            "text_classifier": text_classifier, "jpeg": jpeg}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", default="gpu_check.json")
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--backbones", default="RN50:none,ViT-B-16:none")
+    parser.add_argument("--clip", default="ViT-B-16:none", help="backbone of phase A, prompt tuning, text classifier")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--phase-a-batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--text-classes", type=int, default=1000)
+    parser.add_argument("--jpegs", type=int, default=2000)
+    parser.add_argument("--budget-s", type=float, default=420.0, help="no section starts after this many seconds")
+    args = parser.parse_args(argv)
+    args.backbones = [name for name in args.backbones.split(",") if name]
+    args.sections = [name for name in args.sections.split(",") if name]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose among {sorted(SECTIONS)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 here
+    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "torch": torch.__version__, "settings": {k: v for k, v in vars(args).items()}, "results": {},
+              "errors": {}, "seconds": {}}
+    started = time.perf_counter()
+    for name in args.sections:
+        if time.perf_counter() - started > args.budget_s:
+            report["errors"][name] = f"skipped: the {args.budget_s:.0f} s budget was spent"
+            continue
+        section_start = time.perf_counter()
+        try:
+            report["results"][name] = SECTIONS[name](args, device)
+        except Exception:  # record and go on: one JSON with whatever could be measured
+            report["errors"][name] = traceback.format_exc(limit=4)
+        report["seconds"][name] = time.perf_counter() - section_start
+        print(f"{name}: {report['seconds'][name]:.1f} s" + (" (failed)" if name in report["errors"] else ""),
+              file=sys.stderr, flush=True)
+        with open(args.out, "w") as out:  # written after every section: a killed run keeps what it had
+            json.dump(report, out, indent=2, default=str)
+    print(json.dumps(report["results"], indent=2, default=str))
+    return 0 if not report["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
