@@ -3,7 +3,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "compare_bench.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "perf" / "compare_bench.py"
 
 
 def test_compare_bench_prints_its_figure(tmp_path, capsys, monkeypatch):
