@@ -29,6 +29,9 @@ import torch
 import torch.nn.functional as F
 
 
+# The optimizer settings the timed steps use besides their own optimizer and lr.
+OPTIMIZER = {"momentum": 0.9, "nesterov": False, "weight_decay": 5e-4, "weight_decay_1d": True}
+
 def cuda_timed(fn, steps: int, warmup: int = 3, device=None) -> float:
     """Seconds per call of fn, after `warmup` calls (CUDA events; wall clock on the CPU)."""
     for _ in range(warmup):
@@ -127,11 +130,11 @@ def _phase_a_step(args, device, tuner, optimizer, batch, classes, templates, obj
 
 
 def phase_a(args, device):
-    from ltbench.engine.trainer import build_optimizer, TRAIN_DEFAULTS
+    from ltbench.engine.trainer import build_optimizer
 
     clip, tuner, templates = _tuner(args, device, 1000, "contrastive")
     optimizer = build_optimizer([p for p in tuner.parameters() if p.requires_grad],
-                                {**TRAIN_DEFAULTS, "optimizer": "adamw", "lr": 1e-5})
+                                {**OPTIMIZER, "optimizer": "adamw", "lr": 1e-5})
     reset_peak(device)
     step = _phase_a_step(args, device, tuner, optimizer, args.phase_a_batch, 1000, templates, "contrastive",
                          clip.eval_transform.size)
@@ -141,13 +144,13 @@ def phase_a(args, device):
 
 
 def prompt_tuning(args, device):
-    from ltbench.engine.trainer import build_optimizer, TRAIN_DEFAULTS
+    from ltbench.engine.trainer import build_optimizer
 
     out = {}
     for classes in (1000, 8142):
         clip, tuner, templates = _tuner(args, device, classes, "class_ce")
         optimizer = build_optimizer([p for p in tuner.parameters() if p.requires_grad],
-                                    {**TRAIN_DEFAULTS, "optimizer": "adamw", "lr": 1e-5})
+                                    {**OPTIMIZER, "optimizer": "adamw", "lr": 1e-5})
         reset_peak(device)
         step = _phase_a_step(args, device, tuner, optimizer, 64, classes, templates, "class_ce",
                              clip.eval_transform.size)
@@ -158,11 +161,11 @@ def prompt_tuning(args, device):
 
 
 def decoder(args, device):
-    from ltbench.engine.trainer import build_optimizer, TRAIN_DEFAULTS
+    from ltbench.engine.trainer import build_optimizer
     from ltbench.methods.decoder.model import TokenDecoder
 
     model = TokenDecoder(768, 1000).to(device).train()
-    optimizer = build_optimizer(list(model.parameters()), {**TRAIN_DEFAULTS, "optimizer": "adamw", "lr": 1e-3})
+    optimizer = build_optimizer(list(model.parameters()), {**OPTIMIZER, "optimizer": "adamw", "lr": 1e-3})
     tokens = torch.randn(args.batch, 197, 768, device=device, dtype=torch.float16)
     labels = torch.randint(0, 1000, (args.batch,), device=device)
     reset_peak(device)

@@ -163,7 +163,8 @@ def linear_probe_epoch(ctx, encoder, split, features, batch_size, classes, epoch
         batches = TensorBatches(inputs, torch.from_numpy(split.labels).to(ctx.device), sampler, batch_size)
         forward = None
     steps = -(-len(split) // batch_size)
-    trainer = ctx.trainer({"epochs": epochs, "optimizer": "adamw", "lr": 1e-3, "log_interval": steps},
+    trainer = ctx.trainer({"epochs": epochs, "optimizer": "adamw", "lr": 1e-3, "momentum": 0.9, "nesterov": False,
+                           "weight_decay": 5e-4, "schedule": "cosine", "grad_accum_steps": 1, "log_interval": steps},
                           name="reencode" if reencode else "cached")
     history = trainer.fit(head, batches, steps, loss_fn=F.cross_entropy, forward=forward)
     return float(np.median([epoch["seconds"] for epoch in history[1:]]))

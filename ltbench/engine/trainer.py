@@ -24,19 +24,15 @@ from ltbench.core.atomic import torch_save_atomic
 from ltbench.core.errors import UserError, unknown_name
 from ltbench.engine.hooks import Hook
 
-TRAIN_DEFAULTS = {
-    "epochs": 10,
-    "optimizer": "sgd",
-    "lr": 0.01,
-    "momentum": 0.9,
-    "nesterov": False,
-    "weight_decay": 5e-4,
+# What every training section of benchmarks/methods/*.yaml sets: no default here, so each of
+# these settings has one source, the method's YAML (where each value says where it comes from).
+TRAIN_KEYS = ("epochs", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule",
+              "grad_accum_steps", "log_interval")
+# Settings only some recipes name; the value here is what every other recipe means.
+OPTIONAL_TRAIN_SETTINGS = {
     "weight_decay_1d": True,  # false: no decay on biases and norm weights (1-D parameters)
-    "schedule": "cosine",
     "cosine_cycles": 7 / 16,  # schedule cosine_usb only: USB's default num_cycles
     "warmup_epochs": 0,
-    "grad_accum_steps": 1,
-    "log_interval": 10,
 }
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "cosine_usb", "constant")
@@ -137,14 +133,24 @@ def save_atomic(state: dict, path: Path):
         torch_save_atomic(state, path)
 
 
+def train_settings(section: dict, name: str) -> dict:
+    """The trainer's settings out of a method's training section (which holds its own keys too:
+    sampler, batch size, ...); a missing one is a one-line error, never a silent default."""
+    missing = [key for key in TRAIN_KEYS if key not in section]
+    if missing:
+        raise UserError(f"training section '{name}' does not set {', '.join(missing)}; every training section "
+                        "of benchmarks/methods/*.yaml gives them")
+    return {**OPTIONAL_TRAIN_SETTINGS,
+            **{key: section[key] for key in (*TRAIN_KEYS, *OPTIONAL_TRAIN_SETTINGS) if key in section}}
+
+
 class Trainer:
     def __init__(self, ctx, cfg: dict, name: str = "train", work_dir=None, identity=None):
         """work_dir: where the epoch checkpoint goes (default ctx.work_dir). identity: anything
         JSON-like that must match for --resume to continue a checkpoint (e.g. a hash of the
         frozen model the head trains on), besides the training settings."""
         self.ctx, self.name, self.identity = ctx, name, identity
-        # A method's `train` section may hold its own keys too (sampler, ...): take ours.
-        self.cfg = {**TRAIN_DEFAULTS, **{k: v for k, v in cfg.items() if k in TRAIN_DEFAULTS}}
+        self.cfg = train_settings(cfg, name)
         self.checkpoint_path = Path(work_dir or ctx.work_dir) / f"{name}_last.pt"
 
     def fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,

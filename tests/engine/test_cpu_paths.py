@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ltbench.data.transforms import TransformSpec
-from ltbench.engine.trainer import build_optimizer, optimizer_implementation, uses_channels_last, TRAIN_DEFAULTS
+from ltbench.engine.trainer import build_optimizer, optimizer_implementation, uses_channels_last
 
 
 def test_convolutional_backbones_run_in_channels_last_on_the_cpu_too():
@@ -26,7 +26,8 @@ def test_fused_optimizers_take_the_same_steps(optimizer, monkeypatch):
     def train(fused):
         torch.manual_seed(0)
         model = torch.nn.Linear(16, 5)
-        cfg = {**TRAIN_DEFAULTS, "optimizer": optimizer, "lr": 0.1, "weight_decay_1d": False}
+        cfg = {"optimizer": optimizer, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
+               "weight_decay_1d": False}
         if not fused:  # torch's default implementation
             monkeypatch.setattr(trainer, "optimizer_implementation", lambda params: {})
         opt = build_optimizer(list(model.parameters()), cfg)

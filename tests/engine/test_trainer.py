@@ -152,3 +152,12 @@ def test_convolutional_models_train_in_channels_last_on_cuda_only():
                                 torch.device("cpu"), channels_last=True)
     assert images.is_contiguous(memory_format=torch.channels_last)
     assert prompts.is_contiguous() and prompts.dtype == torch.long
+
+
+def test_a_training_section_without_a_setting_is_a_one_line_error():
+    from ltbench.engine.trainer import train_settings
+
+    section = {key: value for key, value in CFG.items() if key != "lr"}
+    with pytest.raises(UserError, match=r"training section 'phase_a' does not set lr"):
+        train_settings(section, "phase_a")
+    assert train_settings({**CFG, "sampler": "instance"}, "train")["weight_decay_1d"] is True  # optional, own keys ignored
