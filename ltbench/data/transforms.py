@@ -274,7 +274,13 @@ class AugmentSpec:
 
     @classmethod
     def from_eval(cls, eval_spec: TransformSpec, options: dict) -> "AugmentSpec":
-        """The model's size, normalisation and interpolation; crop, flip, jitter from config ``options``."""
+        """The model's size, normalisation and interpolation; crop, flip, jitter from config
+        ``options``, which must name all four (the method's YAML is their one source: the class
+        defaults serve Python callers only)."""
+        missing = [key for key in _OPTION_CHECKS if key not in (options or {})]
+        if missing:
+            raise UserError(f"augmentation options {', '.join(missing)} not set; every augment section of "
+                            "benchmarks/methods/*.yaml gives crop_scale, crop_ratio, flip and color_jitter")
         values = {}
         for key, value in (options or {}).items():
             if key not in _OPTION_CHECKS:

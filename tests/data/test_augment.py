@@ -100,17 +100,19 @@ def test_brightness_factors_are_drawn_per_image_in_range():
 
 def test_from_eval_takes_model_fields_and_checks_options():
     eval_spec = TransformSpec(24, MEAN, STD, "bilinear")
-    spec = AugmentSpec.from_eval(eval_spec, {"crop_scale": [0.08, 1], "flip": False})
+    given = {"crop_scale": [0.08, 1], "crop_ratio": [0.75, 4 / 3], "flip": False, "color_jitter": [0.4, 0.4, 0.4, 0]}
+    spec = AugmentSpec.from_eval(eval_spec, given)
     assert (spec.size, spec.mean, spec.std, spec.interpolation) == (24, MEAN, STD, "bilinear")
     assert spec.crop_scale == (0.08, 1.0) and spec.flip is False and spec.color_jitter == (0.4, 0.4, 0.4, 0.0)
     assert spec.fingerprint()["kind"] == "augment" and spec.fingerprint()["crop_scale"] == (0.08, 1.0)
-    assert AugmentSpec.from_eval(eval_spec, {}) == AugmentSpec(24, MEAN, STD, "bilinear")
+    with pytest.raises(UserError, match="augmentation options crop_scale, crop_ratio, flip, color_jitter not set"):
+        AugmentSpec.from_eval(eval_spec, {})
     with pytest.raises(UserError, match="unknown augmentation option 'crop_scal' .*did you mean: crop_scale"):
-        AugmentSpec.from_eval(eval_spec, {"crop_scal": [0.5, 1]})
+        AugmentSpec.from_eval(eval_spec, {**given, "crop_scal": [0.5, 1]})
     for key, value in (("crop_scale", [0.5, 1.5]), ("crop_ratio", [2, 1]), ("flip", "yes"),
                        ("color_jitter", [0.4, 0.4, 0.4]), ("color_jitter", [0.4, 0.4, 0.4, 0.7])):
         with pytest.raises(UserError, match=f"augmentation option '{key}'"):
-            AugmentSpec.from_eval(eval_spec, {key: value})
+            AugmentSpec.from_eval(eval_spec, {**given, key: value})
 
 
 def test_pil_transform_is_reproducible_under_a_seed():
