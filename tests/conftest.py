@@ -3,6 +3,7 @@ they never import each other: shared helpers are fixtures here or in a folder's 
 import gzip
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,14 @@ TESTS = Path(__file__).resolve().parent
 # The real split files of ImageNet-LT, Places-LT and iNaturalist 2018 that tests read (no images),
 # kept gzip-compressed in the repository: tests/data/splits/<Dataset>/<file>.gz.
 SPLITS_ARCHIVE = TESTS / "data" / "splits"
+
+# Processes a test spawns (torch.multiprocessing, start method spawn) take this process's
+# sys.path and unpickle their worker by the module name pytest's importlib mode gave it
+# (tests.engine.test_distributed): the checkout's root must be on the path, however pytest was
+# started (`python -m pytest` adds it, the `pytest` script does not). Appended, so it never
+# shadows an installed ltbench.
+if str(TESTS.parent) not in sys.path:
+    sys.path.append(str(TESTS.parent))
 
 
 @pytest.fixture(autouse=True, scope="session")
