@@ -7,6 +7,7 @@ from ltbench.data.base import ArraySplit, FileSplit, Split
 from ltbench.data.transforms import AugmentSpec, TransformSpec
 from ltbench.core.distributed import get_rank, get_world_size, shard_batches
 from ltbench.core.errors import UserError
+from ltbench.core.seeding import generator as seeded_generator
 
 
 class _ImageFileDataset(Dataset):
@@ -114,7 +115,10 @@ def image_loader(split: Split, transform: TransformSpec, batch_size: int, sample
     if isinstance(split, FileSplit):
         return DataLoader(_ImageFileDataset(split, transform.pil_transform()), batch_size=batch_size,
                           sampler=sampler, shuffle=False, num_workers=num_workers,
-                          pin_memory=pin_memory, drop_last=drop_last)
+                          pin_memory=pin_memory, drop_last=drop_last,
+                          # Its own generator draws the base seed: iterating never advances the
+                          # global RNG (a cold cache's extraction would shift later draws).
+                          generator=seeded_generator(0, "image_loader"))
     raise TypeError(f"no loader for split type {type(split).__name__}")
 
 
@@ -141,7 +145,7 @@ def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, 
         return DataLoader(_SeededImageDataset(split, spec.pil_transform()), batch_size=batch_size,
                           sampler=seeded, shuffle=False,
                           num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
-                          generator=torch.Generator())
+                          generator=seeded_generator(seed, "augmented_loader", epoch))
     raise TypeError(f"no loader for split type {type(split).__name__}")
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ltbench.core import distributed
 from ltbench.core.atomic import torch_save_atomic
 from ltbench.core.errors import UserError, unknown_name
+from ltbench.core.seeding import reseed, seeded
 from ltbench.engine.hooks import Hook
 
 TRAIN_DEFAULTS = {
@@ -119,8 +120,14 @@ class Trainer:
         self.cfg = {**TRAIN_DEFAULTS, **{k: v for k, v in cfg.items() if k in TRAIN_DEFAULTS}}
         self.checkpoint_path = Path(work_dir or ctx.work_dir) / f"{name}_last.pt"
 
-    def fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
-            loss_fn: Callable, forward: Optional[Callable] = None, hooks: Sequence[Hook] = ()):
+    def fit(self, *args, **kwargs):
+        # What training draws from torch's global RNG (dropout) comes from (seed, name, epoch):
+        # not from what ran before (a cold or warm cache), and a resumed epoch draws the same.
+        with seeded(self.ctx.seed, "trainer", self.name):
+            return self._fit(*args, **kwargs)
+
+    def _fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
+             loss_fn: Callable, forward: Optional[Callable] = None, hooks: Sequence[Hook] = ()):
         """Train `model` (its parameters with requires_grad) for cfg['epochs'] epochs.
 
         batches(epoch) yields (inputs, targets) on any device, inputs a tensor or a tuple of
@@ -153,6 +160,7 @@ class Trainer:
         processes = distributed.get_world_size()
 
         for epoch in range(start_epoch, int(cfg["epochs"])):
+            reseed(ctx.seed, "trainer", self.name, epoch)
             module.train()
             started = time.perf_counter()
             seen, running_loss, running_steps = 0, torch.zeros((), device=ctx.device), 0
