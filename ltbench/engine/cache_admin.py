@@ -224,7 +224,7 @@ def select(root: Path, prefixes: Sequence[str] = (), kind: Optional[str] = None,
     if not (prefixes or kind is not None or older_than_days is not None or everything):
         raise UserError("refusing to empty the whole cache: give key prefixes, --kind, --older-than, "
                         "or --all")
-    if older_than_days is not None and older_than_days < 0:
+    if older_than_days is not None and not older_than_days >= 0:  # NaN too
         raise UserError(f"--older-than must be a number of days >= 0, got {older_than_days}")
     now = time.time() if now is None else now
     entries, temps = scan(root)

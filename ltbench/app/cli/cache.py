@@ -23,7 +23,12 @@ def command(args) -> int:
     from ltbench.engine import cache_admin
     from ltbench.engine.cache import ArrayCache
 
+    from ltbench.core.errors import UserError
+
     root = ArrayCache(args.cache_dir).root
+    if root.exists() and not root.is_dir():
+        raise UserError(f"cache folder {root} is a file, not a folder; pass --cache-dir DIR (or set LTBENCH_CACHE) "
+                        "to the cache folder")
     if args.cache_command == "ls":
         print(cache_admin.list_report(root))
     elif args.cache_command == "verify":
