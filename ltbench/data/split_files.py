@@ -17,13 +17,14 @@ def sha256_of_file(path: Path) -> str:
 
 
 def read_split_file(path: Path, num_classes: int = None) -> Tuple[List[str], np.ndarray, str]:
-    """(relative paths, labels, sha256 of the file). Blank lines are skipped."""
+    """(relative paths, labels, sha256 of the file). Blank lines are skipped; a UTF-8 byte order
+    mark at the start is not part of the first path."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"split file not found: {path}")
     raw = path.read_bytes()
     paths, labels = [], []
-    for line_number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+    for line_number, line in enumerate(raw.decode("utf-8-sig", errors="replace").splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
             continue

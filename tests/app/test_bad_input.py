@@ -145,3 +145,65 @@ def test_every_shipped_default_passes_the_checks():
     for method in registry.names(registry.METHODS):
         for dataset in registry.names(registry.DATASETS):
             resolve(RunRequest(method=method, dataset=dataset))
+
+
+def _folder(root: Path):
+    import numpy as np
+    from PIL import Image
+
+    (root / "names.txt").write_text("cat\ndog\n")
+    for split in ("train", "test"):
+        lines = []
+        for label in range(2):
+            for index in range(3):
+                relative = f"img/{split}_{label}_{index}.jpg"
+                (root / relative).parent.mkdir(parents=True, exist_ok=True)
+                pixels = np.random.default_rng(label * 10 + index).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / relative)
+                lines.append(f"{relative} {label}\n")
+        (root / f"{split}.txt").write_text("".join(lines))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def _garbage(path):
+    path.write_bytes(b"this is not a jpeg" * 10)
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _delete(path):
+    path.unlink()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("damage", [_truncate, _garbage, _empty, _delete], ids=lambda f: f.__name__.strip("_"))
+def test_a_bad_image_file_is_a_one_line_error_naming_it(run_cli, results, tmp_path, damage, workers):
+    root = tmp_path / "data"
+    root.mkdir()
+    _folder(root)
+    target = root / "img" / "test_1_2.jpg"
+    damage(target)
+    before = _checksum(results)
+    code, out, err = run_cli("run", "--method", "zeroshot_clip", "--dataset", "folder_lt", "--backbone", "tiny",
+                             "--no-progress", "--out", results, "--data-root", root, "--cfg-options",
+                             "dataset.train_list=train.txt", "dataset.test_list=test.txt", "dataset.classnames=names.txt",
+                             "text.templates=single", f"runtime.num_workers={workers}",
+                             f"runtime.cache_dir={tmp_path / 'cache'}")
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and "Traceback" not in err, err
+    assert str(target) in lines[0] and "test.txt" in lines[0]
+    assert _checksum(results) == before
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_path(tmp_path):
+    from ltbench.data.split_files import read_split_file
+
+    path = tmp_path / "split.txt"
+    path.write_bytes("\ufeffimg/a.jpg 0\nimg/b.jpg 1\n".encode("utf-8"))
+    paths, labels, _ = read_split_file(path, 2)
+    assert paths == ["img/a.jpg", "img/b.jpg"] and labels.tolist() == [0, 1]
