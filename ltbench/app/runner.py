@@ -3,6 +3,8 @@
 Everything that can fail on user input (names, paths, files, weights) fails before a record is
 written, so an error never touches results already on disk.
 """
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from ltbench.core.errors import UserError
 from ltbench.metrics import evaluate
 from ltbench.models.backbones import parse_backbone
 from ltbench.core.atomic import write_json_atomic
+from ltbench.core.locks import RunLock
 from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.saved_logits import logits_file_for, save_logits
@@ -85,6 +88,11 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
+    lock = _run_lock(path, out_dir)
+    if lock is not None and lock.finished_meanwhile:
+        # An identical run wrote this record while this one waited for it: the same numbers.
+        print(f"ltbench: an identical run finished meanwhile; using its record {path}", file=sys.stderr)
+        return path, json.loads(path.read_text())
     method = method_cls(cfg)
     seed = int(cfg["seed"])
 
@@ -143,4 +151,14 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                          logits_path=logits_path)
     if distributed.is_main():
         write_json_atomic(path, record)
+    if lock is not None:
+        lock.release()
     return path, record
+
+
+def _run_lock(path: Path, out_dir) -> "RunLock | None":
+    """The run's lock (work/<run>.lock), so that identical runs started together do not train
+    into one work folder at once; none under torchrun (its processes run one run together)."""
+    if max(distributed.get_world_size(), distributed.launched_world_size()) > 1:
+        return None
+    return RunLock.acquire(path, Path(out_dir) / "work" / f"{path.stem}.lock")
