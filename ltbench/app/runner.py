@@ -6,6 +6,7 @@ written, so an error never touches results already on disk.
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,24 @@ def split_hashes(data):
     return data.split_files or {name: split.fingerprint for name, split in data.splits.items()}
 
 
+def data_identity(data, method_cls) -> dict:
+    """What an epoch checkpoint must agree with to be resumed, besides its training settings:
+    every split's fingerprint (split file and image files) and the method's code (its module,
+    or every .py file of its package) with the ltbench version."""
+    import hashlib
+    import inspect
+    import ltbench
+
+    source = Path(inspect.getfile(method_cls))
+    package = sys.modules[method_cls.__module__].__package__ or ""
+    files = sorted(source.parent.glob("*.py")) if package.count(".") >= 2 else [source]
+    digest = hashlib.sha256(ltbench.__version__.encode())
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return {"splits": {name: split.fingerprint for name, split in sorted(data.splits.items())},
+            "method_code": digest.hexdigest()}
+
+
 def validate_logits(logits, split, num_classes, method_name):
     logits = np.asarray(logits)
     if logits.shape != (len(split), num_classes):
@@ -111,6 +130,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         check_image_root(data, ["train", *evaluated], cfg["dataset"]["name"])
         eval_split = data.split(eval_name)
 
+    ctx = replace(ctx, data_identity=data_identity(data, method_cls))
     # The CLIP backbone every method builds from backbone.clip, resolved the way create_clip does.
     ctx.outputs.details["backbone"] = backbone_details(cfg["backbone"]["clip"])
     seed_everything(seed)

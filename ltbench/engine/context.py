@@ -4,7 +4,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -82,6 +82,9 @@ class RunContext:
     resume: bool = False
     compile: bool = False  # torch.compile the module the trainer trains
     outputs: RunOutputs = field(default_factory=RunOutputs)
+    # What the run's numbers depend on besides its settings: split fingerprints (their images)
+    # and the method's code. Epoch checkpoints store it; --resume refuses one made for another.
+    data_identity: Optional[dict] = None
 
     def for_part(self, name: str) -> "RunContext":
         """A context for a part of this run (an ensemble member): the same inputs, its own work
