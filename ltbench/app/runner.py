@@ -60,6 +60,28 @@ def check_image_root(data, split_names, dataset_name):
                             f"(see README, data preparation, and `ltbench data check {dataset_name}`)")
 
 
+def check_out_dir(out_dir, needed_bytes: int = 16 << 20):
+    """--out must be a folder this process can write, with some space free: checked before any
+    work, so a run never trains only to fail writing its record."""
+    import shutil
+    import tempfile
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; pass --out DIR")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-probe-"):
+            pass
+        free = shutil.disk_usage(out).free
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot write there ({error.strerror or error}); pass --out DIR "
+                        "with a folder you can write") from None
+    if free < needed_bytes:
+        raise UserError(f"--out {out}: only {free // 1024} kB free on its disk; free some space or pass "
+                        "--out DIR on another disk")
+
+
 def split_hashes(data):
     """SHA-256 of each split file; for in-memory datasets, of each split's images and labels."""
     return data.split_files or {name: split.fingerprint for name, split in data.splits.items()}
@@ -73,12 +95,16 @@ def data_identity(data, method_cls) -> dict:
     import inspect
     import ltbench
 
-    source = Path(inspect.getfile(method_cls))
-    package = sys.modules[method_cls.__module__].__package__ or ""
-    files = sorted(source.parent.glob("*.py")) if package.count(".") >= 2 else [source]
     digest = hashlib.sha256(ltbench.__version__.encode())
-    for file in files:
-        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    try:
+        source = Path(inspect.getfile(method_cls))
+        module = sys.modules.get(method_cls.__module__)
+        package = getattr(module, "__package__", None) or ""
+        files = sorted(source.parent.glob("*.py")) if package.count(".") >= 2 else [source]
+        for file in files:
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    except (TypeError, OSError):  # a class without a source file (defined in an exec'd module)
+        digest.update(f"{method_cls.__module__}.{method_cls.__qualname__}".encode())
     return {"splits": {name: split.fingerprint for name, split in sorted(data.splits.items())},
             "method_code": digest.hexdigest()}
 
@@ -107,6 +133,9 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
+    check_out_dir(out_dir)
+    cache = ArrayCache(cfg["runtime"]["cache_dir"])
+    cache.check_writable()
     lock = _run_lock(path, out_dir)
     if lock is not None and lock.finished_meanwhile:
         # An identical run wrote this record while this one waited for it: the same numbers.
@@ -119,7 +148,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     runtime = cfg["runtime"]
     # Under torchrun every process runs all of this; engine/distributed.py splits the work.
     ctx = RunContext(device=distributed.setup(resolve_device(runtime["device"])), seed=seed,
-                     work_dir=Path(out_dir) / "work" / path.stem, cache=ArrayCache(runtime["cache_dir"]),
+                     work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
                      amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume)
@@ -177,8 +206,13 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
 
 
 def _run_lock(path: Path, out_dir) -> "RunLock | None":
-    """The run's lock (work/<run>.lock), so that identical runs started together do not train
-    into one work folder at once; none under torchrun (its processes run one run together)."""
+    """The run's lock, so that identical runs (one record path) started together on one machine do
+    not train into one work folder at once; none under torchrun (its processes run one run together)."""
     if max(distributed.get_world_size(), distributed.launched_world_size()) > 1:
         return None
-    return RunLock.acquire(path, Path(out_dir) / "work" / f"{path.stem}.lock")
+    import hashlib
+    import tempfile
+
+    # Outside the results folder, which a run that fails on bad input leaves as it was.
+    name = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:32]
+    return RunLock.acquire(path, Path(tempfile.gettempdir()) / "ltbench-locks" / f"{name}.lock")

@@ -1,4 +1,6 @@
-"""Per-run lock files: two identical runs (same record path) never work in one folder at once.
+"""Per-run lock files: two identical runs (same record path) on one machine never work in one
+folder at once. The lock files live in the system's temp folder (ltbench-locks/), not in the
+results folder.
 
 The second one waits for the first (an OS file lock, released when its holder exits, even by
 kill -9), and then uses the record the first one wrote if that appeared while it waited, instead
@@ -24,7 +26,7 @@ def _mtime(path: Path) -> Optional[int]:
 
 
 class RunLock:
-    """An exclusive lock on ``<record path>.lock`` (beside the record's work folder)."""
+    """An exclusive lock on a lock file named after the record path (in the temp folder)."""
 
     def __init__(self, lock_path: Path, handle):
         self.lock_path, self._handle = lock_path, handle

@@ -139,6 +139,36 @@ def _not_finite(description: dict) -> UserError:
 class ArrayCache:
     def __init__(self, root: Path = None):
         self.root = Path(root) if root else default_cache_dir()
+        # Set by check_writable: entries are still read, but nothing is written (a read-only or
+        # full cache folder does not stop a run; its numbers are the same without the cache).
+        self.read_only = False
+
+    def check_writable(self, warn: Callable[[str], None] = None) -> bool:
+        """Whether entries can be written under the root (created if missing). A root that is a
+        file is a UserError; an unwritable or full one is reported once and the cache turns
+        read-only for this process."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"cache folder {self.root} is a file, not a folder; set LTBENCH_CACHE (or "
+                            "runtime.cache_dir) to a folder")
+        try:
+            (self.root / ENTRIES_FOLDER).mkdir(parents=True, exist_ok=True)
+            probe = temp_file_beside(self.root / ENTRIES_FOLDER / "write-probe")
+            probe.write_bytes(b"x")
+            probe.unlink()
+            free = shutil.disk_usage(self.root).free
+            problem = None if free >= 64 << 20 else f"only {format_bytes(free)} free"
+        except OSError as error:
+            problem = error.strerror or str(error)
+        if problem is not None:
+            self._go_read_only(problem, warn)
+        return not self.read_only
+
+    def _go_read_only(self, problem: str, warn=None):
+        if not self.read_only:
+            self.read_only = True
+            (warn or (lambda text: print(text, file=sys.stderr)))(
+                f"ltbench: warning: cannot write to the cache {self.root} ({problem}); running without "
+                "caching (the numbers do not change); set LTBENCH_CACHE to a writable folder to cache")
 
     def path(self, key: str) -> Path:
         return self.root / ENTRIES_FOLDER / key[:2] / f"{key}.npy"
@@ -172,8 +202,11 @@ class ArrayCache:
         if distributed.all_true(cached is not None):
             return cached
         array = np.ascontiguousarray(compute())
-        if distributed.is_local_main():
-            self.save(key, array, description)
+        if distributed.is_local_main() and not self.read_only:
+            try:
+                self.save(key, array, description)
+            except OSError as error:  # read-only, full, removed meanwhile: keep going uncached
+                self._go_read_only(error.strerror or str(error))
         elif np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             raise _not_finite(description)
         return array
@@ -195,6 +228,8 @@ class ArrayCache:
         cached = self.load(key, shape, dtype)
         if distributed.all_true(cached is not None):
             return cached
+        if self.read_only:
+            return _uncached_stream(shape, dtype, fill, description)
         if not distributed.is_local_main():
             fill(None)
             distributed.barrier()  # until the writers have renamed their files into place
@@ -218,6 +253,24 @@ class ArrayCache:
             raise
         distributed.barrier()
         return np.load(self.path(key), mmap_mode="r")
+
+
+def _uncached_stream(shape, dtype, fill, description) -> np.ndarray:
+    """``fill`` into a memory map of an unlinked temp file (a read-only cache: no entry)."""
+    import tempfile
+
+    handle, name = tempfile.mkstemp(suffix=".npy", prefix="ltbench-uncached-")
+    os.close(handle)
+    try:
+        _check_free_space(Path(name).parent, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+        out = np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
+        fill(out)
+        out.flush()
+    finally:
+        os.unlink(name)  # the map keeps the data until it is dropped
+    if not integrity_of(out)["finite"]:
+        raise _not_finite(description)
+    return out
 
 
 def _check_free_space(folder: Path, needed: int):
