@@ -28,7 +28,9 @@ DEFAULTS_FILE = "defaults.yaml"
 
 # Keys that do not change a run's numbers: left out of the config hash (the seed is kept apart
 # so that seeds of one configuration group together in tables).
-NON_IDENTITY_KEYS = ("seed", "runtime", "dataset.root", "dataset.split_dir")
+# dataset.allow_duplicates only lets a run with duplicate split lines through; any run that
+# passes without it reads the same data with it.
+NON_IDENTITY_KEYS = ("seed", "runtime", "dataset.root", "dataset.split_dir", "dataset.allow_duplicates")
 
 
 class _Loader(yaml.SafeLoader):
