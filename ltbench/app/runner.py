@@ -19,8 +19,8 @@ from ltbench.core import distributed
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
 from ltbench.core.seeding import seed_everything
-from ltbench.core.errors import UserError
-from ltbench.metrics import evaluate
+from ltbench.core.errors import UserError, unknown_name
+from ltbench.metrics import SHOT_RULES, evaluate
 from ltbench.models.backbones import parse_backbone
 from ltbench.core.atomic import write_json_atomic
 from ltbench.core.locks import RunLock
@@ -130,6 +130,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
     check_fixed_rules(cfg)
+    if cfg["shot_rule"] not in SHOT_RULES:  # used after training: checked before it
+        raise unknown_name("shot_rule", cfg["shot_rule"], SHOT_RULES)
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None

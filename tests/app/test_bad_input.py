@@ -63,6 +63,8 @@ CASES = [
     ("unknown_dataset", ["run", "--method", "linear_probe", "--dataset", "digit_lt"], ["digit_lt"]),
     ("bad_backbone", [*ZS, "--backbone", "RN50:"], ["RN50:"]),
     ("not_a_mapping", _opt("train.epochs.x=1"), ["train.epochs", "not a mapping"]),
+    ("shot_rule_unknown", _opt("shot_rule=foo"), ["shot_rule", "foo"]),
+    ("out_is_a_file_for_zeroshot", None, ["--out", "is a file"]),
     # cache commands (item 12)
     ("cache_rm_older_than_nan", ["cache", "rm", "--older-than", "nan"], ["--older-than", "nan"]),
     ("cache_rm_older_than_negative", ["cache", "rm", "--older-than", "-1"], ["--older-than"]),
@@ -99,7 +101,9 @@ def results(tmp_path_factory):
 @pytest.mark.parametrize("case_id, args, named", CASES, ids=[case[0] for case in CASES])
 def test_bad_input_is_a_one_line_error_that_changes_nothing(run_cli, results, tmp_path, case_id, args, named):
     before = _checksum(results)
-    if args[0] == "run":
+    if args is None:  # --out names a file inside the results folder
+        args = [*ZS[:1], "--out", next((results / "runs").rglob("*.json")), *ZS[1:]]
+    elif args[0] == "run":
         args = [*args[:1], "--out", results, *args[1:]]
     if args[0] == "cache":
         (tmp_path / "cache").mkdir()
