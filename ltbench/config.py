@@ -118,9 +118,28 @@ def set_dotted(cfg: dict, keys, value, strict: bool = True):
                 "new keys belong in the method's YAML under benchmarks/methods/"
             )
         if last:
+            if strict:
+                _check_section_replacement(path, node.get(key), value)
             node[key] = value
         else:
             node = node.setdefault(key, {})
+
+
+def _check_section_replacement(path: str, old, new):
+    """A config section (a mapping of settings; a spec with a 'type' key may be replaced whole)
+    cannot be replaced by a value or by a mapping that leaves out some of its keys: everything
+    after would miss them."""
+    if not isinstance(old, dict) or not old or "type" in old:
+        return
+    if not isinstance(new, dict):
+        raise UserError(f"{path}={new!r}: {path} is a section of settings ({', '.join(list(old)[:4])}, ...); "
+                        f"set {path}.KEY=VALUE instead")
+    left_out = [key for key in old if key not in new]
+    if left_out:
+        example = next(iter(new), None)
+        hint = f"set {path}.{example}={new[example]!r}" if example is not None else f"set {path}.KEY=VALUE"
+        raise UserError(f"{path}={{...}} would replace the whole section {path}, leaving out "
+                        f"{', '.join(left_out[:4])}{', ...' if len(left_out) > 4 else ''}; {hint} instead")
 
 
 def get_dotted(cfg: dict, dotted: str, default=None):

@@ -63,6 +63,8 @@ CASES = [
     ("unknown_dataset", ["run", "--method", "linear_probe", "--dataset", "digit_lt"], ["digit_lt"]),
     ("bad_backbone", [*ZS, "--backbone", "RN50:"], ["RN50:"]),
     ("not_a_mapping", _opt("train.epochs.x=1"), ["train.epochs", "not a mapping"]),
+    ("section_replaced_by_mapping", _opt("train={epochs: 2}"), ["train=", "leaving out", "train.epochs=2"]),
+    ("section_replaced_by_value", _opt("train=5"), ["train=5", "section", "train.KEY=VALUE"]),
     ("shot_rule_unknown", _opt("shot_rule=foo"), ["shot_rule", "foo"]),
     ("out_is_a_file_for_zeroshot", None, ["--out", "is a file"]),
     # cache commands (item 12)
