@@ -11,7 +11,7 @@ from ltbench.config import related_method_config
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
-from ltbench.core.seeding import seed_everything
+from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.loading import epoch_batches, image_loader
 from ltbench.data.pool import unlabeled_pool, with_pool_images
@@ -41,7 +41,7 @@ from ltbench.records.saved_logits import SavedRun
 
 __all__ = [
     "METHODS", "LOSSES", "SAMPLERS", "registered", "Method", "RunContext", "UserError", "first_line_of",
-    "unknown_name", "related_method_config", "seed_everything",
+    "unknown_name", "related_method_config", "seed_everything", "derive_seed", "generator", "seeded",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
     "templates_by_name",

@@ -29,7 +29,9 @@ DEFAULTS_FILE = "defaults.yaml"
 
 # Keys that do not change a run's numbers: left out of the config hash (the seed is kept apart
 # so that seeds of one configuration group together in tables).
-NON_IDENTITY_KEYS = ("seed", "runtime", "dataset.root", "dataset.split_dir")
+# dataset.allow_duplicates only lets a run with duplicate split lines through; any run that
+# passes without it reads the same data with it.
+NON_IDENTITY_KEYS = ("seed", "runtime", "dataset.root", "dataset.split_dir", "dataset.allow_duplicates")
 
 
 class _Loader(yaml.SafeLoader):
@@ -117,9 +119,28 @@ def set_dotted(cfg: dict, keys, value, strict: bool = True):
                 "new keys belong in the method's YAML under benchmarks/methods/"
             )
         if last:
+            if strict:
+                _check_section_replacement(path, node.get(key), value)
             node[key] = value
         else:
             node = node.setdefault(key, {})
+
+
+def _check_section_replacement(path: str, old, new):
+    """A config section (a mapping of settings; a spec with a 'type' key may be replaced whole)
+    cannot be replaced by a value or by a mapping that leaves out some of its keys: everything
+    after would miss them."""
+    if not isinstance(old, dict) or not old or "type" in old:
+        return
+    if not isinstance(new, dict):
+        raise UserError(f"{path}={new!r}: {path} is a section of settings ({', '.join(list(old)[:4])}, ...); "
+                        f"set {path}.KEY=VALUE instead")
+    left_out = [key for key in old if key not in new]
+    if left_out:
+        example = next(iter(new), None)
+        hint = f"set {path}.{example}={new[example]!r}" if example is not None else f"set {path}.KEY=VALUE"
+        raise UserError(f"{path}={{...}} would replace the whole section {path}, leaving out "
+                        f"{', '.join(left_out[:4])}{', ...' if len(left_out) > 4 else ''}; {hint} instead")
 
 
 def get_dotted(cfg: dict, dotted: str, default=None):
@@ -229,7 +250,89 @@ def resolve(request: RunRequest) -> dict:
     """The fully resolved config of one run: the method and dataset must be registered."""
     method_cls = registry.get(registry.METHODS, request.method)
     registry.get(registry.DATASETS, request.dataset)
-    return resolve_config(request, method_cls)
+    return check_settings(resolve_config(request, method_cls))
+
+
+# Numeric settings, by key name wherever they appear (train.lr, phase_b.lr, ...): (kind, lowest,
+# highest, what the value means). kind "int": a whole number; "number": any finite number.
+# None bounds are open; a key listed in NULLABLE may also be null (its default then applies).
+NUMERIC_SETTINGS = {
+    "epochs": ("int", 1, None, "training epochs"),
+    "iterations": ("int", 1, None, "training iterations"),
+    "warmup_iterations": ("int", 0, None, "warmup iterations"),
+    "warmup_epochs": ("number", 0, None, "warmup epochs"),
+    "batch_size": ("int", 1, None, "images per step"),
+    "eval_batch_size": ("int", 1, None, "images per evaluation batch"),
+    "grad_accum_steps": ("int", 1, None, "steps per optimizer update"),
+    "log_interval": ("int", 1, None, "steps between progress updates"),
+    "lr": ("number", 0, None, "learning rate, > 0"),
+    "weight_decay": ("number", 0, None, "weight decay"),
+    "momentum": ("number", 0, 1, "SGD momentum"),
+    "cosine_cycles": ("number", 0, None, "cosine cycles, > 0"),
+    "seed": ("int", 0, None, "random seed"),
+    "imbalance_ratio": ("number", 1, None, "largest / smallest class size"),
+    "num_workers": ("int", 0, None, "loader worker processes"),
+    "max_per_class": ("int", 1, None, "images of the largest class"),
+    "test_per_class": ("int", 1, None, "test images per class"),
+    "val_per_class": ("int", 1, None, "val images per class"),
+}
+# Strictly above the lowest value (0 is not a learning rate).
+EXCLUSIVE_LOWEST = ("lr", "cosine_cycles")
+NULLABLE = ("epochs", "iterations", "warmup_iterations")
+# Where a documented value goes below the general range: BALLAD's (and TACKLE's teacher's)
+# phase_a.epochs=0 skips phase A.
+SPECIAL_RANGES = {"phase_a.epochs": ("int", 0, None, "phase A epochs; 0 skips phase A")}
+# Sections whose keys are not settings of this run (a method's per-dataset tables are resolved
+# away before this check; these hold other runs' option strings or free-form data).
+UNCHECKED_SECTIONS = ("per_dataset", "per_backbone", "reported")
+
+
+def _setting_problem(value, kind, lowest, highest, exclusive_lowest) -> bool:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    if isinstance(value, float) and not math.isfinite(value):
+        return True
+    if kind == "int" and not isinstance(value, int):
+        return True
+    if lowest is not None and (value < lowest or (exclusive_lowest and value == lowest)):
+        return True
+    return highest is not None and value > highest
+
+
+def _allowed_text(kind, lowest, highest, exclusive_lowest, meaning, nullable) -> str:
+    what = "a whole number" if kind == "int" else "a finite number"
+    if lowest is not None and highest is not None:
+        bounds = f" from {lowest:g} to {highest:g}"
+    elif lowest is not None:
+        bounds = f" {'>' if exclusive_lowest else '>='} {lowest:g}"
+    else:
+        bounds = ""
+    return f"{what}{bounds}{' or null' if nullable else ''} ({meaning})"
+
+
+def check_settings(cfg: dict, prefix: str = "") -> dict:
+    """Every numeric setting of a resolved config in its range (NUMERIC_SETTINGS), before any work:
+    a UserError naming the key, the value and the allowed range. Returns ``cfg``."""
+    for key, value in cfg.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if key not in UNCHECKED_SECTIONS:
+                check_settings(value, f"{dotted}.")
+            continue
+        rule = SPECIAL_RANGES.get(dotted) or SPECIAL_RANGES.get(".".join(dotted.split(".")[-2:])) \
+            or NUMERIC_SETTINGS.get(key)
+        if rule is None or (value is None and key in NULLABLE):
+            continue
+        kind, lowest, highest, meaning = rule
+        exclusive = key in EXCLUSIVE_LOWEST
+        if _setting_problem(value, kind, lowest, highest, exclusive):
+            allowed = _allowed_text(kind, lowest, highest, exclusive, meaning, key in NULLABLE)
+            shown = value if not isinstance(value, str) else repr(value)
+            raise UserError(f"{dotted}={shown}: expected {allowed}; set {dotted}=VALUE in --cfg-options "
+                            "(or the YAML)")
+    return cfg
 
 
 def resolve_config(request: RunRequest, method_cls) -> dict:

@@ -3,8 +3,8 @@ import numpy as np
 import torch
 
 from ltbench.api import (METHODS, EpochProgress, Method, TensorBatches, UserError, ValAccuracyLog, build_head,
-                         build_loss, build_sampler_from_spec, create_backbone, image_features, templates_by_name,
-                         text_classifier)
+                         build_loss, build_sampler_from_spec, create_backbone, image_features, seeded,
+                         templates_by_name, text_classifier)
 
 
 class Standardize(torch.nn.Module):
@@ -38,8 +38,11 @@ class LinearProbe(Method):
                             "classifier lives in the raw feature space")
         train = data.split("train")
         features = self._feature_tensor(train, ctx)
-        head = build_head(head_cfg["type"], self.encoder.embed_dim, data.num_classes,
-                          head_cfg["scale"], text_init)
+        # The head's random init comes from (seed, purpose): whether features were just extracted
+        # (cold cache) or read (warm) does not change it.
+        with seeded(ctx.seed, "linear_probe", "head"):
+            head = build_head(head_cfg["type"], self.encoder.embed_dim, data.num_classes,
+                              head_cfg["scale"], text_init)
         if head_cfg["standardize"]:
             head = torch.nn.Sequential(Standardize(features), head)
         self.head = head.to(ctx.device)

@@ -3,7 +3,10 @@
 Everything that can fail on user input (names, paths, files, weights) fails before a record is
 written, so an error never touches results already on disk.
 """
+import json
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +19,11 @@ from ltbench.core import distributed
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
 from ltbench.core.seeding import seed_everything
-from ltbench.core.errors import UserError
-from ltbench.metrics import evaluate, per_sample_summary
+from ltbench.core.errors import UserError, unknown_name
+from ltbench.metrics import SHOT_RULES, evaluate, per_sample_summary
 from ltbench.models.backbones import parse_backbone
 from ltbench.core.atomic import write_json_atomic
+from ltbench.core.locks import RunLock
 from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.per_sample import per_sample_file_for, save_per_sample
@@ -57,9 +61,53 @@ def check_image_root(data, split_names, dataset_name):
                             f"(see README, data preparation, and `ltbench data check {dataset_name}`)")
 
 
+def check_out_dir(out_dir, needed_bytes: int = 16 << 20):
+    """--out must be a folder this process can write, with some space free: checked before any
+    work, so a run never trains only to fail writing its record."""
+    import shutil
+    import tempfile
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; pass --out DIR")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-probe-"):
+            pass
+        free = shutil.disk_usage(out).free
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot write there ({error.strerror or error}); pass --out DIR "
+                        "with a folder you can write") from None
+    if free < needed_bytes:
+        raise UserError(f"--out {out}: only {free // 1024} kB free on its disk; free some space or pass "
+                        "--out DIR on another disk")
+
+
 def split_hashes(data):
     """SHA-256 of each split file; for in-memory datasets, of each split's images and labels."""
     return data.split_files or {name: split.fingerprint for name, split in data.splits.items()}
+
+
+def data_identity(data, method_cls) -> dict:
+    """What an epoch checkpoint must agree with to be resumed, besides its training settings:
+    every split's fingerprint (split file and image files) and the method's code (its module,
+    or every .py file of its package) with the ltbench version."""
+    import hashlib
+    import inspect
+    import ltbench
+
+    digest = hashlib.sha256(ltbench.__version__.encode())
+    try:
+        source = Path(inspect.getfile(method_cls))
+        module = sys.modules.get(method_cls.__module__)
+        package = getattr(module, "__package__", None) or ""
+        files = sorted(source.parent.glob("*.py")) if package.count(".") >= 2 else [source]
+        for file in files:
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    except (TypeError, OSError):  # a class without a source file (defined in an exec'd module)
+        digest.update(f"{method_cls.__module__}.{method_cls.__qualname__}".encode())
+    return {"splits": {name: split.fingerprint for name, split in sorted(data.splits.items())},
+            "method_code": digest.hexdigest()}
 
 
 def validate_logits(logits, split, num_classes, method_name):
@@ -83,9 +131,19 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
     check_fixed_rules(cfg)
+    if cfg["shot_rule"] not in SHOT_RULES:  # used after training: checked before it
+        raise unknown_name("shot_rule", cfg["shot_rule"], SHOT_RULES)
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
+    check_out_dir(out_dir)
+    cache = ArrayCache(cfg["runtime"]["cache_dir"])
+    cache.check_writable()
+    lock = _run_lock(path, out_dir)
+    if lock is not None and lock.finished_meanwhile:
+        # An identical run wrote this record while this one waited for it: the same numbers.
+        print(f"ltbench: an identical run finished meanwhile; using its record {path}", file=sys.stderr)
+        return path, json.loads(path.read_text())
     method = method_cls(cfg)
     seed = int(cfg["seed"])
 
@@ -93,7 +151,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     runtime = cfg["runtime"]
     # Under torchrun every process runs all of this; core/distributed.py splits the work.
     ctx = RunContext(device=distributed.setup(resolve_device(runtime["device"])), seed=seed,
-                     work_dir=Path(out_dir) / "work" / path.stem, cache=ArrayCache(runtime["cache_dir"]),
+                     work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
                      amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)))
@@ -104,6 +162,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         check_image_root(data, ["train", *evaluated], cfg["dataset"]["name"])
         eval_split = data.split(eval_name)
 
+    ctx = replace(ctx, data_identity=data_identity(data, method_cls))
     # The CLIP backbone every method builds from backbone.clip, resolved the way create_clip does.
     ctx.outputs.details["backbone"] = backbone_details(cfg["backbone"]["clip"])
     seed_everything(seed)
@@ -155,4 +214,19 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                          logits_path=logits_path, per_sample=per_sample)
     if distributed.is_main():
         write_json_atomic(path, record)
+    if lock is not None:
+        lock.release()
     return path, record
+
+
+def _run_lock(path: Path, out_dir) -> "RunLock | None":
+    """The run's lock, so that identical runs (one record path) started together on one machine do
+    not train into one work folder at once; none under torchrun (its processes run one run together)."""
+    if max(distributed.get_world_size(), distributed.launched_world_size()) > 1:
+        return None
+    import hashlib
+    import tempfile
+
+    # Outside the results folder, which a run that fails on bad input leaves as it was.
+    name = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:32]
+    return RunLock.acquire(path, Path(tempfile.gettempdir()) / "ltbench-locks" / f"{name}.lock")

@@ -6,6 +6,7 @@ same flags give the same record. Entries whose record exists are skipped unless 
 sweep that stopped half-way is restarted by running it again.
 """
 import json
+import sys
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -120,10 +121,15 @@ def print_plan(suite: Suite, options: SweepOptions) -> int:
     print(f"suite {suite.name} ({suite.path}): {len(suite.entries)} entries"
           + (f": {suite.description}" if suite.description else ""))
     width = len(str(len(suite.entries)))
+    failing = 0
     for number, (entry, path, problem) in enumerate(plan(suite, options), 1):
         extra = " ".join(f"{key}={json.dumps(value)}" for key, value in (*entry.cfg_options, *options.cfg_options))
         line = f"[{number:>{width}}] {_plan_status(path, problem, options):<5}  {entry.label}"
         print(line + (f"  {extra}" if extra else "") + (f": {problem}" if problem else ""))
+        failing += problem is not None
+    if failing:  # a dry run that finds entries which would fail says so in its exit status
+        print(f"{failing} of {len(suite.entries)} entries would fail", file=sys.stderr)
+        return 1
     return 0
 
 

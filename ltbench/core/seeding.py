@@ -1,3 +1,12 @@
+"""Seeds for every random draw of a run, derived from (seed, stage, purpose).
+
+A draw that takes the global RNG depends on everything that ran before it (a cold cache's
+feature extraction, a DataLoader's base seed, a stage that was reused instead of trained), so
+ltbench never relies on it: random initialisations run inside ``seeded(seed, *purpose)``, and
+loaders, samplers and augmentations draw from generators of their own.
+"""
+import contextlib
+import hashlib
 import random
 
 import numpy as np
@@ -8,3 +17,45 @@ def seed_everything(seed: int):
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
+
+
+def derive_seed(seed: int, *purpose) -> int:
+    """A 63-bit seed from ``seed`` and a purpose (strings and integers, e.g. ("ballad", "adapter")):
+    the same inputs always give the same seed, different purposes unrelated ones."""
+    text = repr((int(seed),) + tuple(str(part) if not isinstance(part, int) else part for part in purpose))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def generator(seed: int, *purpose) -> torch.Generator:
+    """A CPU torch.Generator seeded from (seed, *purpose)."""
+    return torch.Generator().manual_seed(derive_seed(seed, *purpose))
+
+
+def _initialised_cuda_devices():
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+
+
+@contextlib.contextmanager
+def seeded(seed: int, *purpose):
+    """Run the block with torch's global RNG (CPU and initialised CUDA devices) seeded from
+    (seed, *purpose), then put the RNG back as it was: what the block draws (a module's random
+    initialisation, dropout) depends on the seed and the purpose only, and work after the block
+    draws what it would have drawn without it."""
+    devices = _initialised_cuda_devices()
+    with torch.random.fork_rng(devices=devices):
+        derived = derive_seed(seed, *purpose)
+        torch.default_generator.manual_seed(derived)
+        for device in devices:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(derived)
+        yield
+
+
+def reseed(seed: int, *purpose):
+    """Seed torch's global RNG from (seed, *purpose) in place (inside a ``seeded`` block, which
+    restores it afterwards)."""
+    derived = derive_seed(seed, *purpose)
+    torch.default_generator.manual_seed(derived)
+    for device in _initialised_cuda_devices():
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(derived)

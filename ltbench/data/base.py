@@ -1,5 +1,6 @@
 """What every dataset returns: splits of images + labels, class names and train class counts."""
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -33,11 +34,28 @@ class FileSplit(Split):
     labels: np.ndarray
     list_file: Path
     list_sha256: str
+    _files_digest: Optional[str] = field(default=None, repr=False, compare=False)
 
     @property
     def fingerprint(self):
-        # The split file's content decides which images, in which order, with which labels.
-        return f"file:{self.list_sha256}"
+        """The split file's content (which images, in which order, with which labels) and what
+        the image files are: path, size and modification time of each (os.stat, no reading),
+        so a replaced, rewritten, touched or deleted image changes it and invalidates every
+        cache entry of the split. Gathered once per split object."""
+        return f"file:{self.list_sha256}:stat:{self.files_digest()}"
+
+    def files_digest(self) -> str:
+        if self._files_digest is None:
+            digest = hashlib.sha256()
+            root = str(self.root) if self.root is not None else ""
+            for relative in self.paths:
+                try:
+                    stat = os.stat(os.path.join(root, relative))
+                    digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                except OSError:  # missing or unreadable: the loader names it when it gets there
+                    digest.update(f"{relative}\0missing\n".encode())
+            self._files_digest = digest.hexdigest()
+        return self._files_digest
 
     def image_path(self, index: int) -> Path:
         return Path(self.root) / self.paths[index]

@@ -7,6 +7,7 @@ from ltbench.data.base import ArraySplit, FileSplit, Split
 from ltbench.data.transforms import AugmentSpec, TransformSpec
 from ltbench.core.distributed import get_rank, get_world_size, shard_batches
 from ltbench.core.errors import UserError
+from ltbench.core.seeding import generator as seeded_generator
 
 
 class _ImageFileDataset(Dataset):
@@ -27,7 +28,30 @@ class _ImageFileDataset(Dataset):
         except FileNotFoundError:
             raise UserError(f"image listed in {self.split.list_file} not found: {path}; "
                             "run `ltbench data check` to count missing images") from None
+        except (OSError, SyntaxError, ValueError) as error:  # truncated, garbage, 0-byte (PIL's errors)
+            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise UserError(f"cannot decode image {path} (image {index + 1} of {self.split.list_file}): "
+                            f"{problem}; replace or remove the file, or drop its line from the split file") from None
         return tensor, int(self.split.labels[index])
+
+
+class _Loader(DataLoader):
+    """A DataLoader whose workers' UserErrors come back as the one line they were, not as the
+    worker's traceback (torch re-raises them with it)."""
+
+    def __iter__(self):
+        return _one_line_errors(super().__iter__())
+
+
+def _one_line_errors(iterator):
+    try:
+        yield from iterator
+    except UserError as error:
+        text = str(error)
+        marker = "UserError: "
+        if text.startswith("Caught UserError in DataLoader worker") and marker in text:
+            raise UserError(text.rsplit(marker, 1)[1].strip()) from None
+        raise
 
 
 class _SeededImageDataset(_ImageFileDataset):
@@ -116,9 +140,12 @@ def image_loader(split: Split, transform: TransformSpec, batch_size: int, sample
     if isinstance(split, ArraySplit):
         return _ArrayBatches(split, transform, batch_size, sampler, drop_last, device)
     if isinstance(split, FileSplit):
-        return DataLoader(_ImageFileDataset(split, transform.pil_transform()), batch_size=batch_size,
+        return _Loader(_ImageFileDataset(split, transform.pil_transform()), batch_size=batch_size,
                           sampler=sampler, shuffle=False, num_workers=num_workers,
-                          pin_memory=pin_memory, drop_last=drop_last)
+                          pin_memory=pin_memory, drop_last=drop_last,
+                          # Its own generator draws the base seed: iterating never advances the
+                          # global RNG (a cold cache's extraction would shift later draws).
+                          generator=seeded_generator(0, "image_loader"))
     raise TypeError(f"no loader for split type {type(split).__name__}")
 
 
@@ -143,10 +170,10 @@ def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, 
         # Seeds follow positions in the global order: sharded after they are drawn.
         seeded, batch_size = shard_batches(_SeededSampler(sampler, seed, epoch), batch_size)
         # A private generator draws the workers' base seed, so iterating leaves the global RNG alone.
-        return DataLoader(_SeededImageDataset(split, spec.pil_transform()), batch_size=batch_size,
+        return _Loader(_SeededImageDataset(split, spec.pil_transform()), batch_size=batch_size,
                           sampler=seeded, shuffle=False,
                           num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
-                          generator=torch.Generator())
+                          generator=seeded_generator(seed, "augmented_loader", epoch))
     raise TypeError(f"no loader for split type {type(split).__name__}")
 
 

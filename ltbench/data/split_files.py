@@ -16,14 +16,17 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_split_file(path: Path, num_classes: int = None) -> Tuple[List[str], np.ndarray, str]:
-    """(relative paths, labels, sha256 of the file). Blank lines are skipped."""
+def read_split_file(path: Path, num_classes: int = None,
+                    allow_duplicates: bool = False) -> Tuple[List[str], np.ndarray, str]:
+    """(relative paths, labels, sha256 of the file). Blank lines are skipped; a UTF-8 byte order
+    mark at the start is not part of the first path. An image listed twice is an error naming both
+    lines, unless ``allow_duplicates`` (dataset.allow_duplicates=true): then it counts twice."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"split file not found: {path}")
     raw = path.read_bytes()
-    paths, labels = [], []
-    for line_number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+    paths, labels, first_line = [], [], {}
+    for line_number, line in enumerate(raw.decode("utf-8-sig", errors="replace").splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
             continue
@@ -39,7 +42,14 @@ def read_split_file(path: Path, num_classes: int = None) -> Tuple[List[str], np.
                 f"{path}:{line_number}: label {value} is outside 0..{num_classes - 1} "
                 f"({num_classes} classes); check that the split file and class names belong together"
             )
-        paths.append(relative.strip())
+        relative = relative.strip()
+        if not allow_duplicates:
+            if relative in first_line:
+                raise UserError(f"{path}:{line_number}: {relative} is listed again (first at line "
+                                f"{first_line[relative]}); remove the duplicate line, or set "
+                                "dataset.allow_duplicates=true to count it twice")
+            first_line[relative] = line_number
+        paths.append(relative)
         labels.append(value)
     if not paths:
         raise UserError(f"{path}: the split file lists no images")

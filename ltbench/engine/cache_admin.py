@@ -1,4 +1,5 @@
-"""`ltbench cache ls | rm`: what the feature cache holds, and removing entries from it.
+"""`ltbench cache ls | rm | verify`: what the feature cache holds, removing entries from it, and
+checking every entry against its checksum.
 
 An entry is ``arrays/<k2>/<key>.npy`` with its description ``<key>.json`` (see engine/cache.py).
 Listing reads only the .npy header and the description, never an array. A dot-named file in an
@@ -17,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from tabulate import tabulate
 
-from ltbench.engine.cache import ENTRIES_FOLDER, format_bytes
+from ltbench.engine.cache import ENTRIES_FOLDER, INTEGRITY_KEY, check_entry, format_bytes
 from ltbench.core.errors import UserError, close_matches_hint
 
 KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -93,7 +94,7 @@ def _transform_text(transform) -> str:
 # Description keys in the order a reader wants them: what was encoded, by what, how.
 SUMMARY_ORDER = ("weights", "split", "class_names_sha256", "transform", "templates", "precision")
 # Shown in columns of their own.
-NOT_SUMMARIZED = ("kind", "dtype")
+NOT_SUMMARIZED = ("kind", "dtype", INTEGRITY_KEY)
 
 
 def _summary_part(key: str, value) -> str:
@@ -141,6 +142,10 @@ def _entry(key: str, npy: Path, description_path: Path) -> Optional[CacheFile]:
         entry.note = "unreadable array (recomputed on next use)"
     elif description is None:
         entry.note = "no description (writer killed before writing it?)"
+    elif not isinstance(description.get(INTEGRITY_KEY), dict):
+        entry.note = "no checksum (recomputed on next use); " + summarize(description)
+    elif list(entry.shape) != list(description[INTEGRITY_KEY].get("shape", [])):
+        entry.note = "shape differs from its checksum record (recomputed on next use)"
     else:
         entry.note = summarize(description)
     return entry
@@ -219,7 +224,7 @@ def select(root: Path, prefixes: Sequence[str] = (), kind: Optional[str] = None,
     if not (prefixes or kind is not None or older_than_days is not None or everything):
         raise UserError("refusing to empty the whole cache: give key prefixes, --kind, --older-than, "
                         "or --all")
-    if older_than_days is not None and older_than_days < 0:
+    if older_than_days is not None and not older_than_days >= 0:  # NaN too
         raise UserError(f"--older-than must be a number of days >= 0, got {older_than_days}")
     now = time.time() if now is None else now
     entries, temps = scan(root)
@@ -278,3 +283,24 @@ def remove_report(root: Path, prefixes: Sequence[str] = (), kind: Optional[str] 
         lines.append(f"kept {_count_text(kept)} written in the last {ACTIVE_WRITE_SECONDS // 60} minutes: "
                      "a writer may still be running")
     return "\n".join(lines)
+
+
+def verify_report(root: Path) -> Tuple[str, int]:
+    """The `ltbench cache verify` text and the number of bad entries: every entry's array is read
+    once and checked against its checksum (shape, dtype, content, finite values)."""
+    entries, temps = scan(root)
+    if not entries:
+        return f"cache {root}: no entries to verify", 0
+    lines, bad = [], 0
+    for entry in entries:
+        npy = next((path for path in entry.paths if path.suffix == ".npy"), None)
+        if npy is None:
+            problem = "no array (description only)"
+        else:
+            _, problem = check_entry(npy)
+        if problem is not None:
+            bad += 1
+            lines.append(f"bad {entry.label}  {entry.kind}  {problem}")
+    verdict = (f"{bad} of {_count_text(entries)} bad: each is recomputed on its next use, or remove them with "
+               f"`ltbench cache rm KEY_PREFIX`" if bad else f"all {_count_text(entries)} verified")
+    return "\n".join([f"cache {root}", *lines, verdict]), bad

@@ -4,19 +4,40 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from ltbench.core import distributed
+from ltbench.core.errors import UserError
 from ltbench.engine.cache import ArrayCache
 
 
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+
+
 def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device of --device / runtime.device; a name torch does not know, or a CUDA device
+    this machine does not have, is a one-line UserError (before any work)."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(str(name))
+    except (RuntimeError, ValueError, TypeError):
+        raise UserError(f"--device {name}: not a device; use {DEVICE_HELP}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name}: ltbench runs on {DEVICE_HELP}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            built = "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda}, but no GPU is visible"
+            raise UserError(f"--device {name}: CUDA is not available (torch {torch.__version__} built {built}); "
+                            "use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UserError(f"--device {name}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                            f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})")
+    return device
 
 
 def describe_device(device: torch.device) -> str:
@@ -62,6 +83,9 @@ class RunContext:
     compile: bool = False  # torch.compile the module the trainer trains
     jpeg_draft: bool = False  # config jpeg_draft: file images decode in Pillow's JPEG draft mode
     outputs: RunOutputs = field(default_factory=RunOutputs)
+    # What the run's numbers depend on besides its settings: split fingerprints (their images)
+    # and the method's code. Epoch checkpoints store it; --resume refuses one made for another.
+    data_identity: Optional[dict] = None
 
     def for_part(self, name: str) -> "RunContext":
         """A context for a part of this run (an ensemble member): the same inputs, its own work

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ltbench.core import distributed
 from ltbench.core.atomic import torch_save_atomic
 from ltbench.core.errors import UserError, unknown_name
+from ltbench.core.seeding import reseed, seeded
 from ltbench.engine.hooks import Hook
 
 # What every training section of benchmarks/methods/*.yaml sets: no default here, so each of
@@ -152,9 +153,20 @@ class Trainer:
         self.ctx, self.name, self.identity = ctx, name, identity
         self.cfg = train_settings(cfg, name)
         self.checkpoint_path = Path(work_dir or ctx.work_dir) / f"{name}_last.pt"
+        # A shared stage (its own work_dir) serves runs of several methods: its checkpoint is tied
+        # to the data, not to one method's code.
+        self.data_identity = dict(ctx.data_identity or {})
+        if work_dir is not None:
+            self.data_identity.pop("method_code", None)
 
-    def fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
-            loss_fn: Callable, forward: Optional[Callable] = None, hooks: Sequence[Hook] = ()):
+    def fit(self, *args, **kwargs):
+        # What training draws from torch's global RNG (dropout) comes from (seed, name, epoch):
+        # not from what ran before (a cold or warm cache), and a resumed epoch draws the same.
+        with seeded(self.ctx.seed, "trainer", self.name):
+            return self._fit(*args, **kwargs)
+
+    def _fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
+             loss_fn: Callable, forward: Optional[Callable] = None, hooks: Sequence[Hook] = ()):
         """Train `model` (its parameters with requires_grad) for cfg['epochs'] epochs.
 
         batches(epoch) yields (inputs, targets) on any device, inputs a tensor or a tuple of
@@ -187,6 +199,7 @@ class Trainer:
         processes = distributed.get_world_size()
 
         for epoch in range(start_epoch, int(cfg["epochs"])):
+            reseed(ctx.seed, "trainer", self.name, epoch)
             module.train()
             started = time.perf_counter()
             seen, running_loss, running_steps = 0, torch.zeros((), device=ctx.device), 0
@@ -231,7 +244,8 @@ class Trainer:
             history.append(entry)
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
-                          "config": cfg, "identity": self.identity}, self.checkpoint_path)
+                          "config": cfg, "identity": self.identity, "data": self.data_identity},
+                        self.checkpoint_path)
             if ctx.progress:
                 ctx.log(f"{self.name} epoch {epoch + 1}/{cfg['epochs']}: loss {entry['loss']:.4f}, "
                         f"{entry['images_per_second']:.0f} img/s" + (f", {note}" if note else ""))
@@ -255,10 +269,26 @@ class Trainer:
                 return 0, []
             raise UserError(f"--resume: {self.checkpoint_path} is not visible to every process; "
                             "put --out on a folder that all machines share")
-        state = torch.load(self.checkpoint_path, map_location=self.ctx.device, weights_only=False)
+        try:
+            # weights_only: tensors, containers and numbers, what the trainer writes; no unpickling.
+            state = torch.load(self.checkpoint_path, map_location=self.ctx.device, weights_only=True)
+        except Exception as error:  # truncated or garbage: RuntimeError, EOFError, UnpicklingError, ...
+            raise UserError(f"--resume: cannot read the epoch checkpoint {self.checkpoint_path} "
+                            f"({type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''}); "
+                            "delete it, or rerun without --resume to start over") from None
+        if not isinstance(state, dict) or not {"model", "optimizer", "scheduler", "epoch", "history"} <= set(state):
+            raise UserError(f"--resume: {self.checkpoint_path} is not an ltbench epoch checkpoint; "
+                            "rerun without --resume to start over")
         if state.get("config") != self.cfg or state.get("identity") != self.identity:
             raise UserError(f"{self.checkpoint_path} was written with other training settings; "
                             "rerun without --resume to start over")
+        saved_data = state.get("data")
+        if saved_data != self.data_identity:
+            changed = sorted(key for key in set(saved_data or {}) | set(self.data_identity)
+                             if (saved_data or {}).get(key) != self.data_identity.get(key))
+            what = ", ".join(changed) if saved_data is not None else "no data identity (an older ltbench)"
+            raise UserError(f"--resume: {self.checkpoint_path} was trained on other data or code ({what} "
+                            "changed); rerun without --resume to start over")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

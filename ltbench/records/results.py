@@ -5,6 +5,7 @@ or trace a number back to its code and data: see ``make_record`` for the fields.
 """
 import importlib
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -149,6 +150,39 @@ def _record_problem(record) -> Optional[str]:
     # Regrouping under another shot rule pairs these two lists class by class.
     if len(per_class) != len(class_counts):
         return f"{len(per_class)} per-class accuracies for {len(class_counts)} class counts"
+    return _value_problem(record, metrics)
+
+
+# Record fields a table groups or sorts by: their JSON types.
+TEXT_KEYS = ("run_id", "method", "dataset", "backbone", "eval_split", "config_hash", "created")
+
+
+def _is_accuracy(value) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and 0 <= value <= 100)
+
+
+def _value_problem(record: dict, metrics: dict) -> Optional[str]:
+    """Types and ranges: text keys are strings, the seed an integer >= 0, accuracies in [0, 100]
+    (a group without classes is null; overall never is)."""
+    for key in TEXT_KEYS:
+        if not isinstance(record[key], str):
+            return f"'{key}' is {record[key]!r}, not a string"
+    seed = record["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        return f"'seed' is {seed!r}, not an integer >= 0"
+    if not _is_accuracy(metrics["overall"]):
+        return f"metrics.overall is {metrics['overall']!r}, not an accuracy in [0, 100]"
+    for group in ("many", "medium", "few"):
+        if metrics[group] is not None and not _is_accuracy(metrics[group]):
+            return f"metrics.{group} is {metrics[group]!r}, not an accuracy in [0, 100] or null"
+    bad = next((value for value in metrics["per_class_accuracy"] if value is not None and not _is_accuracy(value)),
+               None)
+    if bad is not None:
+        return f"metrics.per_class_accuracy holds {bad!r}, not an accuracy in [0, 100]"
+    if not all(isinstance(count, int) and not isinstance(count, bool) and count >= 0
+               for count in record["class_counts"]):
+        return "'class_counts' must hold integers >= 0"
     return None
 
 

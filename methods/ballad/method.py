@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from ltbench.api import (METHODS, BestOnVal, Method, PerSplit, TensorBatches, UserError, build_sampler_from_spec,
-                         clip_train_batches, create_clip_backbone, fine_tune_clip, image_features, templates_by_name,
-                         text_classifier, unknown_name)
+                         clip_train_batches, create_clip_backbone, fine_tune_clip, image_features, seeded,
+                         templates_by_name, text_classifier, unknown_name)
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
 
 MODEL_SELECTION = ("last", "best_val")
@@ -46,7 +46,8 @@ class Ballad(Method):
         if phase["select"] not in MODEL_SELECTION:
             raise unknown_name("phase_b.select", phase["select"], MODEL_SELECTION)
         train = data.split("train")
-        adapter = ResidualAdapter(self.clip.embed_dim, phase["ratio"], phase["adapter"])
+        with seeded(ctx.seed, "ballad", "phase_b", "adapter"):
+            adapter = ResidualAdapter(self.clip.embed_dim, phase["ratio"], phase["adapter"])
         classifier = TextCosineClassifier(adapter, text_features, phase["logit_scale"]).to(ctx.device)
         batch_size = int(phase["batch_size"])
         # The public code: int(N / batch) steps per epoch, whatever the sampler.

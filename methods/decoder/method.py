@@ -7,7 +7,7 @@ import torch
 from ltbench.api import (STAGE2_TYPES, ArrayRowBatches, BestOnVal, EpochProgress, Method, PerSplit, Stage,
                          TensorBatches, UserError, build_loss, build_sampler_from_spec, build_second_stage,
                          create_backbone, encode_split, epoch_batches, first_line_of, image_tokens,
-                         read_stage_checkpoint, select_tau, state_dict_sha256, tau_normalised, unknown_name)
+                         read_stage_checkpoint, seeded, select_tau, state_dict_sha256, tau_normalised, unknown_name)
 from ltbench.methods.decoder.model import TokenDecoder
 from ltbench.methods.decoder.settings import (check_second_stage, check_stage, decoder_transform, iteration_schedule,
                                               stage1_identity, tau_grid)
@@ -49,9 +49,11 @@ class Decoder(Method):
     # --- stage 1 -------------------------------------------------------------------------------
     def _build_decoder(self, num_classes, ctx):
         options = self.cfg["decoder"]
-        return TokenDecoder(self.encoder.token_width, num_classes, depth=int(options["depth"]),
-                            heads=int(options["heads"]), mlp_ratio=float(options["mlp_ratio"]),
-                            final_norm=options.get("final_norm", False)).to(ctx.device)
+        with seeded(ctx.seed, "decoder", "stage1", "init"):
+            decoder = TokenDecoder(self.encoder.token_width, num_classes, depth=int(options["depth"]),
+                                   heads=int(options["heads"]), mlp_ratio=float(options["mlp_ratio"]),
+                                   final_norm=options.get("final_norm", False))
+        return decoder.to(ctx.device)
 
     def _stage1(self, data, ctx):
         stage = self.cfg["stage1"]
@@ -156,7 +158,9 @@ class Decoder(Method):
         # The disalign_* keys of stage2 are DisAlign's options; the other heads take none.
         options = {key: stage[key] for key in ("disalign_form", "disalign_confidence_weight")
                    if kind == "disalign" and key in stage}
-        head = build_second_stage(kind, self.decoder.head, **options).to(ctx.device)
+        with seeded(ctx.seed, "decoder", "stage2", kind, "init"):
+            head = build_second_stage(kind, self.decoder.head, **options)
+        head = head.to(ctx.device)
         steps, epochs, warmup = iteration_schedule(stage, len(train))
         batch_size = int(stage["batch_size"])
         sampler = build_sampler_from_spec(stage["sampler"], train.labels, num_samples=steps * batch_size,

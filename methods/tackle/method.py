@@ -13,7 +13,7 @@ import torch
 
 from ltbench.api import (METHODS, EpochProgress, Method, PerSplit, build_loss, build_sampler_from_spec,
                          create_clip_backbone, create_timm_classifier, encode_split, ensemble_for, epoch_batches,
-                         fine_tune_clip, image_features, related_method_config, seed_everything, templates_by_name,
+                         fine_tune_clip, image_features, related_method_config, seeded, templates_by_name,
                          text_classifier, timm_eval_transform, timm_label, unknown_name, unlabeled_pool,
                          with_pool_images)
 from ltbench.methods.tackle.pseudo_labels import pool_assignments, pseudo_label_precision, select_pseudo_labels
@@ -115,11 +115,11 @@ class Tackle(Method):
     # -- vision-only model -----------------------------------------------------------------------
     def _train_vision(self, train, data, ctx):
         cfg = self.cfg
-        # Reseed: the model's initial weights then depend on the seed only, not on whether a
-        # teacher was built before (runs with and without the pool start from the same weights).
-        seed_everything(ctx.seed)
-        self.model = create_timm_classifier(str(cfg["backbone"]["vision"]), data.num_classes,
-                                            bool(cfg["vision"]["pretrained"]), ctx.device)
+        # The model's initial weights depend on (seed, purpose) only, not on whether a teacher
+        # was built or its features cached before (runs with and without the pool start alike).
+        with seeded(ctx.seed, "tackle", "vision", "init"):
+            self.model = create_timm_classifier(str(cfg["backbone"]["vision"]), data.num_classes,
+                                                bool(cfg["vision"]["pretrained"]), ctx.device)
         self.transform = timm_eval_transform(self.model, cfg["vision"]["input_size"])
         counts = np.bincount(train.labels, minlength=data.num_classes)
         ctx.outputs.details["train_images"] = {"labeled": len(data.split("train")), "total": len(train)}

@@ -112,7 +112,7 @@ def test_a_failing_entry_is_reported_and_the_sweep_goes_on(run_cli, tmp_path):
     """)
     out = tmp_path / "results"
     code, stdout, _ = run_cli("sweep", suite, "--dry-run", "--out", out)
-    assert code == 0 and "[1] error  not_a_method on digits_lt" in stdout and "[2] run    zeroshot_clip" in stdout
+    assert code == 1 and "[1] error  not_a_method on digits_lt" in stdout and "[2] run    zeroshot_clip" in stdout
     code, stdout, stderr = run_cli("sweep", suite, "--out", out, *FAST)
     assert code == 1 and "Traceback" not in stdout + stderr
     assert "1 ran, 0 skipped (record exists), 1 failed" in stdout

@@ -113,5 +113,7 @@ def test_concurrent_writers_of_one_key_leave_one_complete_entry(tmp_path, stream
     cache = ArrayCache(tmp_path)
     key = cache_key(SHARED_DESCRIPTION)
     assert np.array_equal(cache.load(key), _expected_array())
-    assert json.loads(cache.path(key).with_suffix(".json").read_text()) == SHARED_DESCRIPTION
+    stored = json.loads(cache.path(key).with_suffix(".json").read_text())
+    assert stored.pop("integrity")["shape"] == list(_expected_array().shape)  # the entry's checksum record
+    assert stored == SHARED_DESCRIPTION
     assert sorted(p.name for p in cache.path(key).parent.iterdir()) == [f"{key}.json", f"{key}.npy"]

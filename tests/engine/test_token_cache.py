@@ -98,6 +98,7 @@ def test_the_entry_is_a_valid_npy_with_its_description(encoder, context):
     assert loaded.shape == tokens.shape and loaded.dtype == np.float16
     assert np.array_equal(loaded, tokens)
     description = json.loads(npy[0].with_suffix(".json").read_text())
+    assert description.pop("integrity")["shape"] == list(tokens.shape)  # the checksum record beside the key's inputs
     assert description["kind"] == "image_tokens" and description["dtype"] == "float16"
     assert description["split"] == split.fingerprint and description["precision"] == "fp32"
     assert npy[0] == context.cache.path(cache_key(description))

@@ -42,7 +42,8 @@ def _load_splits(dataset: str, class_names: List[str], list_files: Dict[str, Pat
     splits, hashes, missing = {}, {}, {}
     for split, list_file in list_files.items():
         try:
-            splits[split] = _read_split(split, list_file, len(class_names), root, missing_hint)
+            splits[split] = _read_split(split, list_file, len(class_names), root, missing_hint,
+                                        bool(options.get("allow_duplicates", False)))
             hashes[split] = splits[split].list_sha256
         except _SplitFileMissing as error:
             if require_all_splits:
@@ -51,11 +52,12 @@ def _load_splits(dataset: str, class_names: List[str], list_files: Dict[str, Pat
     return LTDataset(name=dataset, class_names=class_names, splits=splits, split_files=hashes, missing=missing)
 
 
-def _read_split(split: str, list_file: Path, num_classes: int, root: Optional[Path], missing_hint: str):
+def _read_split(split: str, list_file: Path, num_classes: int, root: Optional[Path], missing_hint: str,
+                allow_duplicates: bool = False):
     if not list_file.is_file():
         where = "" if list_file.parent.is_dir() else f" (folder {list_file.parent} does not exist)"
         raise _SplitFileMissing(f"{split} split file not found: {list_file}{where}; {missing_hint}")
-    paths, labels, sha256 = read_split_file(list_file, num_classes)
+    paths, labels, sha256 = read_split_file(list_file, num_classes, allow_duplicates)
     return FileSplit(name=split, root=root, paths=paths, labels=labels, list_file=list_file, list_sha256=sha256)
 
 
@@ -141,18 +143,41 @@ def build_folder_lt(options: dict, require_all_splits: bool = True) -> LTDataset
                             f"(a file path; relative paths are resolved against --split-dir)")
     names_file = option_path("classnames")
     class_names = read_plain_classnames(names_file)
+    _check_unique_names(names_file, class_names)
     list_files = {split: option_path(f"{split}_list") for split in ("train", "val", "test")}
     if list_files["val"] is None:
         del list_files["val"]
     hint = "check dataset.train_list / val_list / test_list (relative paths are resolved against " \
            f"--split-dir {base}); see `ltbench data check folder_lt`"
     dataset = _load_splits("folder_lt", class_names, list_files, options, require_all_splits, hint)
+    _check_names_are_used(names_file, class_names, dataset)
     if "val" not in list_files:
         _use_test_as_val(dataset, "no dataset.val_list given: val is the test split")
     pool_file = option_path("pool_list")
     if pool_file is not None:
         _add_pool(dataset, pool_file, _optional_path(options.get("root")), require_all_splits, hint)
     return dataset
+
+
+def _check_unique_names(names_file: Path, class_names: List[str]):
+    """Two classes of one name cannot be told apart by a prompt: an error naming both."""
+    first = {}
+    for index, name in enumerate(class_names):
+        if name in first:
+            raise UserError(f"{names_file}: class name '{name}' is given twice (classes {first[name]} and {index}, "
+                            "counting non-blank lines from 0); class names must be unique")
+        first[name] = index
+
+
+def _check_names_are_used(names_file: Path, class_names: List[str], dataset: LTDataset):
+    """More names than the split files have labels would train a head wider than the data."""
+    labels = [split.labels for split in dataset.splits.values() if len(split.labels)]
+    if not labels:
+        return
+    highest = int(max(int(np.max(split_labels)) for split_labels in labels))
+    if highest + 1 < len(class_names):
+        raise UserError(f"{names_file} lists {len(class_names)} class names, but the split files use labels "
+                        f"0..{highest} only; remove the extra names or check that the files belong together")
 
 
 def _use_test_as_val(dataset: LTDataset, note: str):

@@ -1,0 +1,56 @@
+"""`ltbench table` validates records as it loads them: types and ranges (issue 13, item 7)."""
+import json
+
+import pytest
+
+from ltbench.core.atomic import write_json_atomic
+from ltbench.metrics import evaluate
+from ltbench.records.results import load_records, make_record, record_path
+
+import numpy as np
+
+
+def _record(seed=0, changes=None):
+    counts = [5, 3, 1]
+    logits = np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    metrics = evaluate(logits, np.array([0, 1, 2, 0, 1, 1]), counts, "standard")
+    record = make_record(method="m", dataset="d", backbone="tiny", seed=seed, eval_split="test",
+                         config={"method": "m", "x": 1}, versions={}, class_counts=counts, shot_counts=counts,
+                         metrics=metrics, timings={}, device="cpu", split_files={})
+    for dotted, value in (changes or {}).items():
+        node = record
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return record
+
+
+BAD = [
+    ("overall_huge", {"metrics__overall": 1e9}, "metrics.overall is 1000000000.0"),
+    ("overall_negative", {"metrics__overall": -1}, "metrics.overall is -1"),
+    ("overall_string", {"metrics__overall": "55.3"}, "metrics.overall is '55.3'"),
+    ("overall_null", {"metrics__overall": None}, "metrics.overall is None"),
+    ("few_above_100", {"metrics__few": 100.5}, "metrics.few is 100.5"),
+    ("per_class_string", {"metrics__per_class_accuracy": ["a", 1.0, 2.0]}, "per_class_accuracy holds 'a'"),
+    ("seed_string", {"seed": "0"}, "'seed' is '0'"),
+    ("seed_negative", {"seed": -1}, "'seed' is -1"),
+    ("method_number", {"method": 3}, "'method' is 3"),
+    ("class_counts_float", {"class_counts": [5.5, 3, 1]}, "'class_counts' must hold integers"),
+]
+
+
+@pytest.mark.parametrize("case, changes, message", BAD, ids=[case[0] for case in BAD])
+def test_a_bad_record_is_skipped_with_a_warning_naming_the_file(tmp_path, capsys, run_cli, case, changes, message):
+    good = _record(seed=0)
+    good_path = record_path(tmp_path, "d", "m", "tiny", good["config_hash"], 0)
+    write_json_atomic(good_path, good)
+    bad_path = good_path.parent / f"bad_{case}.json"
+    bad_path.write_text(json.dumps(_record(seed=1, changes=changes)))
+    assert [path for path, _ in load_records(tmp_path)] == [good_path]
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 1 and str(bad_path) in warnings[0] and message in warnings[0], warnings
+    code, out, err = run_cli("table", "--results", tmp_path)
+    assert code == 0 and "Traceback" not in err and str(bad_path) in err
+    table = (tmp_path / "tables" / "d.md").read_text()
+    assert "1e+09" not in table and "1000000000" not in table
