@@ -6,9 +6,7 @@ The second one waits for the first (an OS file lock, released when its holder ex
 kill -9), and then uses the record the first one wrote if that appeared while it waited, instead
 of training the same thing again. Where the platform has no fcntl (Windows), runs do not lock.
 """
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Optional
 

@@ -2,7 +2,6 @@
 folder as it was (issue 13: items 2, 5, 9, 12). Each case starts from a results folder that
 already holds a record, whose checksum must not change."""
 import hashlib
-import json
 from pathlib import Path
 
 import pytest

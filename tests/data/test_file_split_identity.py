@@ -1,6 +1,5 @@
 """A file split's fingerprint (the feature cache's key) follows its image files: path, size and
 modification time of each (issue 13, item 3)."""
-import json
 import os
 from pathlib import Path
 
