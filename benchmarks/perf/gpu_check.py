@@ -88,7 +88,7 @@ def extraction(args, device):
             entry[precision] = {"images_per_second": args.batch / seconds, "peak_gib": peak_gib(device)}
         entry["bf16_speedup"] = entry["bf16"]["images_per_second"] / entry["fp32"]["images_per_second"]
         out[name] = entry
-        del clip, encode
+        clip = encode = None  # frees the model before the next one loads
     return out
 
 
