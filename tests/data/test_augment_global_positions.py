@@ -7,7 +7,7 @@ from ltbench.data import loading
 from ltbench.data.transforms import AugmentSpec, TransformSpec
 
 SPEC = AugmentSpec.from_eval(TransformSpec(size=12, mean=(0.5,) * 3, std=(0.5,) * 3),
-                             {"crop_scale": [0.3, 1.0], "flip": True, "color_jitter": [0.4, 0.4, 0.4, 0.1]})
+                             {"crop_scale": [0.3, 1.0], "crop_ratio": [0.75, 4 / 3], "flip": True, "color_jitter": [0.4, 0.4, 0.4, 0.1]})
 IMAGES = np.random.default_rng(0).integers(0, 255, size=(6, 16, 16, 3), dtype=np.uint8)
 
 
