@@ -70,3 +70,37 @@ def run_cli(capsys):
         return code, captured.out, captured.err
 
     return invoke
+
+
+def _random_pixels(label: int, index: int):
+    import numpy as np
+
+    return np.random.default_rng(label * 10 + index).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def folder_dataset():
+    """make(root, per_class=3, suffix='.png', names=..., pixels=..., train_lines=None) writes a
+    two-class folder_lt dataset of small images under `root` (train.txt, test.txt, names.txt;
+    pixels(label, index) -> uint8 [H, W, 3]; train_lines(lines) may edit the train split file's
+    lines) and returns its dataset options for build_dataset."""
+    from PIL import Image
+
+    def make(root, per_class=3, suffix=".png", names="cat\ndog\n", pixels=_random_pixels, train_lines=None):
+        root = Path(root)
+        (root / "names.txt").write_text(names)
+        for split in ("train", "test"):
+            lines = []
+            for label in range(2):
+                for index in range(per_class):
+                    relative = f"img/{split}_{label}_{index}{suffix}"
+                    (root / relative).parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(pixels(label, index)).save(root / relative)
+                    lines.append(f"{relative} {label}\n")
+            if split == "train" and train_lines is not None:
+                lines = train_lines(lines)
+            (root / f"{split}.txt").write_text("".join(lines))
+        return {"name": "folder_lt", "root": str(root), "split_dir": str(root), "train_list": "train.txt",
+                "test_list": "test.txt", "classnames": "names.txt"}
+
+    return make

@@ -152,23 +152,6 @@ def test_every_shipped_default_passes_the_checks():
             resolve(RunRequest(method=method, dataset=dataset))
 
 
-def _folder(root: Path):
-    import numpy as np
-    from PIL import Image
-
-    (root / "names.txt").write_text("cat\ndog\n")
-    for split in ("train", "test"):
-        lines = []
-        for label in range(2):
-            for index in range(3):
-                relative = f"img/{split}_{label}_{index}.jpg"
-                (root / relative).parent.mkdir(parents=True, exist_ok=True)
-                pixels = np.random.default_rng(label * 10 + index).integers(0, 256, (20, 24, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / relative)
-                lines.append(f"{relative} {label}\n")
-        (root / f"{split}.txt").write_text("".join(lines))
-
-
 def _truncate(path):
     path.write_bytes(path.read_bytes()[:60])
 
@@ -187,10 +170,10 @@ def _delete(path):
 
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("damage", [_truncate, _garbage, _empty, _delete], ids=lambda f: f.__name__.strip("_"))
-def test_a_bad_image_file_is_a_one_line_error_naming_it(run_cli, results, tmp_path, damage, workers):
+def test_a_bad_image_file_is_a_one_line_error_naming_it(run_cli, results, tmp_path, damage, workers, folder_dataset):
     root = tmp_path / "data"
     root.mkdir()
-    _folder(root)
+    folder_dataset(root, suffix=".jpg")
     target = root / "img" / "test_1_2.jpg"
     damage(target)
     before = _checksum(results)

@@ -1,7 +1,6 @@
 """A file split's fingerprint (the feature cache's key) follows its image files: path, size and
 modification time of each (issue 13, item 3)."""
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,27 +14,13 @@ def _image(path, seed):
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path)
 
 
-def _dataset(root: Path):
-    (root / "names.txt").write_text("cat\ndog\n")
-    for split in ("train", "test"):
-        lines = []
-        for label in range(2):
-            for index in range(3):
-                relative = f"img/{split}_{label}_{index}.png"
-                _image(root / relative, hash((split, label, index)) % 1000)
-                lines.append(f"{relative} {label}\n")
-        (root / f"{split}.txt").write_text("".join(lines))
-    return {"name": "folder_lt", "root": str(root), "split_dir": str(root), "train_list": "train.txt",
-            "test_list": "test.txt", "classnames": "names.txt"}
-
-
 def _fingerprint(spec, split="train"):
     return build_dataset(dict(spec)).split(split).fingerprint
 
 
 @pytest.mark.parametrize("change", ["rewrite", "touch", "delete", "replace_same_size"])
-def test_a_changed_image_changes_the_fingerprint(tmp_path, change):
-    spec = _dataset(tmp_path)
+def test_a_changed_image_changes_the_fingerprint(tmp_path, change, folder_dataset):
+    spec = folder_dataset(tmp_path)
     before = _fingerprint(spec)
     assert _fingerprint(spec) == before  # stable while nothing changes
     target = tmp_path / "img" / "train_1_2.png"
@@ -55,9 +40,9 @@ def test_a_changed_image_changes_the_fingerprint(tmp_path, change):
     assert _fingerprint(spec, "test") == _fingerprint(spec, "test")
 
 
-def test_deleted_images_are_not_served_from_the_cache(run_cli, tmp_path):
+def test_deleted_images_are_not_served_from_the_cache(run_cli, tmp_path, folder_dataset):
     (tmp_path / "data").mkdir()
-    _dataset(tmp_path / "data")
+    folder_dataset(tmp_path / "data")
     args = ["run", "--method", "zeroshot_clip", "--dataset", "folder_lt", "--backbone", "tiny", "--no-progress", "--data-root",
             tmp_path / "data", "--cfg-options", "dataset.train_list=train.txt", "dataset.test_list=test.txt",
             "dataset.classnames=names.txt", "text.templates=single", f"runtime.cache_dir={tmp_path / 'cache'}"]

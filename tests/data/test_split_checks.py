@@ -1,57 +1,45 @@
 """Duplicate split lines, extra class names and duplicate class names are errors (issue 13, item 6)."""
 import numpy as np
 import pytest
-from PIL import Image
 
 from ltbench.core.errors import UserError
 from ltbench.data import build_dataset
 
 
-def _folder(root, names="cat\ndog\n", train_lines=None):
-    (root / "names.txt").write_text(names)
-    for split in ("train", "test"):
-        lines = []
-        for label in range(2):
-            for index in range(2):
-                relative = f"img/{split}_{label}_{index}.png"
-                (root / relative).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(np.full((8, 8, 3), 40 * label + index, dtype=np.uint8)).save(root / relative)
-                lines.append(f"{relative} {label}\n")
-        if split == "train" and train_lines is not None:
-            lines = train_lines(lines)
-        (root / f"{split}.txt").write_text("".join(lines))
-    return {"name": "folder_lt", "root": str(root), "split_dir": str(root), "train_list": "train.txt",
-            "test_list": "test.txt", "classnames": "names.txt"}
+def _two_per_class(make, root, **options):
+    """Two uniform 8x8 images per class and split."""
+    return make(root, per_class=2, pixels=lambda label, index: np.full((8, 8, 3), 40 * label + index, dtype=np.uint8),
+                **options)
 
 
-def test_a_duplicate_split_line_is_an_error_naming_both_lines(tmp_path):
-    spec = _folder(tmp_path, train_lines=lambda lines: lines + [lines[1]])
+def test_a_duplicate_split_line_is_an_error_naming_both_lines(tmp_path, folder_dataset):
+    spec = _two_per_class(folder_dataset, tmp_path, train_lines=lambda lines: lines + [lines[1]])
     with pytest.raises(UserError) as error:
         build_dataset(spec)
     message = str(error.value)
     assert "train.txt:5" in message and "first at line 2" in message and "dataset.allow_duplicates=true" in message
 
 
-def test_allow_duplicates_counts_them_twice(tmp_path):
-    spec = _folder(tmp_path, train_lines=lambda lines: lines + [lines[1]])
+def test_allow_duplicates_counts_them_twice(tmp_path, folder_dataset):
+    spec = _two_per_class(folder_dataset, tmp_path, train_lines=lambda lines: lines + [lines[1]])
     data = build_dataset({**spec, "allow_duplicates": True})
     assert len(data.split("train")) == 5
 
 
-def test_more_class_names_than_labels_is_an_error(tmp_path):
-    spec = _folder(tmp_path, names="cat\ndog\nbird\n")
+def test_more_class_names_than_labels_is_an_error(tmp_path, folder_dataset):
+    spec = _two_per_class(folder_dataset, tmp_path, names="cat\ndog\nbird\n")
     with pytest.raises(UserError, match="lists 3 class names, but the split files use labels 0..1 only"):
         build_dataset(spec)
 
 
-def test_a_duplicate_class_name_is_an_error(tmp_path):
-    spec = _folder(tmp_path, names="cat\ncat\n")
+def test_a_duplicate_class_name_is_an_error(tmp_path, folder_dataset):
+    spec = _two_per_class(folder_dataset, tmp_path, names="cat\ncat\n")
     with pytest.raises(UserError, match="class name 'cat' is given twice"):
         build_dataset(spec)
 
 
-def test_run_and_data_check_report_a_duplicate_line(run_cli, tmp_path):
-    _folder(tmp_path, train_lines=lambda lines: lines + [lines[0]])
+def test_run_and_data_check_report_a_duplicate_line(run_cli, tmp_path, folder_dataset):
+    _two_per_class(folder_dataset, tmp_path, train_lines=lambda lines: lines + [lines[0]])
     options = ["--cfg-options", "dataset.train_list=train.txt", "dataset.test_list=test.txt",
                "dataset.classnames=names.txt"]
     code, _, err = run_cli("data", "check", "folder_lt", "--data-root", tmp_path, *options)

@@ -2,8 +2,6 @@
 gradients DDP leaves are those of one process on the concatenated batch; template draws follow
 global batch positions."""
 import os
-import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +12,6 @@ from ltbench.engine.finetune import PromptBatches
 
 BATCH, TEMPLATES, CLASSES = 8, 3, 4
 LABELS = torch.tensor([0, 1, 1, 2, 3, 0, 0, 1])  # repeated classes: several positives per anchor
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _tuner_and_prompts():
@@ -65,19 +57,8 @@ def _worker(rank, world, port, out):
     torch.save({"loss": loss, "grads": grads}, Path(out) / f"rank{rank}.pt")
 
 
-def _spawn_two(worker, *args, timeout=300):
-    context = torch.multiprocessing.start_processes(worker, args=(2, _free_port(), *args), nprocs=2,
-                                                    join=False, start_method="spawn")
-    deadline = time.monotonic() + timeout
-    while not context.join(timeout=2):  # raises if a process failed
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the two processes did not finish: a collective that only one of them entered?")
-
-
-def test_two_processes_optimise_the_global_batch_loss(tmp_path):
-    _spawn_two(_worker, str(tmp_path))
+def test_two_processes_optimise_the_global_batch_loss(tmp_path, spawn_two):
+    spawn_two(_worker, str(tmp_path))
     tuner = _tuner_and_prompts()
     loss, grads = _step(tuner, tuner, _images(), LABELS, rank=0, world=1)
     for rank in range(2):
@@ -135,10 +116,10 @@ def _run_worker(rank, world, port, out):
     torch.save({"code": code}, Path(out) / f"run{rank}.pt")
 
 
-def test_a_two_process_ballad_run_gives_the_single_process_metrics(run_cli, tmp_path):
+def test_a_two_process_ballad_run_gives_the_single_process_metrics(run_cli, tmp_path, spawn_two):
     import json
 
-    _spawn_two(_run_worker, str(tmp_path))
+    spawn_two(_run_worker, str(tmp_path))
     assert all(torch.load(tmp_path / f"run{rank}.pt")["code"] == 0 for rank in range(2))
     code, _, stderr = run_cli(*_run_args(tmp_path, "single"))
     assert code == 0, stderr

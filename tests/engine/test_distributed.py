@@ -2,8 +2,6 @@
 resume, and `ltbench run` of linear_probe matching the single-process run."""
 import json
 import os
-import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -101,12 +99,6 @@ TRAIN = {"epochs": 4, "optimizer": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov"
          "log_interval": 2}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _train(work_dir, resume=False, interrupt_after_epoch=None):
     """A linear model trained by the shared Trainer on 96 points, global batch 16."""
     from ltbench.engine.batches import TensorBatches
@@ -158,24 +150,13 @@ def _worker(rank, world, port, tmp_path):
                 "agree": distributed.all_true(rank == 0), "code": code}, tmp_path / f"rank{rank}.pt")
 
 
-def _spawn_two(worker, *args, timeout=300):
-    context = torch.multiprocessing.start_processes(worker, args=(2, _free_port(), *args), nprocs=2,
-                                                    join=False, start_method="spawn")
-    deadline = time.monotonic() + timeout
-    while not context.join(timeout=2):  # raises if a process failed
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the two processes did not finish: a collective that only one of them entered?")
-
-
 def _record(out):
     (path,) = sorted((out / "runs").rglob("*.json"))  # exactly one record
     return json.loads(path.read_text())
 
 
-def test_two_processes_train_evaluate_and_resume_like_one(run_cli, tmp_path):
-    _spawn_two(_worker, str(tmp_path))
+def test_two_processes_train_evaluate_and_resume_like_one(run_cli, tmp_path, spawn_two):
+    spawn_two(_worker, str(tmp_path))
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
 
     # Trainer: DDP with gradient accumulation, interrupted after epoch 1 and resumed from epoch

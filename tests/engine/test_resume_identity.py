@@ -7,25 +7,11 @@ import pytest
 from PIL import Image
 
 
-def _folder(root: Path):
-    (root / "names.txt").write_text("cat\ndog\n")
-    for split in ("train", "test"):
-        lines = []
-        for label in range(2):
-            for index in range(4):
-                relative = f"img/{split}_{label}_{index}.png"
-                (root / relative).parent.mkdir(parents=True, exist_ok=True)
-                pixels = np.random.default_rng(label * 10 + index).integers(0, 256, (20, 24, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / relative)
-                lines.append(f"{relative} {label}\n")
-        (root / f"{split}.txt").write_text("".join(lines))
-
-
 @pytest.fixture
-def folder_run(run_cli, tmp_path):
+def folder_run(run_cli, tmp_path, folder_dataset):
     root = tmp_path / "data"
     root.mkdir()
-    _folder(root)
+    folder_dataset(root, per_class=4)
     args = ["run", "--method", "linear_probe", "--dataset", "folder_lt", "--backbone", "tiny", "--no-progress",
             "--out", tmp_path / "results", "--data-root", root, "--cfg-options", "dataset.train_list=train.txt",
             "dataset.test_list=test.txt", "dataset.classnames=names.txt", "train.epochs=2",
