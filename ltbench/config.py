@@ -250,7 +250,7 @@ def resolve(request: RunRequest) -> dict:
     """The fully resolved config of one run: the method and dataset must be registered."""
     method_cls = registry.get(registry.METHODS, request.method)
     registry.get(registry.DATASETS, request.dataset)
-    return check_settings(resolve_config(request, method_cls))
+    return check_fixed_rules(check_settings(resolve_config(request, method_cls)))
 
 
 # Numeric settings, by key name wherever they appear (train.lr, phase_b.lr, ...): (kind, lowest,
@@ -310,6 +310,25 @@ def _allowed_text(kind, lowest, highest, exclusive_lowest, meaning, nullable) ->
     else:
         bounds = ""
     return f"{what}{bounds}{' or null' if nullable else ''} ({meaning})"
+
+
+# Config keys that name how ltbench builds what no option changes yet: one value each, present
+# so that records made before the rule (open_clip's nn.GELU for OpenAI weights; torch bicubic
+# for in-memory images) never share a config hash with records made after it.
+FIXED_RULES = {
+    "backbone.activation": ("pretrained", "as the weights were trained; a checkpoint of OpenAI "
+                                          "weights takes a '-quickgelu' model name"),
+    "resize": ("pil", "images are resized with PIL's filters, in-memory ones too"),
+}
+
+
+def check_fixed_rules(cfg: dict) -> dict:
+    """The keys of FIXED_RULES at their one value, before any work. Returns ``cfg``."""
+    for key, (rule, meaning) in FIXED_RULES.items():
+        value = get_dotted(cfg, key, rule)
+        if value != rule:
+            raise UserError(f"{key} '{value}': the only rule is '{rule}' ({meaning})")
+    return cfg
 
 
 def check_settings(cfg: dict, prefix: str = "") -> dict:

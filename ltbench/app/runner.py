@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ltbench.core import registry
-from ltbench.config import config_hash, get_dotted
+from ltbench.config import config_hash
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
 from ltbench.core import distributed
@@ -28,23 +28,6 @@ from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.per_sample import per_sample_file_for, save_per_sample
 from ltbench.records.saved_logits import logits_file_for, save_logits
-
-
-# Config keys that name how ltbench builds what no option changes yet: one value each, present
-# so that records made before the rule (open_clip's nn.GELU for OpenAI weights; torch bicubic
-# for in-memory images) never share a config hash with records made after it.
-FIXED_RULES = {
-    "backbone.activation": ("pretrained", "as the weights were trained; a checkpoint of OpenAI "
-                                          "weights takes a '-quickgelu' model name"),
-    "resize": ("pil", "images are resized with PIL's filters, in-memory ones too"),
-}
-
-
-def check_fixed_rules(cfg):
-    for key, (rule, meaning) in FIXED_RULES.items():
-        value = get_dotted(cfg, key, rule)
-        if value != rule:
-            raise UserError(f"{key} '{value}': the only rule is '{rule}' ({meaning})")
 
 
 def check_image_root(data, split_names, dataset_name):
@@ -130,7 +113,6 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     method_cls = registry.get(registry.METHODS, cfg["method"])
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
-    check_fixed_rules(cfg)
     if cfg["shot_rule"] not in SHOT_RULES:  # used after training: checked before it
         raise unknown_name("shot_rule", cfg["shot_rule"], SHOT_RULES)
     path = planned_record_path(cfg, out_dir)
