@@ -24,6 +24,7 @@ from ltbench.engine.context import RunContext
 from ltbench.engine.ensembles import ensemble_for
 from ltbench.engine.features import encode_split, image_features, image_tokens, text_classifier
 from ltbench.engine.finetune import clip_train_batches, fine_tune_clip
+from ltbench.engine.head_artifacts import LinearHead, read_linear_head, save_linear_head
 from ltbench.engine.hooks import BestOnVal, Hook, ValAccuracyLog
 from ltbench.engine.memo import PerSplit
 from ltbench.engine.method import Method
@@ -31,8 +32,8 @@ from ltbench.engine.stages import Stage
 from ltbench.engine.trainer import save_atomic
 from ltbench.losses import build_loss, multi_positive_contrastive
 from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
-from ltbench.models.calibration import (DISALIGN_FORMS, STAGE2_TYPES, build_second_stage, select_tau,
-                                        tau_normalised)
+from ltbench.models.calibration import (DISALIGN_FORMS, STAGE2_TYPES, build_second_stage, select_on_grid,
+                                        select_tau, tau_normalised, tau_normalised_logits)
 from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
                                     timm_label)
 from ltbench.models.heads import build_head
@@ -50,6 +51,7 @@ __all__ = [
     "create_backbone", "create_clip_backbone", "create_timm_classifier", "timm_eval_transform", "timm_label",
     "state_dict_sha256", "build_head",
     "STAGE2_TYPES", "DISALIGN_FORMS", "build_second_stage", "select_tau", "tau_normalised",
+    "select_on_grid", "tau_normalised_logits",
     # training
     "build_loss", "multi_positive_contrastive", "TensorBatches", "ArrayRowBatches", "EpochProgress",
     "Stage", "read_stage_checkpoint", "save_atomic", "Hook", "BestOnVal", "ValAccuracyLog", "fine_tune_clip",
@@ -58,4 +60,6 @@ __all__ = [
     "GROUPS", "SHOT_RULES", "shot_groups",
     # features and predictions
     "image_features", "image_tokens", "text_classifier", "encode_split", "PerSplit", "ensemble_for", "SavedRun",
+    # a run's linear head, saved for post-hoc methods
+    "LinearHead", "save_linear_head", "read_linear_head",
 ]

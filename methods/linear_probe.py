@@ -3,8 +3,8 @@ import numpy as np
 import torch
 
 from ltbench.api import (METHODS, EpochProgress, Method, TensorBatches, UserError, ValAccuracyLog, build_head,
-                         build_loss, build_sampler_from_spec, create_backbone, image_features, seeded,
-                         templates_by_name, text_classifier)
+                         build_loss, build_sampler_from_spec, create_backbone, image_features, save_linear_head,
+                         seeded, templates_by_name, text_classifier)
 
 
 class Standardize(torch.nn.Module):
@@ -57,6 +57,8 @@ class LinearProbe(Method):
             self.head, batches, batches.batches.steps_per_epoch,
             loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=batches.value),
             hooks=hooks)
+        # Its weights beside the record: a later posthoc_taunorm rescales them from the saved logits.
+        save_linear_head(ctx, self.head)
 
     def _features(self, split, ctx):
         return image_features(self.encoder, split, ctx, batch_size=self.cfg["eval_batch_size"])

@@ -5,6 +5,7 @@ start from is frozen (copied, so the stage-1 model stays as it was).
 """
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -95,13 +96,29 @@ class LearnableWeightScaling(nn.Module):
         return self.head(features) * self.scale
 
 
+def tau_normalised_logits(logits: np.ndarray, weight: np.ndarray, bias: np.ndarray, tau: float) -> np.ndarray:
+    """The logits of ``tau_normalised(head, tau)`` from the head's own logits z = W x + b, without
+    its input x: W_c x / ||W_c||^tau = (z_c - b_c) / ||W_c||^tau. So a finished run's saved logits
+    and its saved head weights are enough (no features are encoded again)."""
+    norms = np.linalg.norm(np.asarray(weight, dtype=np.float64), axis=1)
+    shifted = np.asarray(logits, dtype=np.float64) - np.asarray(bias, dtype=np.float64)
+    return (shifted / norms ** float(tau)).astype(np.float32)
+
+
+def select_on_grid(grid, top1_of):
+    """(value, top-1 % of each grid value): the grid value whose ``top1_of(value)`` is highest (the
+    first of equals, so ties go to the smaller value of a rising grid). The one selection rule of
+    tau-normalisation and of the post-hoc adjustments."""
+    accuracies = [float(top1_of(value)) for value in grid]
+    return float(grid[accuracies.index(max(accuracies))]), accuracies
+
+
 @torch.no_grad()
 def select_tau(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, grid):
     """(tau, top-1 % of each grid value): the grid value whose tau-normalised head classifies
     (features, labels) best (the first of equals, so ties go to the smaller tau of a rising grid)."""
-    accuracies = [float((tau_normalised(head, tau)(features).argmax(1) == labels).float().mean()) * 100
-                  for tau in grid]
-    return float(grid[accuracies.index(max(accuracies))]), accuracies
+    return select_on_grid(grid, lambda tau: float(
+        (tau_normalised(head, tau)(features).argmax(1) == labels).float().mean()) * 100)
 
 
 @SECOND_STAGES.register_module(name="disalign")

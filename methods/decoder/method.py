@@ -7,7 +7,8 @@ import torch
 from ltbench.api import (STAGE2_TYPES, ArrayRowBatches, BestOnVal, EpochProgress, Method, PerSplit, Stage,
                          TensorBatches, UserError, build_loss, build_sampler_from_spec, build_second_stage,
                          create_backbone, encode_split, epoch_batches, first_line_of, image_tokens,
-                         read_stage_checkpoint, seeded, select_tau, state_dict_sha256, tau_normalised, unknown_name)
+                         read_stage_checkpoint, save_linear_head, seeded, select_tau, state_dict_sha256,
+                         tau_normalised, unknown_name)
 from ltbench.methods.decoder.model import TokenDecoder
 from ltbench.methods.decoder.settings import (check_second_stage, check_stage, decoder_transform, iteration_schedule,
                                               stage1_identity, tau_grid)
@@ -45,6 +46,8 @@ class Decoder(Method):
                 ctx.report("after_stage1", self.predict(eval_split, ctx), eval_split)
             with ctx.timer("stage2"):
                 self.head = self._stage2(kind, data, ctx)
+        # A linear final head (stage 2 none, crt or taunorm) is saved beside the record for posthoc_taunorm.
+        save_linear_head(ctx, self.head)
 
     # --- stage 1 -------------------------------------------------------------------------------
     def _build_decoder(self, num_classes, ctx):
