@@ -114,11 +114,11 @@ def _options(cfg: dict) -> list:
 
 
 # --- was the source trained with plain cross-entropy? -------------------------------------------
-# Decided from the source's resolved config (the record's, or the computed method's): its
-# top-level `loss` and every other `loss` in an active section must be plain CE, every `sampler`
-# instance-balanced, and no second stage may have changed the classifier after training (a section
-# with a `type` other than none, like the decoder's stage2). A method without a top-level loss
-# (zero-shot CLIP, an ensemble, a post-hoc method) has learnt no training prior to correct.
+# Decided from the source's resolved config (the record's, or the computed method's): every `loss`
+# in a section in use must be plain CE (and there must be one), every `sampler` instance-balanced,
+# and no second stage may have changed the classifier after training (a `stage*` section with a
+# `type` other than none, like the decoder's stage2). A method without any loss (zero-shot CLIP,
+# an ensemble, a post-hoc method) has learnt no training prior to correct.
 
 def _is_plain_ce(loss) -> bool:
     return loss == "ce" or (isinstance(loss, dict) and loss.get("type") == "ce" and set(loss) == {"type"})
@@ -147,13 +147,14 @@ def _walk(section: dict, prefix: str = ""):
 
 def plain_ce_problem(config: dict) -> Optional[str]:
     """Why a config's method was not trained with plain CE on the long-tailed set, or None."""
-    if "loss" not in config:
-        return "it trains no classifier with a loss on the training set"
-    for key, value in _walk(config):
+    settings = list(_walk(config))
+    for key, value in settings:
         if key.endswith(".type"):
             return f"{key}={value} changes its classifier after CE training"
         if key.endswith("loss") and not _is_plain_ce(value):
             return f"{key}={value!r} is not plain CE"
         if key.endswith("sampler") and not _is_instance(value):
             return f"{key}={value!r} is not instance-balanced sampling"
+    if not any(key.endswith("loss") for key, _ in settings):
+        return "it trains no classifier with a loss on the training set"
     return None

@@ -21,6 +21,9 @@ SHORT = {
     "tackle": ["teacher.ballad_options=[phase_a.epochs=2]", "train.epochs=2"],
     "clip_ensemble": ["members=[zeroshot,linear_probe]"],
     "linear_probe": ["train.epochs=3"],
+    "posthoc_la": ["source_options=[train.epochs=3]", "tau=null"],
+    "posthoc_prior": ["source_options=[train.epochs=3]"],
+    "posthoc_taunorm": ["source_options=[train.epochs=3]"],
 }
 DECODER_SHORT = ["stage1.iterations=20", "stage1.epochs=null", "stage2.iterations=10", "stage2.epochs=null"]
 

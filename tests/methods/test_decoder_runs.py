@@ -30,6 +30,9 @@ def test_every_decoder_method_runs_end_to_end(run_cli, tmp_path, method):
     assert ("after_stage1" in record["extra_metrics"]) == two_stage
     assert ("stage2" in record["timings"]) == two_stage
     assert Path(record["artifacts"]["stage1_checkpoint"]).is_file()
+    # A linear final head is saved (hash in details) for posthoc_taunorm; DisAlign / LWS / MARC are not linear.
+    linear = method not in ("decoder_disalign", "decoder_lws", "decoder_marc")
+    assert ("linear_head" in record["artifacts"]) == linear == ("linear_head" in record["details"])
 
 
 def test_ldam_with_drw_runs_through_the_generic_decoder(run_cli, tmp_path):

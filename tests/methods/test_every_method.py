@@ -14,6 +14,10 @@ DECODER_SPEED_UP = ("stage1.iterations=30", "stage2.iterations=10")
 SPEED_UPS = {
     "ballad": ("phase_a.epochs=4", "phase_b.epochs=2"),
     "clip_ensemble": ("members=[zeroshot,linear_probe]",),
+    # The post-hoc methods adjust a linear probe computed in the run (their offline default source).
+    "posthoc_la": ("source_options=[train.epochs=5]",),
+    "posthoc_prior": ("source_options=[train.epochs=5]",),
+    "posthoc_taunorm": ("source_options=[train.epochs=5]",),
     "tackle": ("teacher.ballad_options=[phase_a.epochs=4]", "train.epochs=3"),
 }
 
