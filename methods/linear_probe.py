@@ -23,6 +23,12 @@ class Standardize(torch.nn.Module):
 class LinearProbe(Method):
     """Linear probe: linear or cosine head on frozen image features (optionally text-initialised), CE, any sampler."""
 
+    @classmethod
+    def saves_linear_head(cls, cfg: dict) -> bool:
+        """Whether a run of `cfg` leaves its head as the `linear_head` artifact (posthoc_taunorm asks
+        before any work): always, linear or cosine."""
+        return True
+
     def fit(self, data, ctx):
         cfg = self.cfg
         self.encoder = create_backbone(cfg["backbone"]["clip"], ctx.device)

@@ -20,6 +20,12 @@ STAGE1 = Stage(name="decoder_stage1", label="stage 1", file_name="stage1.pt", ar
 class Decoder(Method):
     """Imbalance-VLM decoder on frozen CLIP tokens; the loss comes from the config (CE by default)."""
 
+    @classmethod
+    def saves_linear_head(cls, cfg: dict) -> bool:
+        """Whether a run of `cfg` leaves its final head as the `linear_head` artifact (posthoc_taunorm
+        asks before any work): DisAlign, LWS and MARC heads are not linear maps."""
+        return cfg["stage2"]["type"] in ("none", "crt", "taunorm")
+
     def fit(self, data, ctx):
         cfg = self.cfg
         self.encoder = create_backbone(cfg["backbone"]["clip"], ctx.device)

@@ -111,6 +111,10 @@ class PosthocTauNorm(Posthoc):
     def check_source(self):
         if isinstance(self.source, SavedSource):
             self.source.linear_head()  # a saved run's head (file and hash) is checked before any work
+        elif not self.source.saves_linear_head():
+            raise UserError(f"source={self.source.method_name}: that method saves no linear head (linear_probe "
+                            "and the decoder runs with stage2.type none, crt or taunorm do); tau-normalisation "
+                            "needs one")
 
     def check_data(self, data):
         self._check_val(data)

@@ -76,6 +76,11 @@ class ComputedSource:
     def logits(self, split) -> np.ndarray:
         return self._logits(split)  # once per split: val serves the choice of tau and the val metrics
 
+    def saves_linear_head(self) -> bool:
+        """What the method says before it runs (its optional ``saves_linear_head(cfg)``)."""
+        ask = getattr(type(self.method), "saves_linear_head", None)
+        return bool(ask and ask(self.config))
+
     def linear_head(self):
         outputs = {"method": self.method_name, "artifacts": self.ctx.outputs.artifacts,
                    "details": self.ctx.outputs.details}

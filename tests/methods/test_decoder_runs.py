@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ltbench.core import registry
 from ltbench.core.errors import UserError
 from ltbench.models.calibration import (DisAlignHead, LearnableWeightScaling, MarcHead, build_second_stage,
                                         select_tau, tau_normalised)
@@ -33,6 +34,7 @@ def test_every_decoder_method_runs_end_to_end(run_cli, tmp_path, method):
     # A linear final head is saved (hash in details) for posthoc_taunorm; DisAlign / LWS / MARC are not linear.
     linear = method not in ("decoder_disalign", "decoder_lws", "decoder_marc")
     assert ("linear_head" in record["artifacts"]) == linear == ("linear_head" in record["details"])
+    assert registry.get(registry.METHODS, method).saves_linear_head(record["config"]) == linear
 
 
 def test_ldam_with_drw_runs_through_the_generic_decoder(run_cli, tmp_path):

@@ -225,6 +225,7 @@ def _sampler(name):
     ("posthoc_la", ["tau=-1"], None, "tau=-1 must be a number from 0 to 10"),
     ("posthoc_la", ["tau=null", "tau_grid=[]"], None, "tau_grid=[] must be a non-empty list"),
     ("posthoc_taunorm", [], _tampered_head, "SHA-256 differs"),
+    ("posthoc_taunorm", ["source=zeroshot_clip"], None, "that method saves no linear head"),
     ("posthoc_prior", [], _sampler("class_balanced"), "train.sampler='class_balanced' is not instance-balanced"),
     ("posthoc_prior", ["target_prior=[1,2]"], None, "has 2 numbers, but this dataset has 10 classes"),
 ])
