@@ -230,7 +230,7 @@ def _sampler(name):
     ("posthoc_prior", ["target_prior=[1,2]"], None, "has 2 numbers, but this dataset has 10 classes"),
 ])
 def test_bad_input_is_one_line_error(run_cli, probe, tmp_path, method, options, edit, message):
-    out, source_path, _ = probe
+    _, source_path, _ = probe
     if edit is _tampered_head:
         edit = _tampered_head(tmp_path)
     if not any(option.startswith("source=") for option in options):
