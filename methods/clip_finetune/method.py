@@ -1,7 +1,7 @@
 """clip_finetune: CLIP's image encoder and a classification head trained together on the LT train set."""
 import numpy as np
 
-from ltbench.api import (EpochProgress, Method, UserError, build_head, build_loss, build_sampler_from_spec,
+from ltbench.api import (EpochProgress, Method, build_head, build_loss, build_sampler_from_spec,
                          clip_image_stream, create_clip_backbone, encode_split, seeded, set_visual_trainable,
                          templates_by_name, text_classifier, visual_blocks)
 from ltbench.methods.clip_finetune.model import ImageClassifier
@@ -56,8 +56,6 @@ class ClipFineTune(Method):
                     lr_scales=self.classifier.lr_scales(float(train_cfg["encoder_lr_scale"])))
 
     def predict(self, split, ctx) -> np.ndarray:
-        if not hasattr(self, "classifier"):
-            raise UserError("clip_finetune: predict before fit")
         self.classifier.eval()
         transform = ctx.image_transform(self.clip.eval_transform)
         return encode_split(split, ctx, int(self.cfg["eval_batch_size"]), self.classifier, transform=transform,

@@ -27,7 +27,8 @@ class ImageClassifier(nn.Module):
         return self.head(F.normalize(self.visual(images).float(), dim=-1))
 
     def lr_scales(self, encoder_scale: float) -> list:
-        """(lr factor, trainable parameters) of the encoder and of the head, for the trainer."""
-        groups = [(encoder_scale, [p for p in self.visual.parameters() if p.requires_grad]),
-                  (1.0, [p for p in self.head.parameters() if p.requires_grad])]
+        """(lr factor, trainable parameters) of the head and of the encoder, for the trainer (the
+        head first: the progress log shows the first group's lr, which is then train.lr)."""
+        groups = [(1.0, [p for p in self.head.parameters() if p.requires_grad]),
+                  (encoder_scale, [p for p in self.visual.parameters() if p.requires_grad])]
         return [(factor, params) for factor, params in groups if params]

@@ -114,10 +114,17 @@ def test_frozen_batchnorm_keeps_running_statistics_in_train_mode():
 
 def test_encoder_trains_at_its_lower_lr_and_the_head_at_the_full_lr():
     _, optimizer, model = _step(_tiny_vit(), "all", encoder_scale=0.01, out=64)
-    encoder, head = optimizer.param_groups
+    head, encoder = optimizer.param_groups
     assert encoder["lr"] == pytest.approx(0.001) and head["lr"] == pytest.approx(0.1)
     assert [id(p) for p in head["params"]] == [id(p) for p in model.head.parameters()]
     assert {id(p) for p in encoder["params"]} == {id(p) for p in model.visual.parameters()}
+    # No decay on 1-D parameters splits each group in two, at the group's own lr.
+    split = build_optimizer([p for p in model.parameters()], {**OPTIMIZER, "weight_decay_1d": False},
+                            model.lr_scales(0.01))
+    assert sorted(round(group["lr"], 6) for group in split.param_groups) == [0.001, 0.001, 0.1, 0.1]
+    assert {group["weight_decay"] for group in split.param_groups if all(p.ndim <= 1 for p in group["params"])} == {0.0}
+    with pytest.raises(ValueError, match="every trainable parameter exactly once"):
+        build_optimizer(list(model.parameters()), OPTIMIZER, [(1.0, list(model.head.parameters()))])
 
 
 def test_learnt_cosine_scale_trains_and_a_fixed_one_does_not_exist_as_a_parameter():
