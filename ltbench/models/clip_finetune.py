@@ -40,8 +40,9 @@ def _visual_parts(visual: nn.Module, key: str = "phase_a.trainable") -> Tuple[Li
     if all(hasattr(visual, f"layer{i}") for i in range(1, 5)):  # CLIP's ModifiedResNet
         blocks = [block for i in range(1, 5) for block in getattr(visual, f"layer{i}")]
         return blocks, ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"]
+    other = "use all, visual or text" if key == "phase_a.trainable" else f"choose another {key}"
     raise UserError(f"{key}=last_blocks does not know the blocks of a {type(visual).__name__} "
-                    "image encoder; choose another scope")
+                    f"image encoder; {other}")
 
 
 def _text_parts(model: nn.Module) -> Tuple[List[nn.Module], List[str]]:
