@@ -23,7 +23,7 @@ from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.context import RunContext
 from ltbench.engine.ensembles import ensemble_for
 from ltbench.engine.features import encode_split, image_features, image_tokens, text_classifier
-from ltbench.engine.finetune import clip_train_batches, fine_tune_clip
+from ltbench.engine.finetune import clip_image_stream, clip_train_batches, fine_tune_clip
 from ltbench.engine.head_artifacts import LinearHead, read_linear_head, save_linear_head
 from ltbench.engine.hooks import BestOnVal, Hook, ValAccuracyLog
 from ltbench.engine.memo import PerSplit
@@ -34,6 +34,8 @@ from ltbench.losses import build_loss, multi_positive_contrastive
 from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
 from ltbench.models.calibration import (DISALIGN_FORMS, STAGE2_TYPES, build_second_stage, select_on_grid,
                                         select_tau, tau_normalised, tau_normalised_logits)
+from ltbench.models.clip_finetune import (VISUAL_SCOPES, freeze_batchnorm_statistics, set_visual_trainable,
+                                          visual_blocks)
 from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
                                     timm_label)
 from ltbench.models.heads import build_head
@@ -49,13 +51,14 @@ __all__ = [
     "build_sampler", "build_sampler_from_spec", "epoch_batches", "image_loader", "unlabeled_pool", "with_pool_images",
     # models
     "create_backbone", "create_clip_backbone", "create_timm_classifier", "timm_eval_transform", "timm_label",
-    "state_dict_sha256", "build_head",
+    "state_dict_sha256", "build_head", "VISUAL_SCOPES", "set_visual_trainable", "visual_blocks",
+    "freeze_batchnorm_statistics",
     "STAGE2_TYPES", "DISALIGN_FORMS", "build_second_stage", "select_tau", "tau_normalised",
     "select_on_grid", "tau_normalised_logits",
     # training
     "build_loss", "multi_positive_contrastive", "TensorBatches", "ArrayRowBatches", "EpochProgress",
     "Stage", "read_stage_checkpoint", "save_atomic", "Hook", "BestOnVal", "ValAccuracyLog", "fine_tune_clip",
-    "clip_train_batches",
+    "clip_train_batches", "clip_image_stream",
     # metrics
     "GROUPS", "SHOT_RULES", "shot_groups",
     # features and predictions

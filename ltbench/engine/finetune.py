@@ -1,4 +1,5 @@
-"""Fine-tuning CLIP on the long-tailed train set: BALLAD's phase A, which TACKLE's teacher reuses.
+"""Fine-tuning CLIP on the long-tailed train set: BALLAD's phase A, which TACKLE's teacher reuses,
+and the image stream (augmented batches, steps per epoch) the clip_finetune methods share.
 
 The paper's symmetric multi-positive contrastive loss, or the public code's C-way cross-entropy
 over all class prompts, through the shared trainer. A finished phase A is a stage (see
@@ -32,21 +33,36 @@ def clip_train_batches(split, clip, augment, batch_size, sampler, ctx):
                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
 
 
-def phase_a_steps(images: int, batch_size: int, drop_last: bool) -> int:
-    """Steps of one phase-A epoch. drop_last: the code's loop breaks after int(N / batch) steps,
-    so the last partial batch never trains; otherwise it is one more, smaller step."""
+def epoch_steps(images: int, batch_size: int, drop_last: bool, section: str = "phase_a") -> int:
+    """Steps of one fine-tuning epoch. drop_last: the BALLAD code's loop breaks after
+    int(N / batch) steps, so the last partial batch never trains; otherwise it is one more,
+    smaller step. `section` names the config section in the errors."""
     if not isinstance(drop_last, bool):
-        raise UserError(f"phase_a.drop_last must be true or false, got {drop_last!r}")
+        raise UserError(f"{section}.drop_last must be true or false, got {drop_last!r}")
     steps = images // batch_size if drop_last else math.ceil(images / batch_size)
     if steps == 0:
-        raise UserError(f"phase_a.drop_last: the {images} training images fill no batch of "
-                        f"phase_a.batch_size={batch_size}; lower the batch size or set phase_a.drop_last=false")
+        raise UserError(f"{section}.drop_last: the {images} training images fill no batch of "
+                        f"{section}.batch_size={batch_size}; lower the batch size or set {section}.drop_last=false")
     return steps
+
+
+def phase_a_steps(images: int, batch_size: int, drop_last: bool) -> int:
+    return epoch_steps(images, batch_size, drop_last, "phase_a")
 
 
 def _first_steps(batches, steps: int):
     # Every process stops after the same number of steps, as the code's `break` does.
     return lambda epoch: itertools.islice(batches(epoch), steps)
+
+
+def clip_image_stream(split, clip, section: dict, sampler, ctx, name: str):
+    """(batches(epoch) of (augmented images, labels), steps per epoch) for fine-tuning `clip`'s
+    image tower on `split`: section's batch_size, drop_last and augment; `name` is the section's
+    key, for the errors. BALLAD's phase A and the clip_finetune methods read images this way."""
+    batch_size = int(section["batch_size"])
+    steps = epoch_steps(len(sampler), batch_size, section["drop_last"], name)
+    images = clip_train_batches(split, clip, section["augment"], batch_size, sampler, ctx)
+    return _first_steps(images, steps), steps
 
 
 class PromptBatches:
@@ -160,9 +176,7 @@ def _train_phase_a(clip, data, phase: dict, templates, ctx, work_dir):
     total = sum(p.numel() for p in clip.model.parameters())
     ctx.log(f"phase A: {phase['loss']} loss, {trainable:,} of {total:,} parameters train")
     sampler = build_sampler_from_spec(phase["sampler"], train.labels, seed=ctx.seed)
-    batch_size = int(phase["batch_size"])
-    steps = phase_a_steps(len(sampler), batch_size, phase["drop_last"])
-    images = _first_steps(clip_train_batches(train, clip, phase["augment"], batch_size, sampler, ctx), steps)
+    images, steps = clip_image_stream(train, clip, phase, sampler, ctx, "phase_a")
     batches = PromptBatches(images, data.num_classes, len(templates), phase["loss"], ctx.seed,
                             prompt_lengths=tuner.prompt_lengths)
     loss = global_batch_contrastive if contrastive else F.cross_entropy

@@ -14,7 +14,7 @@ torch's fused kernels where they apply; ``runtime.compile`` runs the module thro
 import math
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -55,18 +55,33 @@ def optimizer_implementation(params) -> dict:
     return {}
 
 
-def build_optimizer(params, cfg) -> torch.optim.Optimizer:
+def build_optimizer(params, cfg, lr_scales: Optional[Sequence[Tuple[float, Sequence]]] = None) -> torch.optim.Optimizer:
+    """SGD / AdamW over `params`. lr_scales: (factor, parameters) pairs that together hold every
+    one of `params`, each trained at factor x cfg['lr'] (a fine-tuned encoder below its head);
+    the schedule then scales every group's lr alike."""
     params = list(params)
     implementation = optimizer_implementation(params)
+    groups = _lr_groups(params, lr_scales, float(cfg["lr"]))
     if not cfg["weight_decay_1d"]:
-        params = [{"params": [p for p in params if p.ndim > 1]},
-                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+        groups = [{**group, "params": [p for p in group["params"] if p.ndim > 1]} for group in groups] + \
+                 [{**group, "params": [p for p in group["params"] if p.ndim <= 1], "weight_decay": 0.0}
+                  for group in groups]
     if cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
+        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"],
                                nesterov=bool(cfg["nesterov"]), weight_decay=cfg["weight_decay"], **implementation)
     if cfg["optimizer"] == "adamw":
-        return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], **implementation)
+        return torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"], **implementation)
     raise unknown_name("optimizer", cfg["optimizer"], OPTIMIZERS)
+
+
+def _lr_groups(params, lr_scales, lr: float) -> list:
+    if lr_scales is None:
+        return [{"params": params}]
+    grouped = [(float(factor), list(group)) for factor, group in lr_scales]
+    members = [id(p) for _, group in grouped for p in group]
+    if sorted(members) != sorted(id(p) for p in params):
+        raise ValueError("lr_scales must hold every trainable parameter exactly once")
+    return [{"params": group, "lr": lr * factor} for factor, group in grouped]
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
@@ -166,13 +181,15 @@ class Trainer:
             return self._fit(*args, **kwargs)
 
     def _fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
-             loss_fn: Callable, forward: Optional[Callable] = None, hooks: Sequence[Hook] = ()):
+             loss_fn: Callable, forward: Optional[Callable] = None, hooks: Sequence[Hook] = (),
+             lr_scales: Optional[Sequence[Tuple[float, Sequence]]] = None):
         """Train `model` (its parameters with requires_grad) for cfg['epochs'] epochs.
 
         batches(epoch) yields (inputs, targets) on any device, inputs a tensor or a tuple of
         tensors; forward(model, inputs) -> logits (default model(inputs)); loss_fn(logits,
-        targets) -> scalar; hooks: engine/hooks.py (their after_epoch notes go into the log).
-        Returns the per-epoch history.
+        targets) -> scalar; hooks: engine/hooks.py (their after_epoch notes go into the log);
+        lr_scales: (factor, parameters) pairs covering the trainable ones (see build_optimizer;
+        the log and history show the first group's lr). Returns the per-epoch history.
 
         In a distributed run forward gets the DDP-wrapped (or compiled) module, so it must call
         it rather than reach into its attributes, and every trainable parameter must take part
@@ -186,7 +203,7 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters")
-        optimizer = build_optimizer(params, cfg)
+        optimizer = build_optimizer(params, cfg, lr_scales)
         accum = max(1, int(cfg["grad_accum_steps"]))
         steps_per_update = math.ceil(steps_per_epoch / accum)
         total_updates = steps_per_update * int(cfg["epochs"])

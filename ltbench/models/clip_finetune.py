@@ -27,18 +27,22 @@ from ltbench.core.errors import UserError, unknown_name
 from ltbench.models.text_encoding import encode_text_tokens, text_lengths
 
 TRAINABLE_PARTS = ("all", "visual", "text", "last_blocks")
+VISUAL_SCOPES = ("all", "last_blocks", "norm", "bias", "norm_bias", "none")
+NORM_LAYERS = (nn.LayerNorm, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
 BATCHNORM_MODES = ("frozen", "train")
 
 
-def _visual_parts(visual: nn.Module) -> Tuple[List[nn.Module], List[str]]:
-    """(residual blocks in depth order, names of the stem modules/parameters before them)."""
+def _visual_parts(visual: nn.Module, key: str = "phase_a.trainable") -> Tuple[List[nn.Module], List[str]]:
+    """(residual blocks in depth order, names of the stem modules/parameters before them);
+    `key` names the setting in the error for an encoder whose blocks are unknown."""
     if hasattr(visual, "transformer") and hasattr(visual.transformer, "resblocks"):  # ViT
         return list(visual.transformer.resblocks), ["conv1", "class_embedding", "positional_embedding", "ln_pre"]
     if all(hasattr(visual, f"layer{i}") for i in range(1, 5)):  # CLIP's ModifiedResNet
         blocks = [block for i in range(1, 5) for block in getattr(visual, f"layer{i}")]
         return blocks, ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"]
-    raise UserError(f"phase_a.trainable=last_blocks does not know the blocks of a {type(visual).__name__} "
-                    "image encoder; use all, visual or text")
+    other = "use all, visual or text" if key == "phase_a.trainable" else f"choose another {key}"
+    raise UserError(f"{key}=last_blocks does not know the blocks of a {type(visual).__name__} "
+                    f"image encoder; {other}")
 
 
 def _text_parts(model: nn.Module) -> Tuple[List[nn.Module], List[str]]:
@@ -94,6 +98,51 @@ def set_trainable(model: nn.Module, parts: str, last_blocks: int = 0) -> int:
     return sum(p.numel() for p in named.values() if p.requires_grad)
 
 
+def visual_blocks(visual: nn.Module, key: str = "trainable.scope") -> List[nn.Module]:
+    """The image encoder's residual blocks in depth order (ViT resblocks, or the bottlenecks of
+    CLIP's ModifiedResNet layer1..layer4)."""
+    return _visual_parts(visual, key)[0]
+
+
+def _norm_parameters(module: nn.Module) -> List[nn.Parameter]:
+    return [p for sub in module.modules() if isinstance(sub, NORM_LAYERS) for p in sub.parameters(recurse=False)]
+
+
+def set_visual_trainable(visual: nn.Module, scope: str, last_blocks: int = 0, key: str = "trainable") -> int:
+    """Choose which image-encoder parameters fine-tuning updates; returns how many train.
+
+    all: every parameter; last_blocks: the last `last_blocks` residual blocks plus what follows
+    them (final norm, attention pooling, projection), as set_trainable does for BALLAD, and
+    nothing at all for 0 (0 blocks from the end: a frozen encoder); norm:
+    the affine parameters of every LayerNorm / BatchNorm / GroupNorm; bias: every bias (BitFit);
+    norm_bias: both; none: nothing (a head on the frozen encoder). The caller checks the
+    settings first (see VISUAL_SCOPES) so that a bad one fails before any work.
+    """
+    if scope not in VISUAL_SCOPES:
+        raise unknown_name(f"{key}.scope", scope, VISUAL_SCOPES)
+    parameters = list(visual.parameters())
+    visual.requires_grad_(scope == "all")
+    if scope == "last_blocks" and int(last_blocks) > 0:
+        blocks, stem = _visual_parts(visual, f"{key}.scope")
+        _open_last_blocks(visual, parameters, blocks, stem, int(last_blocks))
+    opened = []
+    if scope in ("norm", "norm_bias"):
+        opened += _norm_parameters(visual)
+    if scope in ("bias", "norm_bias"):
+        opened += [p for name, p in visual.named_parameters() if name.rsplit(".", 1)[-1].endswith("bias")]
+    for parameter in opened:
+        parameter.requires_grad_(True)
+    return sum(p.numel() for p in parameters if p.requires_grad)
+
+
+def freeze_batchnorm_statistics(module: nn.Module) -> None:
+    """BatchNorm layers of `module` in eval mode: running statistics stay the pretrained ones
+    (what BALLAD's code effectively ran); their affine parameters still train."""
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            sub.eval()
+
+
 class ClipFineTuner(nn.Module):
     """forward((images, prompt_rows, text_index[, text_length])) -> scale * cos(image, text)
     logits [B, len(text_index)] ([global B, global B] for global_pairs under torchrun).
@@ -123,9 +172,7 @@ class ClipFineTuner(nn.Module):
         if mode and self.batchnorm == "frozen":
             # Running statistics stay those of the pretrained model (what the public code ran,
             # since it never called train()); affine parameters still train.
-            for module in self.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            freeze_batchnorm_statistics(self)
         return self
 
     def logit_scale(self) -> torch.Tensor:

@@ -20,6 +20,8 @@ SHORT = {
     "ballad": ["phase_a.epochs=2", "phase_b.epochs=2"],
     "tackle": ["teacher.ballad_options=[phase_a.epochs=2]", "train.epochs=2"],
     "clip_ensemble": ["members=[zeroshot,linear_probe]"],
+    "clip_finetune": ["train.epochs=2"],
+    "clip_finetune_bs": ["train.epochs=2"],
     "linear_probe": ["train.epochs=3"],
     "posthoc_la": ["source_options=[train.epochs=3]", "tau=null"],
     "posthoc_prior": ["source_options=[train.epochs=3]"],

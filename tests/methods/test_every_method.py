@@ -18,6 +18,8 @@ SPEED_UPS = {
     "posthoc_la": ("source_options=[train.epochs=5]",),
     "posthoc_prior": ("source_options=[train.epochs=5]",),
     "posthoc_taunorm": ("source_options=[train.epochs=5]",),
+    "clip_finetune": ("train.epochs=3",),
+    "clip_finetune_bs": ("train.epochs=3",),
     "tackle": ("teacher.ballad_options=[phase_a.epochs=4]", "train.epochs=3"),
 }
 
