@@ -4,11 +4,16 @@ import time
 
 import pytest
 
-from ltbench.records.plots import KINDS
+from ltbench.app.cli import plot as plot_cli
+from ltbench.records.plots import FORMATS, KINDS
 
 
 def _files(folder):
     return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_the_cli_offers_every_kind_and_format():
+    assert plot_cli.KINDS == KINDS and plot_cli.FORMATS == FORMATS
 
 
 def test_every_figure_in_png_and_svg_in_under_10_seconds_with_the_same_bytes_twice(quickstart_results, run_cli, tmp_path):
@@ -88,3 +93,13 @@ def test_the_report_is_the_same_bytes_twice_and_holds_every_part(quickstart_resu
     run_page = pages["a"][runs[0]].decode()
     for part in ("Config hash", "Versions", "Split hashes", "Timings", "Per-class accuracy", "Config", "Details"):
         assert part in run_page
+
+
+def test_the_readme_figure_is_committed_small_and_regenerated_by_a_documented_script(repo_root):
+    figure = repo_root / "docs" / "figures" / "digits_lt_per_class.png"
+    script = repo_root / "docs" / "figures" / "make_readme_figure.sh"
+    assert figure.read_bytes().startswith(b"\x89PNG") and figure.stat().st_size < 150_000
+    assert "ltbench plot per-class --dataset digits_lt" in script.read_text() and script.stat().st_mode & 0o111
+    readme = (repo_root / "README.md").read_text()
+    assert "docs/figures/digits_lt_per_class.png" in readme and "make_readme_figure.sh" in readme
+    assert "results/report/index.html" in readme

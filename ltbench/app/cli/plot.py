@@ -1,10 +1,13 @@
 """`ltbench plot`: the long-tail figures of one dataset's runs, as PNG or SVG files."""
 import time
 
+# As ltbench.records.plots.KINDS / FORMATS, spelled out so that building the parser does not import
+# matplotlib and scipy for every other subcommand (a test holds the two equal).
+KINDS = ("per-class", "groups", "calibration", "test-dist")
+FORMATS = ("png", "svg")
+
 
 def register(commands):
-    from ltbench.records.plots import FORMATS, KINDS
-
     plot = commands.add_parser(
         "plot", help="figures: per-class accuracy vs training images, shot-group bars, reliability, test distributions",
         description="Draw figures of the runs of one dataset into <out>/<dataset>/<kind>.<format>. Each ROW is a "
