@@ -61,7 +61,7 @@ def _stat_cell(stat: dict) -> dict:
 
 
 def _ece(row: dict) -> Optional[float]:
-    values = [run["metrics"].get("calibration", {}).get("ece") for run in row["records"]]
+    values = [(run["metrics"].get("calibration") or {}).get("ece") for run in row["records"]]
     return None if any(value is None for value in values) else float(np.mean(values))
 
 

@@ -13,7 +13,10 @@ import pytest
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
-def _browser():
+@pytest.fixture(scope="session")
+def chromium():
+    """(sync_playwright, the browser's path), or a skip saying what to install; checked before the
+    records are made, so a machine without a browser spends nothing on this test."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -30,8 +33,8 @@ def _column_texts(page, column):
                                      "cells => cells.map(cell => cell.textContent.trim())")
 
 
-def test_the_report_renders_sorts_and_links_in_chromium(quickstart_results, digits_reported, run_cli, tmp_path):
-    sync_playwright, executable = _browser()
+def test_the_report_renders_sorts_and_links_in_chromium(chromium, quickstart_results, digits_reported, run_cli, tmp_path):
+    sync_playwright, executable = chromium
     site = tmp_path / "site"
     code, _, err = run_cli("report", "--results", quickstart_results, "--out", site, "--reported", digits_reported)
     assert code == 0, err
