@@ -40,10 +40,10 @@ def test_every_figure_in_png_and_svg_in_under_10_seconds_with_the_same_bytes_twi
     assert _files(folder) == first
 
     # One row by its selector, into another folder.
-    code, out, err = run_cli("plot", "per-class", "linear_probe:tiny", "--dataset", "digits_lt",
+    code, out, err = run_cli("plot", "per-class", "--dataset", "digits_lt", "linear_probe:tiny",
                              "--results", quickstart_results, "--out", tmp_path / "figures")
     assert code == 0, err
-    assert (tmp_path / "figures" / "digits_lt" / "per-class.png").is_file() and "(1 rows" in out
+    assert (tmp_path / "figures" / "digits_lt" / "per-class.png").is_file() and "(1 row," in out
     assert (tmp_path / "figures" / "digits_lt" / "per-class.png").read_bytes() != first["per-class.png"]
 
 

@@ -25,7 +25,7 @@ def register(commands):
     plot.add_argument("--bootstrap", type=int, default=10_000, metavar="N",
                       help="groups: bootstrap resamples of the 95%% intervals (default: 10000, as compare)")
     plot.add_argument("--bootstrap-seed", type=int, default=0, help="groups: seed of the bootstrap (default: 0)")
-    plot.set_defaults(handler=command)
+    plot.set_defaults(handler=command, intermixed="rows")  # ROWs may also follow the options
 
 
 def command(args) -> int:
@@ -49,5 +49,5 @@ def command(args) -> int:
                             seed=args.bootstrap_seed, bins=args.bins)
         for fmt in dict.fromkeys(args.format):
             print(plots.write_figure(figure, plots.plot_path(out, args.dataset, kind, fmt), fmt))
-    print(f"({len(rows)} rows, {time.perf_counter() - started:.1f}s)")
+    print(f"({len(rows)} row{'' if len(rows) == 1 else 's'}, {time.perf_counter() - started:.1f}s)")
     return 0
