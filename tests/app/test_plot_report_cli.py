@@ -38,6 +38,10 @@ def test_every_figure_in_png_and_svg_in_under_10_seconds_with_the_same_bytes_twi
                            "--format", "png", "svg")
     assert code == 0, err
     assert _files(folder) == first
+    # A file's bytes do not depend on the other formats asked for (each is drawn afresh).
+    code, _, err = run_cli("plot", "groups", "--dataset", "digits_lt", "--results", quickstart_results, "--format", "svg")
+    assert code == 0, err
+    assert (folder / "groups.svg").read_bytes() == first["groups.svg"]
 
     # One row by its selector, into another folder.
     code, out, err = run_cli("plot", "per-class", "--dataset", "digits_lt", "linear_probe:tiny",

@@ -45,9 +45,11 @@ def command(args) -> int:
     rule = args.shot_rule or rows[0]["records"][0]["metrics"]["shot_rule"]
     kinds = plots.KINDS if args.kind == "all" else (args.kind,)
     for kind in kinds:
-        figure = plots.draw(kind, rows, args.dataset, rule, window=args.window, resamples=args.bootstrap,
-                            seed=args.bootstrap_seed, bins=args.bins)
+        # A fresh figure per format: a figure saved twice is laid out twice, and the second layout
+        # can differ, so one file's bytes would depend on which other formats were asked for.
         for fmt in dict.fromkeys(args.format):
+            figure = plots.draw(kind, rows, args.dataset, rule, window=args.window, resamples=args.bootstrap,
+                                seed=args.bootstrap_seed, bins=args.bins)
             print(plots.write_figure(figure, plots.plot_path(out, args.dataset, kind, fmt), fmt))
     print(f"({len(rows)} row{'' if len(rows) == 1 else 's'}, {time.perf_counter() - started:.1f}s)")
     return 0

@@ -26,7 +26,7 @@ def register(commands):
 def command(args) -> int:
     from pathlib import Path
 
-    from ltbench.app.cli.table import _reported_entries
+    from ltbench.app.cli.table import reported_entries
     from ltbench.core.errors import UserError
     from ltbench.records import report, results, tables
     from ltbench.records.output import check_positive, writable_folder
@@ -40,7 +40,7 @@ def command(args) -> int:
         raise UserError(f"no run records under {Path(args.results) / 'runs'}; run `ltbench run ...` first "
                         "or pass --results DIR")
     rows = {dataset: select_rows(loaded, dataset, (), args.results, args.shot_rule) for dataset in datasets}
-    reported = _reported_entries(args)
+    reported = reported_entries(args)
     out = writable_folder(args.out if args.out else Path(args.results) / "report", "--out")
     written = report.write_report(rows, out, args.results, reported, resamples=args.bootstrap,
                                   seed=args.bootstrap_seed, shot_rule=args.shot_rule)
