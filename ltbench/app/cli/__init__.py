@@ -5,10 +5,10 @@ import os
 import sys
 
 from ltbench import __version__
-from ltbench.app.cli import cache, compare, data, listing, run, sweep, table
+from ltbench.app.cli import cache, compare, data, listing, plot, report, run, sweep, table
 from ltbench.core.errors import UserError
 
-SUBCOMMANDS = (run, sweep, table, compare, listing, data, cache)
+SUBCOMMANDS = (run, sweep, table, compare, plot, report, listing, data, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,8 +20,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv):
+    """parse_args, except that a subcommand that sets ``intermixed=<dest>`` (a nargs='*' positional)
+    also takes the positionals given after its options (`plot per-class --dataset D ROW`), which
+    argparse alone rejects; anything else left over is the usual one-line error."""
+    args, extra = parser.parse_known_args(argv)
+    dest = getattr(args, "intermixed", None)
+    if extra and dest and not any(item.startswith("-") for item in extra):
+        setattr(args, dest, list(getattr(args, dest)) + extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     try:
         return args.handler(args)
     except UserError as error:

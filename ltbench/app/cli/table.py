@@ -28,7 +28,7 @@ def register(commands):
     table.set_defaults(handler=command)
 
 
-def _reported_entries(args):
+def reported_entries(args):
     """Published numbers for the table's Reported column; None: no column (--no-reported)."""
     from ltbench.records.reported import default_reported_path, load_reported
 
@@ -52,7 +52,7 @@ def command(args) -> int:
     if not datasets:
         raise UserError(f"no run records under {Path(args.results) / 'runs'}; run `ltbench run ...` first "
                         "or pass --results DIR")
-    reported = _reported_entries(args)  # before any table is written: a bad file fails first
+    reported = reported_entries(args)  # before any table is written: a bad file fails first
     missing = {}
     for dataset in datasets:
         rows = tables.leaderboard_rows(records, dataset, shot_rule=args.shot_rule)

@@ -1,0 +1,25 @@
+"""Fixtures of the command-line tests."""
+import pytest
+
+
+@pytest.fixture(scope="session")
+def quickstart_results(tmp_path_factory):
+    """A results folder with the README quick start's digits_lt runs (tiny CLIP): zeroshot_clip and a
+    short linear_probe, each with its per-sample file. Shared by the plot, report and browser tests."""
+    from ltbench.app.cli import main
+
+    out = tmp_path_factory.mktemp("quickstart") / "results"
+    assert main(["run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--method", "linear_probe", "--dataset", "digits_lt", "--out", str(out), "--no-progress",
+                 "--cfg-options", "train.epochs=5"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_reported(tmp_path_factory):
+    """A published-numbers file with one digits_lt entry (linear_probe, tiny), for the Reported column."""
+    path = tmp_path_factory.mktemp("reported") / "reported.yaml"
+    path.write_text("sources:\n  T: 'A test source.'\nentries:\n"
+                    "  - {dataset: digits_lt, method: linear_probe, backbone: tiny, paper_backbone: tiny, overall: 42.5, "
+                    "split: test, source: T}\n")
+    return path
