@@ -36,6 +36,7 @@ from ltbench.models.calibration import (DISALIGN_FORMS, STAGE2_TYPES, build_seco
 from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
                                     timm_label)
 from ltbench.models.heads import build_head
+from ltbench.models.peft import PEFT_TYPES, PeftViT, bottleneck_width, check_peft_options, text_head_weights
 from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
 
@@ -49,6 +50,7 @@ __all__ = [
     # models
     "create_backbone", "create_clip_backbone", "create_timm_classifier", "timm_eval_transform", "timm_label",
     "state_dict_sha256", "build_head",
+    "PEFT_TYPES", "PeftViT", "bottleneck_width", "check_peft_options", "text_head_weights",
     "STAGE2_TYPES", "DISALIGN_FORMS", "build_second_stage", "select_tau", "tau_normalised",
     # training
     "build_loss", "multi_positive_contrastive", "TensorBatches", "ArrayRowBatches", "EpochProgress",
