@@ -4,12 +4,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltbench.api import (METHODS, Method, PeftViT, UserError, build_head, build_loss, build_sampler_from_spec,
-                         check_peft_options, create_clip_backbone, encode_split, epoch_batches, seeded,
-                         templates_by_name, text_classifier, text_head_weights, unknown_name)
+from ltbench.api import (METHODS, Method, PeftViT, Stage, UserError, build_head, build_loss, build_sampler_from_spec,
+                         check_peft_options, create_clip_backbone, encode_split, epoch_batches,
+                         read_stage_checkpoint, seeded, templates_by_name, text_classifier, text_head_weights,
+                         unknown_name)
 from ltbench.methods.lift.preprocess import check_preprocess, ensemble_logits, eval_transform, tte_transform
 
 HEAD_INITS = ("text", "random")
+CHECKPOINT_FORMAT = "ltbench.lift/1"
+# The trained modules and head are a stage: runs that differ only in how they test (tte) reuse them,
+# as the code's `test_only True tte True` reuses its checkpoint.
+TRAINING = Stage(name="lift_train", label="LIFT training", file_name="lift.pt", artifact="lift_checkpoint")
+# Everything the trained weights depend on besides the dataset, the backbone and the seed.
+TRAINING_KEYS = ("peft", "head", "loss", "train", "text", "preprocess", "amp")
+
+
+def training_identity(cfg: dict, clip) -> dict:
+    """What the trained weights depend on (the seed goes into the stage's folder name): the frozen
+    weights by their hash, so a changed checkpoint file never reuses another's stage."""
+    identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"],
+                "weights": {"visual": clip.visual_fingerprint(), "text": clip.text_fingerprint()},
+                **{key: cfg[key] for key in TRAINING_KEYS}}
+    if cfg.get("jpeg_draft"):
+        identity["jpeg_draft"] = True
+    return identity
 
 
 class LiftModel(nn.Module):
@@ -73,9 +91,24 @@ class Lift(Method):
             "tte": cfg["tte"]["crops"] if cfg["tte"]["enabled"] else "off"}
         ctx.log(f"lift: {peft['type']}, {tower.trained_parameters:,} PEFT + {head_parameters:,} head parameters train")
         with ctx.timer("train"):
-            self._train(data, ctx)
+            TRAINING.reuse_or_train(ctx, self.clip.label, training_identity(cfg, self.clip), load=self._load,
+                                    train=lambda work_dir: self._train(data, ctx, work_dir))
 
-    def _train(self, data, ctx):
+    def _trained_state(self) -> dict:
+        return {name: p.detach() for name, p in self.model.named_parameters() if p.requires_grad}
+
+    def _load(self, path):
+        state = read_stage_checkpoint(path, "the LIFT stage", "lift.pt", "LIFT")
+        trained = state.get("trained") if isinstance(state, dict) else None
+        if not isinstance(trained, dict) or state.get("format") != CHECKPOINT_FORMAT \
+                or set(trained) != set(self._trained_state()):
+            raise UserError(f"{path} is not a LIFT stage of this configuration; delete it to train again")
+        with torch.no_grad():
+            for name, parameter in self.model.named_parameters():
+                if name in trained:
+                    parameter.copy_(trained[name])
+
+    def _train(self, data, ctx, work_dir):
         cfg, train_cfg = self.cfg, self.cfg["train"]
         train = data.split("train")
         sampler = build_sampler_from_spec(train_cfg["sampler"], train.labels, seed=ctx.seed)
@@ -86,8 +119,10 @@ class Lift(Method):
         loss, class_counts = build_loss(cfg["loss"]), data.class_counts
         # --resume continues only on the same frozen weights (the head starts from their text features).
         identity = {"visual": self.clip.visual_fingerprint(), "text": self.clip.text_fingerprint()}
-        ctx.trainer(train_cfg, name="lift", identity=identity).fit(
-            self.model, batches, steps, loss_fn=lambda logits, targets: loss(logits, targets, class_counts))
+        trainer = ctx.trainer(train_cfg, name="lift", work_dir=work_dir, identity=identity)
+        trainer.fit(self.model, batches, steps, loss_fn=lambda logits, targets: loss(logits, targets, class_counts))
+        return {"format": CHECKPOINT_FORMAT, "backbone": self.clip.label,
+                "trained": {name: tensor.cpu() for name, tensor in self._trained_state().items()}}, trainer
 
     def predict(self, split, ctx) -> np.ndarray:
         self.model.eval()

@@ -21,6 +21,7 @@ SHORT = {
     "tackle": ["teacher.ballad_options=[phase_a.epochs=2]", "train.epochs=2"],
     "clip_ensemble": ["members=[zeroshot,linear_probe]"],
     "linear_probe": ["train.epochs=3"],
+    "lift": ["train.epochs=2"],
 }
 DECODER_SHORT = ["stage1.iterations=20", "stage1.epochs=null", "stage2.iterations=10", "stage2.epochs=null"]
 

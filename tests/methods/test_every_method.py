@@ -14,6 +14,7 @@ DECODER_SPEED_UP = ("stage1.iterations=30", "stage2.iterations=10")
 SPEED_UPS = {
     "ballad": ("phase_a.epochs=4", "phase_b.epochs=2"),
     "clip_ensemble": ("members=[zeroshot,linear_probe]",),
+    "lift": ("train.epochs=2",),
     "tackle": ("teacher.ballad_options=[phase_a.epochs=4]", "train.epochs=3"),
 }
 
