@@ -63,9 +63,7 @@ def crops(images: torch.Tensor, size: int, kind: str) -> torch.Tensor:
 
 
 def ensemble_logits(model, images: torch.Tensor, size: int, kind: str) -> torch.Tensor:
-    """The mean of the crops' logits (the code averages logits, not probabilities), all crops
-    of the batch through the model at once."""
+    """The mean of the crops' logits (the code averages logits, not probabilities). One model
+    call per crop position over the whole batch: the memory of a plain eval batch, not K times it."""
     views = crops(images, size, kind)
-    batch, count = views.shape[:2]
-    logits = model(views.flatten(0, 1)).float()
-    return logits.view(batch, count, -1).mean(dim=1)
+    return torch.stack([model(views[:, k]).float() for k in range(views.shape[1])]).mean(dim=0)
