@@ -130,7 +130,9 @@ class Lift(Method):
         if tte["enabled"]:
             size = self.transform.size
             transform = tte_transform(self.transform, tte)
-            encode = lambda images: ensemble_logits(self.model, images, size, tte["crops"])  # noqa: E731
+
+            def encode(images):
+                return ensemble_logits(self.model, images, size, tte["crops"])
         else:
             transform, encode = self.transform, self.model
         with torch.no_grad():

@@ -146,7 +146,9 @@ def test_tte_crops_are_torchvisions(kind, torchvision_crops):
 
 def test_tte_averages_the_crops_logits():
     images = torch.randn(2, 3, 8, 8)
-    model = lambda batch: batch.mean(dim=(2, 3))  # noqa: E731 -- 3 'classes', one per channel
+    def model(batch):  # 3 'classes', one per channel
+        return batch.mean(dim=(2, 3))
+
     expected = crops(images, 6, "five").mean(dim=(3, 4)).mean(dim=1)
     assert torch.allclose(ensemble_logits(model, images, 6, "five"), expected, atol=1e-6)
 

@@ -57,8 +57,8 @@ def test_tte_reuses_the_trained_stage_and_is_recorded(run_cli, out):
     ("head.init=zeros", "head.init"),
 ])
 def test_bad_options_fail_with_one_line(run_cli, out, option, message):
-    code, stdout, stderr = run_cli("run", "--method", "lift", "--dataset", "digits_lt", "--out", out, "--no-progress",
-                                   "--cfg-options", option)
+    code, _, stderr = run_cli("run", "--method", "lift", "--dataset", "digits_lt", "--out", out, "--no-progress",
+                              "--cfg-options", option)
     assert code != 0
     error = [line for line in stderr.splitlines() if "error" in line]
     assert len(error) == 1 and message in error[0], stderr
