@@ -64,9 +64,12 @@ def check_options(cfg: dict):
 class Lift(Method):
     """LIFT: frozen CLIP ViT + lightweight PEFT (AdaptFormer by default, peft.type), text-initialised cosine head, logit-adjusted loss."""
 
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        check_options(cfg)  # the harness builds the method before it loads any data
+
     def fit(self, data, ctx):
         cfg = self.cfg
-        check_options(cfg)
         self.clip = create_clip_backbone(cfg["backbone"]["clip"], ctx.device, cfg["method"])
         visual = self.clip.model.visual
         peft, head_cfg = cfg["peft"], cfg["head"]
