@@ -62,3 +62,18 @@ def test_bad_options_fail_with_one_line(run_cli, out, option, message):
     assert code != 0
     error = [line for line in stderr.splitlines() if "error" in line]
     assert len(error) == 1 and message in error[0], stderr
+
+
+def test_file_images_of_any_shape_train_and_test_with_tte(run_cli, tmp_path, folder_dataset):
+    """Non-square image files (20 x 24 px) through the PIL path: train crops, the 8/7 eval resize
+    and TTE's crops of the resized centre square all reach the 32 px tiny ViT."""
+    (tmp_path / "data").mkdir()
+    options = folder_dataset(tmp_path / "data")
+    code, stdout, stderr = run_cli(
+        "run", "--method", "lift", "--dataset", "folder_lt", "--backbone", "tiny", "--data-root", options["root"],
+        "--out", tmp_path / "out", "--no-progress", "--cfg-options", "dataset.train_list=train.txt",
+        "dataset.test_list=test.txt", "dataset.classnames=names.txt", "train.epochs=1", "train.batch_size=4",
+        "tte.enabled=true", "tte.expand=4", "runtime.num_workers=0")
+    assert code == 0, stderr
+    record = _record(stdout)
+    assert record["details"]["lift"]["tte"] == "five" and len(record["metrics"]["per_class_accuracy"]) == 2
