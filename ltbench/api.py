@@ -13,6 +13,7 @@ from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
+from ltbench.data.crops import CROP_SETS, CropSpec, crops
 from ltbench.data.loading import epoch_batches, image_loader
 from ltbench.data.pool import unlabeled_pool, with_pool_images
 from ltbench.data.prompts import templates_by_name
@@ -45,6 +46,7 @@ __all__ = [
     "unknown_name", "related_method_config", "seed_everything", "derive_seed", "generator", "seeded",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
+    "CropSpec", "CROP_SETS", "crops",
     "templates_by_name",
     "build_sampler", "build_sampler_from_spec", "epoch_batches", "image_loader", "unlabeled_pool", "with_pool_images",
     # models

@@ -131,11 +131,10 @@ class Lift(Method):
         self.model.eval()
         tte = self.cfg["tte"]
         if tte["enabled"]:
-            size = self.transform.size
             transform = tte_transform(self.transform, tte)
 
-            def encode(images):
-                return ensemble_logits(self.model, images, size, tte["crops"])
+            def encode(views):
+                return ensemble_logits(self.model, views)
         else:
             transform, encode = self.transform, self.model
         with torch.no_grad():

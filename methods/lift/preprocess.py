@@ -1,16 +1,16 @@
 """LIFT's image pipeline: its eval resize, and test-time ensembling (TTE) over crops.
 
 The code evaluates with Resize(size * 8 // 7) + CenterCrop(size) (torchvision, bilinear) and,
-with TTE, Resize(size + expand) + FiveCrop / TenCrop(size), averaging the crops' logits.
+with TTE, Resize(size + expand) + FiveCrop / TenCrop(size) (ltbench/data/crops.py), averaging
+the crops' logits.
 """
 from dataclasses import replace
 
 import torch
 
-from ltbench.api import INTERPOLATIONS, TransformSpec, UserError, unknown_name
+from ltbench.api import CROP_SETS, INTERPOLATIONS, CropSpec, TransformSpec, UserError, unknown_name
 
 EVAL_RESIZES = ("code", "model")
-TTE_CROPS = ("five", "ten")
 
 
 def check_preprocess(preprocess: dict, tte: dict):
@@ -21,8 +21,8 @@ def check_preprocess(preprocess: dict, tte: dict):
         raise unknown_name("preprocess.eval_resize", preprocess["eval_resize"], EVAL_RESIZES)
     if not isinstance(tte["enabled"], bool):
         raise UserError(f"tte.enabled={tte['enabled']!r}: expected true or false")
-    if tte["crops"] not in TTE_CROPS:
-        raise unknown_name("tte.crops", tte["crops"], TTE_CROPS)
+    if tte["crops"] not in CROP_SETS:
+        raise unknown_name("tte.crops", tte["crops"], CROP_SETS)
     expand = tte["expand"]
     if isinstance(expand, bool) or not isinstance(expand, int) or expand < 0:
         raise UserError(f"tte.expand={expand!r}: expected a whole number of pixels >= 0 (the code: 24)")
@@ -37,33 +37,15 @@ def eval_transform(model_spec: TransformSpec, preprocess: dict) -> TransformSpec
                    interpolation=preprocess["interpolation"])
 
 
-def tte_transform(spec: TransformSpec, tte: dict) -> TransformSpec:
-    """Shorter side to size + expand, then the centre square (cropped further by crops()).
-
-    For non-square images the code's corner crops come from the whole resized rectangle; here
-    from its centre square [ours]: one batch shape for every image. Square images (CIFAR,
-    digits) get the code's crops exactly."""
-    side = spec.size + int(tte["expand"])
-    return replace(spec, size=side, resize=side, resize_mode="shortest")
+def tte_transform(spec: TransformSpec, tte: dict) -> CropSpec:
+    """The code's TTE views: shorter side to size + expand, then five (or ten) crops of size
+    from the whole resized image, at the eval transform's interpolation, mean and std."""
+    return CropSpec(size=spec.size, resize=spec.size + int(tte["expand"]), mean=spec.mean, std=spec.std,
+                    interpolation=spec.interpolation, crops=tte["crops"], jpeg_draft=spec.jpeg_draft)
 
 
-def crops(images: torch.Tensor, size: int, kind: str) -> torch.Tensor:
-    """[B, C, H, W] -> [B, K, C, size, size]: torchvision's FiveCrop (top-left, top-right,
-    bottom-left, bottom-right, centre) or TenCrop (those five, then the same of the mirror)."""
-    height, width = images.shape[-2:]
-    if size > min(height, width):
-        raise UserError(f"TTE crops of {size} px do not fit {height}x{width} images")
-    top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
-    corners = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size), (top, left)]
-    five = [images[..., y: y + size, x: x + size] for y, x in corners]
-    if kind == "ten":
-        mirrored = images.flip(-1)
-        five += [mirrored[..., y: y + size, x: x + size] for y, x in corners]
-    return torch.stack(five, dim=1)
-
-
-def ensemble_logits(model, images: torch.Tensor, size: int, kind: str) -> torch.Tensor:
-    """The mean of the crops' logits (the code averages logits, not probabilities). One model
-    call per crop position over the whole batch: the memory of a plain eval batch, not K times it."""
-    views = crops(images, size, kind)
+def ensemble_logits(model, views: torch.Tensor) -> torch.Tensor:
+    """[B, K, 3, S, S] views -> the mean of their logits (the code averages logits, not
+    probabilities). One model call per crop position over the whole batch: the memory of a
+    plain eval batch, not K times it."""
     return torch.stack([model(views[:, k]).float() for k in range(views.shape[1])]).mean(dim=0)

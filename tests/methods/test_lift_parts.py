@@ -3,6 +3,7 @@ compute the frozen tower, the trained-parameter counts follow the formulas, only
 and the head train, the head starts as the text classifier, and TTE takes torchvision's crops."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,8 @@ from torchvision.transforms import functional as TF
 
 from ltbench.core.errors import UserError
 from ltbench.methods.lift.method import LiftModel
-from ltbench.methods.lift.preprocess import crops, ensemble_logits
+from ltbench.data.crops import CropSpec, crops
+from ltbench.methods.lift.preprocess import ensemble_logits
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
 from ltbench.models.peft import PEFT_TYPES, PeftViT, bottleneck_width, check_peft_options, text_head_weights
@@ -145,12 +147,32 @@ def test_tte_crops_are_torchvisions(kind, torchvision_crops):
 
 
 def test_tte_averages_the_crops_logits():
-    images = torch.randn(2, 3, 8, 8)
+    views = torch.randn(2, 5, 3, 6, 6)
+
     def model(batch):  # 3 'classes', one per channel
         return batch.mean(dim=(2, 3))
 
-    expected = crops(images, 6, "five").mean(dim=(3, 4)).mean(dim=1)
-    assert torch.allclose(ensemble_logits(model, images, 6, "five"), expected, atol=1e-6)
+    assert torch.allclose(ensemble_logits(model, views), views.mean(dim=(3, 4)).mean(dim=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["five", "ten"])
+def test_crop_spec_takes_the_codes_crops_of_the_whole_resized_image(kind):
+    """Resize(shorter side to 12) + Five/TenCrop(8) of a 20 x 30 image: the batch path (in-memory
+    splits) and the PIL path (files) give torchvision's crops of the 12 x 18 rectangle."""
+    from PIL import Image
+    from torchvision import transforms as T
+
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    spec = CropSpec(size=8, resize=12, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), interpolation="bilinear",
+                    crops=kind)
+    cropper = T.FiveCrop(8) if kind == "five" else T.TenCrop(8)
+    resized = T.Resize(12, interpolation=T.InterpolationMode.BILINEAR)(Image.fromarray(pixels))
+    assert resized.size == (18, 12)
+    expected = torch.stack([(T.functional.to_tensor(view) - 0.5) / 0.25 for view in cropper(resized)])
+    assert torch.allclose(spec.pil_transform()(Image.fromarray(pixels)), expected, atol=1e-6)
+    batch = spec.apply_batch(pixels[None])
+    assert batch.shape == (1, spec.views, 3, 8, 8)
+    assert (batch[0] - expected).abs().max() <= 1.01 / 255 / 0.25  # PIL's pixels within one grey level
 
 
 @pytest.mark.parametrize("options, message", [
