@@ -221,6 +221,11 @@ class PeftViT(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     @property
+    def tuned_blocks(self) -> int:
+        """Blocks with modules (vpt_shallow: the first only) or with opened weights."""
+        return len(self.tuner) if len(self.tuner) else self.layers - self.start
+
+    @property
     def out_dim(self) -> int:
         return self.width if self.space == "width" else int(self.visual.proj.shape[1])
 

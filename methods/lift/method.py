@@ -88,7 +88,7 @@ class Lift(Method):
         self.transform = ctx.image_transform(eval_transform(self.clip.eval_transform, cfg["preprocess"]))
         head_parameters = sum(p.numel() for p in head.parameters())
         ctx.outputs.details["lift"] = {
-            "peft": peft["type"], "bottleneck": tower.bottleneck, "tuned_blocks": tower.layers - tower.start,
+            "peft": peft["type"], "bottleneck": tower.bottleneck, "tuned_blocks": tower.tuned_blocks,
             "trained_parameters": {"peft": tower.trained_parameters, "head": head_parameters,
                                    "total": tower.trained_parameters + head_parameters},
             "tte": cfg["tte"]["crops"] if cfg["tte"]["enabled"] else "off"}

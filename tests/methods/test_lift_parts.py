@@ -97,7 +97,9 @@ def test_vit_b16_imagenet_adaptformer_is_about_0_6m_parameters():
 
 def test_blocks_limit_modules_to_the_last_blocks(visual):
     tower = _tower(visual, "adaptformer", blocks=1)
-    assert list(tower.tuner) == ["1"]
+    assert list(tower.tuner) == ["1"] and tower.tuned_blocks == 1
+    assert _tower(copy.deepcopy(visual), "vpt_shallow").tuned_blocks == 1
+    assert _tower(copy.deepcopy(visual), "bitfit").tuned_blocks == 2
     assert tower.trained_parameters == _tower(copy.deepcopy(visual), "adaptformer").trained_parameters // 2
 
 
