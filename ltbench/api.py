@@ -13,6 +13,7 @@ from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
+from ltbench.data.crops import CROP_SETS, CropSpec, crops
 from ltbench.data.loading import epoch_batches, image_loader
 from ltbench.data.pool import unlabeled_pool, with_pool_images
 from ltbench.data.prompts import templates_by_name
@@ -39,6 +40,7 @@ from ltbench.models.clip_finetune import (VISUAL_SCOPES, freeze_batchnorm_statis
 from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
                                     timm_label)
 from ltbench.models.heads import build_head
+from ltbench.models.peft import PEFT_TYPES, PeftViT, bottleneck_width, check_peft_options, text_head_weights
 from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
 
@@ -47,12 +49,15 @@ __all__ = [
     "unknown_name", "related_method_config", "seed_everything", "derive_seed", "generator", "seeded",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
+    "CropSpec", "CROP_SETS", "crops",
     "templates_by_name",
     "build_sampler", "build_sampler_from_spec", "epoch_batches", "image_loader", "unlabeled_pool", "with_pool_images",
     # models
     "create_backbone", "create_clip_backbone", "create_timm_classifier", "timm_eval_transform", "timm_label",
     "state_dict_sha256", "build_head", "VISUAL_SCOPES", "set_visual_trainable", "visual_blocks",
     "freeze_batchnorm_statistics",
+    "state_dict_sha256", "build_head",
+    "PEFT_TYPES", "PeftViT", "bottleneck_width", "check_peft_options", "text_head_weights",
     "STAGE2_TYPES", "DISALIGN_FORMS", "build_second_stage", "select_tau", "tau_normalised",
     "select_on_grid", "tau_normalised_logits",
     # training

@@ -26,6 +26,7 @@ SHORT = {
     "posthoc_la": ["source_options=[train.epochs=3]", "tau=null"],
     "posthoc_prior": ["source_options=[train.epochs=3]"],
     "posthoc_taunorm": ["source_options=[train.epochs=3]"],
+    "lift": ["train.epochs=2"],
 }
 DECODER_SHORT = ["stage1.iterations=20", "stage1.epochs=null", "stage2.iterations=10", "stage2.epochs=null"]
 

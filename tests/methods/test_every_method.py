@@ -20,6 +20,7 @@ SPEED_UPS = {
     "posthoc_taunorm": ("source_options=[train.epochs=5]",),
     "clip_finetune": ("train.epochs=3",),
     "clip_finetune_bs": ("train.epochs=3",),
+    "lift": ("train.epochs=2",),
     "tackle": ("teacher.ballad_options=[phase_a.epochs=4]", "train.epochs=3"),
 }
 

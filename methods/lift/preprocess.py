@@ -1,0 +1,51 @@
+"""LIFT's image pipeline: its eval resize, and test-time ensembling (TTE) over crops.
+
+The code evaluates with Resize(size * 8 // 7) + CenterCrop(size) (torchvision, bilinear) and,
+with TTE, Resize(size + expand) + FiveCrop / TenCrop(size) (ltbench/data/crops.py), averaging
+the crops' logits.
+"""
+from dataclasses import replace
+
+import torch
+
+from ltbench.api import CROP_SETS, INTERPOLATIONS, CropSpec, TransformSpec, UserError, unknown_name
+
+EVAL_RESIZES = ("code", "model")
+
+
+def check_preprocess(preprocess: dict, tte: dict):
+    """The pipeline's options, before any work."""
+    if preprocess["interpolation"] not in INTERPOLATIONS:
+        raise unknown_name("preprocess.interpolation", preprocess["interpolation"], INTERPOLATIONS)
+    if preprocess["eval_resize"] not in EVAL_RESIZES:
+        raise unknown_name("preprocess.eval_resize", preprocess["eval_resize"], EVAL_RESIZES)
+    if not isinstance(tte["enabled"], bool):
+        raise UserError(f"tte.enabled={tte['enabled']!r}: expected true or false")
+    if tte["crops"] not in CROP_SETS:
+        raise unknown_name("tte.crops", tte["crops"], CROP_SETS)
+    expand = tte["expand"]
+    if isinstance(expand, bool) or not isinstance(expand, int) or expand < 0:
+        raise UserError(f"tte.expand={expand!r}: expected a whole number of pixels >= 0 (the code: 24)")
+
+
+def eval_transform(model_spec: TransformSpec, preprocess: dict) -> TransformSpec:
+    """The eval transform at the backbone's size, mean and std: the code's 8/7 resize and its
+    interpolation, or (eval_resize=model) the backbone's own transform."""
+    if preprocess["eval_resize"] == "model":
+        return model_spec
+    return replace(model_spec, resize=model_spec.size * 8 // 7, resize_mode="shortest",
+                   interpolation=preprocess["interpolation"])
+
+
+def tte_transform(spec: TransformSpec, tte: dict) -> CropSpec:
+    """The code's TTE views: shorter side to size + expand, then five (or ten) crops of size
+    from the whole resized image, at the eval transform's interpolation, mean and std."""
+    return CropSpec(size=spec.size, resize=spec.size + int(tte["expand"]), mean=spec.mean, std=spec.std,
+                    interpolation=spec.interpolation, crops=tte["crops"], jpeg_draft=spec.jpeg_draft)
+
+
+def ensemble_logits(model, views: torch.Tensor) -> torch.Tensor:
+    """[B, K, 3, S, S] views -> the mean of their logits (the code averages logits, not
+    probabilities). One model call per crop position over the whole batch: the memory of a
+    plain eval batch, not K times it."""
+    return torch.stack([model(views[:, k]).float() for k in range(views.shape[1])]).mean(dim=0)
