@@ -58,6 +58,7 @@ class PromptTuning(Method):
             phrase_ids(self.clip, options)  # a phrase longer than the context fails before any work
         tokens, slots = class_prompts(self.clip, data.class_names, int(options["n_ctx"]), options["class_position"])
         self.loss = build_loss(cfg["loss"])
+        ctx.trainer(cfg["train"], name="train")  # checks the training settings (warmup_lr, ...) before any work
         learner = PromptLearner(initial_context(self.clip, options, data.num_classes, ctx.seed), tokens, slots,
                                 self.clip.token_embeddings)
         scale = self.clip.learnt_logit_scale if cfg["logit_scale"] == "clip" else float(cfg["logit_scale"])
@@ -92,7 +93,7 @@ class PromptTuning(Method):
         class_counts = data.class_counts
         ctx.log(f"prompt tuning: {self.tuner.learner.ctx.numel():,} context parameters train, "
                 f"{data.num_classes} prompts encoded every step")
-        trainer = ctx.trainer(train_cfg, name="prompt_tuning", work_dir=work_dir)
+        trainer = ctx.trainer(train_cfg, name="train", work_dir=work_dir)
         trainer.fit(self.tuner, batches, steps, forward=forward,
                     loss_fn=lambda logits, targets: self.loss(logits, targets, class_counts, progress=batches.value))
         state = {"format": CHECKPOINT_FORMAT, "model_name": self.clip.spec.model, "backbone": self.clip.label,
