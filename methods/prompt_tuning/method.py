@@ -42,6 +42,17 @@ class PromptTuner(nn.Module):
         return self.logit_scale * image_features.float() @ self.text_features().t()
 
 
+def build_tuner(clip, class_names, options: dict, seed: int, logit_scale, chunk: int, checkpointing: bool,
+                device) -> PromptTuner:
+    """The CoOp model of a run (also what benchmarks/perf times): prompts laid out from
+    `options` (the config's context section), the context initialised from (seed, purpose)."""
+    tokens, slots = class_prompts(clip, list(class_names), int(options["n_ctx"]), options["class_position"])
+    learner = PromptLearner(initial_context(clip, options, len(class_names), seed), tokens, slots,
+                            clip.token_embeddings)
+    scale = clip.learnt_logit_scale if logit_scale == "clip" else float(logit_scale)
+    return PromptTuner(clip, learner, scale, int(chunk), bool(checkpointing)).to(device)
+
+
 class PromptTuning(Method):
     """CoOp prompt tuning: M learnt context vectors in every class prompt, frozen CLIP; loss from the config (CE)."""
 
@@ -56,15 +67,14 @@ class PromptTuning(Method):
         options = cfg["context"]
         if options["init"] == "phrase":
             phrase_ids(self.clip, options)  # a phrase longer than the context fails before any work
-        tokens, slots = class_prompts(self.clip, data.class_names, int(options["n_ctx"]), options["class_position"])
         self.loss = build_loss(cfg["loss"])
         ctx.trainer(cfg["train"], name="train")  # checks the training settings (warmup_lr, ...) before any work
-        learner = PromptLearner(initial_context(self.clip, options, data.num_classes, ctx.seed), tokens, slots,
-                                self.clip.token_embeddings)
-        scale = self.clip.learnt_logit_scale if cfg["logit_scale"] == "clip" else float(cfg["logit_scale"])
-        self.tuner = PromptTuner(self.clip, learner, scale, int(cfg["text_chunk"]), cfg["checkpointing"]).to(ctx.device)
-        ctx.outputs.details["prompt_tuning"] = {"logit_scale": scale, "context_shape": list(learner.ctx.shape),
-                                                "trained_parameters": learner.ctx.numel()}
+        self.tuner = build_tuner(self.clip, data.class_names, options, ctx.seed, cfg["logit_scale"], cfg["text_chunk"],
+                                 cfg["checkpointing"], ctx.device)
+        context = self.tuner.learner.ctx
+        ctx.outputs.details["prompt_tuning"] = {"logit_scale": self.tuner.logit_scale,
+                                                "context_shape": list(context.shape),
+                                                "trained_parameters": context.numel()}
         with ctx.timer("prompt_tuning"):
             if options["checkpoint"]:
                 self._load(options["checkpoint"])
