@@ -87,3 +87,38 @@ def test_bad_settings_are_one_line_errors_before_any_work(run_cli, tmp_path, mon
                               "--no-progress", "--cfg-options", *option.split())
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     assert code != 0 and len(lines) == 1 and message in lines[0], stderr
+
+
+def test_augmented_training_encodes_the_images_every_step_and_other_layouts_run(run_cli, tmp_path, monkeypatch):
+    from ltbench.models.clip import ClipModel
+
+    calls = {"n": 0}
+    encode = ClipModel.encode_images
+
+    def counted(self, images):
+        calls["n"] += 1
+        return encode(self, images)
+
+    monkeypatch.setattr(ClipModel, "encode_images", counted)
+    record, _ = _run(run_cli, tmp_path, "prompt_tuning", "train.epochs=1", "train.augment.enabled=true",
+                     "context.class_specific=false", "context.class_position=middle", "context.init=phrase",
+                     "context.n_ctx=6")
+    steps = 12  # 380 training images in batches of 32
+    assert calls["n"] >= steps  # every training batch, besides the evaluation splits
+    assert record["details"]["prompt_tuning"]["context_shape"] == [6, 64]
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"format": "something else"}, "is not a learnt context of prompt_tuning"),
+    ({"format": "ltbench.prompt_tuning.context/1", "model_name": "ltbench-tiny", "ctx": [[0.0]]},
+     "holds a context of shape"),
+])
+def test_a_context_checkpoint_that_does_not_fit_is_a_one_line_error(run_cli, tmp_path, state, message):
+    import torch
+
+    path = tmp_path / "context.pt"
+    torch.save({key: torch.tensor(value) if key == "ctx" else value for key, value in state.items()}, path)
+    code, _, stderr = run_cli("run", "--method", "prompt_tuning", "--dataset", "digits_lt", "--out", tmp_path / "out",
+                              "--no-progress", "--cfg-options", f"context.checkpoint={path}")
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert code != 0 and message in lines[-1] and str(path) in lines[-1], stderr
