@@ -169,8 +169,8 @@ def main(argv=None):
                    headers=["classes (measured)", "checkpointing", "step", "kept for backward", "longest prompt"],
                    tablefmt="github", disable_numparse=True))
     predicted = estimates(clip, rows, args)
-    print(f"\nEstimated (extrapolated linearly in C from the measured rows; CPU time, GPU memory = fp32 weights + "
-          f"bf16 copies + half the fp32 activations):")
+    print("\nEstimated (extrapolated linearly in C from the measured rows; CPU time, GPU memory = fp32 weights + "
+          "bf16 copies + half the fp32 activations):")
     print(tabulate([[row["classes"], row["checkpointing"], f"{row['step_seconds_estimate']:.2f} s",
                      f"{1e3 * row['step_seconds_estimate'] / row['classes']:.1f} ms",
                      gib(row["activation_bytes_estimate_fp32"]), gib(row["peak_bytes_estimate_gpu_bf16"])]

@@ -68,8 +68,8 @@ def test_an_interrupted_prompt_tuning_bs_resumes_to_the_uninterrupted_result(run
 @pytest.mark.parametrize("option, message", [
     ("context.n_ctx=0", "context.n_ctx=0 must be a whole number >= 1"),
     ("context.class_position=top", "context.class_position"),
-    ("context.init=phrase context.n_ctx=2", "context.init_phrase='a photo of a' is 4 tokens, longer than "
-                                            "context.n_ctx=2"),
+    ("context.init=phrase context.n_ctx=2",
+     "context.init_phrase='a photo of a' is 4 tokens, longer than context.n_ctx=2"),
     # Settings that train nothing (config.py's checks of every training section say so).
     ("train.epochs=0", "train.epochs=0: expected a whole number >= 1"),
     ("train.lr=0", "train.lr=0: expected a finite number > 0"),
