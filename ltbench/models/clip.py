@@ -213,10 +213,11 @@ class ClipModel(ImageEncoder):
         return token_embeddings(self.model, tokens)
 
     def encode_prompt_embeddings(self, embed, tokens: torch.Tensor, chunk_size: int,
-                                 checkpoint: bool = True) -> torch.Tensor:
+                                 checkpoint: bool = True, lengths=None) -> torch.Tensor:
         """[C, D] float32 L2-normalised text features of prompts given as embeddings, encoded in
         length-sorted chunks under activation checkpointing (models/text_encoding.py)."""
-        features = encode_prompt_embeddings(self.model, embed, tokens.to(self.device), chunk_size, checkpoint)
+        features = encode_prompt_embeddings(self.model, embed, tokens.to(self.device), chunk_size, checkpoint,
+                                            lengths)
         return F.normalize(features.float(), dim=-1)
 
     def encode_texts(self, texts: List[str]) -> torch.Tensor:

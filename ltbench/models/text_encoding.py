@@ -164,7 +164,7 @@ def token_embeddings(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def encode_prompt_embeddings(model: nn.Module, embed: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor,
-                             chunk_size: int, checkpoint: bool = True) -> torch.Tensor:
+                             chunk_size: int, checkpoint: bool = True, lengths=None) -> torch.Tensor:
     """[C, D] ``encode_text`` (not normalised) of C prompts given as embeddings, with gradients
     to whatever `embed` builds them from (CoOp's learnt context).
 
@@ -173,12 +173,14 @@ def encode_prompt_embeddings(model: nn.Module, embed: Callable[[torch.Tensor], t
     and each cut to its longest row (exact, as ``encode_text_sorted``). With `checkpoint` (and
     gradients on), a chunk keeps only its output for the backward pass and runs again there:
     the activations of one chunk, not of all C prompts, are in memory at once, so the cost of
-    C = 8142 classes is one more forward pass, not 8142 prompts' activations.
+    C = 8142 classes is one more forward pass, not 8142 prompts' activations. lengths: [C] each
+    row's need (``text_lengths``), if the caller keeps them (no device sync per call).
     """
     tower = causal_text_tower(model)
     if tower is None:
         raise ValueError("prompt embeddings as text-tower inputs need an open_clip causal text tower")
-    lengths = (tower.pool_positions(tokens) + 1).cpu().numpy()
+    if lengths is None:
+        lengths = (tower.pool_positions(tokens) + 1).cpu().numpy()
     parts, rows = [], []
     for batch_rows, longest in length_sorted_batches(lengths, chunk_size):
         index = torch.from_numpy(batch_rows).to(tokens.device)

@@ -36,7 +36,7 @@ class PromptTuner(nn.Module):
     def text_features(self) -> torch.Tensor:
         """[C, D] L2-normalised features of the C prompts."""
         return self.clip.encode_prompt_embeddings(self.learner.embeddings, self.learner.tokens, self.chunk,
-                                                  self.checkpointing)
+                                                  self.checkpointing, self.learner.lengths)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
         return self.logit_scale * image_features.float() @ self.text_features().t()

@@ -70,6 +70,10 @@ class PromptLearner(nn.Module):
         self.register_buffer("tokens", tokens, persistent=False)
         self.register_buffer("slots", slots, persistent=False)
         self._embed_tokens = embed_tokens  # the frozen token embedding (a function, not a submodule)
+        # Each prompt's length up to its end-of-text token, found once on the host, so the text
+        # tower is cut per chunk without a device sync every step. The end-of-text id is both the
+        # highest id and the only one in a prompt: argmax finds it for argmax and eos pooling.
+        self.lengths = (tokens.argmax(dim=-1) + 1).numpy()
 
     @property
     def class_specific(self) -> bool:
