@@ -10,8 +10,9 @@ records its error and the others still run; --budget-s stops starting new sectio
   of 1000 classes, AdamW, bf16 autocast), images/s and peak memory;
 - decoder: Imbalance-VLM's token decoder (depth 3, 4 heads, 197 x 768 tokens, 1000 classes),
   steps at --batch, images/s and peak memory;
-- prompt_tuning: class_ce phase-A steps (every class's prompt encoded with gradients) at 1000 and
-  8142 classes, peak memory and step time;
+- prompt_tuning: the real CoOp step (methods/prompt_tuning, checkpointed chunks) at
+  --prompt-classes (1000 and 8142) classes, batch 32, peak memory and step time; at 1000 also
+  without checkpointing;
 - text_classifier: the 1000-class x 80-template ViT-B-16 classifier, ltbench against open_clip's
   full-context loop, seconds and max |difference|;
 - jpeg: decoding --jpegs synthetic 500 x 375 JPEGs: torchvision.io.decode_jpeg on the GPU in
@@ -144,19 +145,45 @@ def phase_a(args, device):
 
 
 def prompt_tuning(args, device):
-    from ltbench.engine.trainer import build_optimizer
+    """The real CoOp step (methods/prompt_tuning's PromptTuner: M = 16 unified context, every
+    class's prompt encoded with gradients in checkpointed chunks of 256, SGD lr 0.002, bf16
+    autocast, batch 32 of cached image features) at each of --prompt-classes classes; at the
+    smallest count also without checkpointing, for its memory (an out-of-memory is recorded)."""
+    from ltbench.data.prompts import imagenet_clip_classnames
+    from ltbench.methods.prompt_tuning.method import build_tuner
+    from ltbench.models.factory import create_backbone
 
+    clip = create_backbone(args.clip, str(device))
+    clip.model.eval().requires_grad_(False)
+    context = {"n_ctx": 16, "class_specific": False, "class_position": "end", "init": "random", "init_std": 0.02,
+               "init_phrase": "a photo of a"}
+    names = imagenet_clip_classnames()
     out = {}
-    for classes in (1000, 8142):
-        clip, tuner, templates = _tuner(args, device, classes, "class_ce")
-        optimizer = build_optimizer([p for p in tuner.parameters() if p.requires_grad],
-                                    {**OPTIMIZER, "optimizer": "adamw", "lr": 1e-5})
-        reset_peak(device)
-        step = _phase_a_step(args, device, tuner, optimizer, 64, classes, templates, "class_ce",
-                             clip.eval_transform.size)
-        seconds = cuda_timed(step, max(2, args.steps // 2), warmup=1, device=device)
-        out[str(classes)] = {"batch": 64, "step_seconds": seconds, "peak_gib": peak_gib(device)}
-        del clip, tuner, optimizer, step
+    for index, classes in enumerate(args.prompt_classes):
+        class_names = [names[i % len(names)] + ("" if i < len(names) else f" {i // len(names)}") for i in range(classes)]
+        for checkpointing in (True, False) if index == 0 else (True,):
+            key = f"{classes}" + ("" if checkpointing else "_no_checkpointing")
+            try:
+                tuner = build_tuner(clip, class_names, context, 0, "clip", 256, checkpointing, device)
+                optimizer = torch.optim.SGD([tuner.learner.ctx], lr=0.002, momentum=0.9)
+                images = F.normalize(torch.randn(32, clip.embed_dim, device=device), dim=-1)
+                labels = torch.randint(0, classes, (32,), device=device)
+
+                def step():
+                    optimizer.zero_grad(set_to_none=True)
+                    with autocast(device, True):
+                        logits = tuner(images)
+                    F.cross_entropy(logits.float(), labels).backward()
+                    optimizer.step()
+
+                reset_peak(device)
+                seconds = cuda_timed(step, max(2, args.steps // 2), warmup=1, device=device)
+                out[key] = {"batch": 32, "step_seconds": seconds, "peak_gib": peak_gib(device),
+                            "checkpointing": checkpointing}
+            except torch.cuda.OutOfMemoryError as error:
+                out[key] = {"error": f"out of memory: {str(error).splitlines()[0][:120]}"}
+            finally:
+                tuner = optimizer = step = None
     return out
 
 
@@ -255,11 +282,13 @@ def parse_args(argv=None):
     parser.add_argument("--phase-a-batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--text-classes", type=int, default=1000)
+    parser.add_argument("--prompt-classes", default="1000,8142", help="class counts of the prompt_tuning section")
     parser.add_argument("--jpegs", type=int, default=2000)
     parser.add_argument("--budget-s", type=float, default=420.0, help="no section starts after this many seconds")
     args = parser.parse_args(argv)
     args.backbones = [name for name in args.backbones.split(",") if name]
     args.sections = [name for name in args.sections.split(",") if name]
+    args.prompt_classes = [int(value) for value in args.prompt_classes.split(",") if value]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose among {sorted(SECTIONS)}")

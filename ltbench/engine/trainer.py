@@ -35,6 +35,12 @@ OPTIONAL_TRAIN_SETTINGS = {
     "cosine_cycles": 7 / 16,  # schedule cosine_usb only: USB's default num_cycles
     "warmup_epochs": 0,
 }
+# Settings only some recipes name and that older epoch checkpoints lack: in the trainer's
+# settings only when a section sets them, so checkpoints of every other recipe still resume.
+# warmup_type linear: the warmup ramps up to the base lr (every recipe before CoOp); constant:
+# it runs at warmup_lr (CoOp: 1 epoch at 1e-5), then the schedule starts at the base lr.
+SET_ONLY_TRAIN_SETTINGS = ("warmup_type", "warmup_lr")
+WARMUP_TYPES = ("linear", "constant")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "cosine_usb", "constant")
 
@@ -85,7 +91,7 @@ def _lr_groups(params, lr_scales, lr: float) -> list:
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
-                  cosine_cycles: float = 7 / 16) -> Callable[[int], float]:
+                  cosine_cycles: float = 7 / 16, warmup_factor: Optional[float] = None) -> Callable[[int], float]:
     """lr factor of optimizer step `step` (0-based).
 
     cosine: warmup (step + 1) / warmup_steps, then 0.5 * (1 + cos(pi * progress)), down to 0.
@@ -93,6 +99,8 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
     step / warmup_steps (so the first step runs at lr 0), then max(0, cos(pi * cosine_cycles *
     progress)); with its 7/16 the lr ends at cos(7 pi / 16) = 0.195 of the base, not at 0.
     constant: the same warmup as cosine, then 1. progress = (step - warmup) / (total - warmup).
+    warmup_factor: every warmup step runs at this constant factor instead of the ramp (CoOp's
+    constant warmup, warmup_lr / lr).
     """
     if schedule not in SCHEDULES:
         raise unknown_name("lr schedule", schedule, SCHEDULES)
@@ -103,6 +111,8 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
         return min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
 
     def factor(step: int) -> float:
+        if warmup_factor is not None and step < warmup_steps:
+            return float(warmup_factor)
         if schedule == "cosine_usb":
             if step < warmup_steps:
                 return step / warmup_steps
@@ -156,8 +166,28 @@ def train_settings(section: dict, name: str) -> dict:
     if missing:
         raise UserError(f"training section '{name}' does not set {', '.join(missing)}; every training section "
                         "of benchmarks/methods/*.yaml gives them")
-    return {**OPTIONAL_TRAIN_SETTINGS,
-            **{key: section[key] for key in (*TRAIN_KEYS, *OPTIONAL_TRAIN_SETTINGS) if key in section}}
+    settings = {**OPTIONAL_TRAIN_SETTINGS,
+                **{key: section[key] for key in (*TRAIN_KEYS, *OPTIONAL_TRAIN_SETTINGS, *SET_ONLY_TRAIN_SETTINGS)
+                   if key in section}}
+    warmup_factor(settings, name)  # a bad warmup_type / warmup_lr fails here, before any work
+    return settings
+
+
+def warmup_factor(cfg: dict, name: str = "train") -> Optional[float]:
+    """The constant lr factor of the warmup steps (warmup_type constant: warmup_lr / lr), or None
+    for the linear ramp."""
+    kind = cfg.get("warmup_type", "linear")
+    if kind not in WARMUP_TYPES:
+        raise unknown_name(f"{name}.warmup_type", kind, WARMUP_TYPES)
+    if kind == "linear":
+        return None
+    warmup_lr, lr = cfg.get("warmup_lr"), cfg["lr"]
+    if not (isinstance(warmup_lr, (int, float)) and not isinstance(warmup_lr, bool) and warmup_lr > 0):
+        raise UserError(f"{name}.warmup_lr={warmup_lr!r}: warmup_type constant needs the warmup's lr, a number "
+                        "> 0 (CoOp: 1.0e-5)")
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
+        raise UserError(f"{name}.lr={lr!r} must be a number > 0 with warmup_type constant")
+    return float(warmup_lr) / float(lr)
 
 
 class Trainer:
@@ -209,7 +239,8 @@ class Trainer:
         total_updates = steps_per_update * int(cfg["epochs"])
         warmup = int(round(float(cfg["warmup_epochs"]) * steps_per_update))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"], cfg["cosine_cycles"]))
+            optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"], cfg["cosine_cycles"],
+                                     warmup_factor(cfg, self.name)))
         start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
         wrapped = distributed.wrap_for_training(model, ctx.device)
         module = torch.compile(wrapped) if ctx.compile else wrapped

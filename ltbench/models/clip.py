@@ -11,7 +11,8 @@ from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
 from ltbench.models.fingerprint import MemoizedFingerprint
-from ltbench.models.text_encoding import encode_text_tokens, text_lengths
+from ltbench.models.text_encoding import (causal_text_tower, encode_prompt_embeddings, encode_text_tokens,
+                                          text_lengths, token_embeddings)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -173,6 +174,51 @@ class ClipModel(ImageEncoder):
         """[B, D] float32 L2-normalised features of tokenised texts, the tower cut to the batch's
         longest text where that is exact (length: that longest need, if known)."""
         return F.normalize(encode_text_tokens(self.model, tokens.to(self.device), length).float(), dim=-1)
+
+    # ---- prompt learning (CoOp): the text tower fed with embeddings, some of them learnt ----
+
+    @property
+    def takes_prompt_embeddings(self) -> bool:
+        """Whether the text tower can run from input embeddings (open_clip causal towers)."""
+        return causal_text_tower(self.model) is not None
+
+    @property
+    def text_width(self) -> int:
+        """The width of the text tower's input embeddings (CoOp's context vectors)."""
+        return int(causal_text_tower(self.model).owner.token_embedding.embedding_dim)
+
+    @property
+    def context_length(self) -> int:
+        return int(causal_text_tower(self.model).context_length)
+
+    @property
+    def learnt_logit_scale(self) -> float:
+        """exp(logit_scale): CLIP's own temperature (about 100 for the OpenAI weights)."""
+        return float(self.model.logit_scale.detach().exp())
+
+    def word_ids(self, text: str) -> List[int]:
+        """The BPE ids of `text` without start / end tokens (open_clip's SimpleTokenizer)."""
+        if not hasattr(self.tokenizer, "encode"):
+            raise UserError(f"backbone '{self.label}': prompt learning needs open_clip's BPE tokenizer, "
+                            f"not {type(self.tokenizer).__name__}")
+        return list(self.tokenizer.encode(text))
+
+    @property
+    def special_ids(self) -> Tuple[int, int]:
+        """(start-of-text, end-of-text) token ids."""
+        return int(self.tokenizer.sot_token_id), int(self.tokenizer.eot_token_id)
+
+    def token_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, L, text_width] the text tower's input embeddings of token ids."""
+        return token_embeddings(self.model, tokens)
+
+    def encode_prompt_embeddings(self, embed, tokens: torch.Tensor, chunk_size: int,
+                                 checkpoint: bool = True, lengths=None) -> torch.Tensor:
+        """[C, D] float32 L2-normalised text features of prompts given as embeddings, encoded in
+        length-sorted chunks under activation checkpointing (models/text_encoding.py)."""
+        features = encode_prompt_embeddings(self.model, embed, tokens.to(self.device), chunk_size, checkpoint,
+                                            lengths)
+        return F.normalize(features.float(), dim=-1)
 
     def encode_texts(self, texts: List[str]) -> torch.Tensor:
         tokens = self.tokenize(texts)

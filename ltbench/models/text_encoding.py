@@ -23,10 +23,11 @@ gives the positions each row needs (the full context where the cut is not exact)
 can sort prompts by length into batches.
 """
 from functools import lru_cache
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 EXACT_POOLS = ("argmax", "eos")
@@ -59,12 +60,17 @@ class _Tower:
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """open_clip's encode_text on [B, L] tokens, L <= the context, mask and positions sliced."""
+        return self.forward_embeddings(self.owner.token_embedding(tokens), tokens)
+
+    def forward_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """encode_text from the token embeddings [B, L, width] instead of the ids: `tokens` [B, L]
+        only say where each row pools (prompt learning puts learnt vectors at some positions)."""
         from open_clip.transformer import text_global_pool
 
         tower = self.owner
         length = tokens.shape[1]
         cast_dtype = tower.transformer.get_cast_dtype()
-        x = tower.token_embedding(tokens).to(cast_dtype)
+        x = embeddings.to(cast_dtype)
         x = x + tower.positional_embedding[:length].to(cast_dtype)
         x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
         x = tower.ln_final(x)
@@ -143,6 +149,50 @@ def encode_text_sorted(model: nn.Module, tokens: torch.Tensor, batch_size: int) 
         rows.append(batch_rows)
     if not parts:
         return model.encode_text(tokens)
+    order = np.concatenate(rows)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return torch.cat(parts)[torch.from_numpy(inverse).to(parts[0].device)]
+
+
+def token_embeddings(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """[B, L, width] the text tower's input embeddings of `tokens` (causal towers only)."""
+    tower = causal_text_tower(model)
+    if tower is None:
+        raise ValueError("token embeddings as text-tower inputs need an open_clip causal text tower")
+    return tower.owner.token_embedding(tokens)
+
+
+def encode_prompt_embeddings(model: nn.Module, embed: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor,
+                             chunk_size: int, checkpoint: bool = True, lengths=None) -> torch.Tensor:
+    """[C, D] ``encode_text`` (not normalised) of C prompts given as embeddings, with gradients
+    to whatever `embed` builds them from (CoOp's learnt context).
+
+    embed(rows) -> [len(rows), L, width]: the embeddings of those rows of `tokens` [C, L] (whose
+    ids say only where each row pools). The rows run in chunks of `chunk_size`, sorted by length
+    and each cut to its longest row (exact, as ``encode_text_sorted``). With `checkpoint` (and
+    gradients on), a chunk keeps only its output for the backward pass and runs again there:
+    the activations of one chunk, not of all C prompts, are in memory at once, so the cost of
+    C = 8142 classes is one more forward pass, not 8142 prompts' activations. lengths: [C] each
+    row's need (``text_lengths``), if the caller keeps them (no device sync per call).
+    """
+    tower = causal_text_tower(model)
+    if tower is None:
+        raise ValueError("prompt embeddings as text-tower inputs need an open_clip causal text tower")
+    if lengths is None:
+        lengths = (tower.pool_positions(tokens) + 1).cpu().numpy()
+    parts, rows = [], []
+    for batch_rows, longest in length_sorted_batches(lengths, chunk_size):
+        index = torch.from_numpy(batch_rows).to(tokens.device)
+
+        def run(index=index, longest=longest):
+            return tower.forward_embeddings(embed(index)[:, :longest], tokens[index, :longest])
+
+        if checkpoint and torch.is_grad_enabled():
+            parts.append(torch.utils.checkpoint.checkpoint(run, use_reentrant=False))
+        else:
+            parts.append(run())
+        rows.append(batch_rows)
     order = np.concatenate(rows)
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
