@@ -22,7 +22,7 @@ from ltbench.core.seeding import seed_everything
 from ltbench.core.errors import UserError, unknown_name
 from ltbench.metrics import SHOT_RULES, evaluate, per_sample_summary
 from ltbench.models.backbones import parse_backbone
-from ltbench.core.atomic import write_json_atomic
+from ltbench.core.atomic import publish_together, write_json_atomic
 from ltbench.core.locks import RunLock
 from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
@@ -176,26 +176,28 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         extra_metrics[label] = evaluate(validate_logits(reported_logits, split, data.num_classes, cfg["method"]),
                                         split.labels, class_counts, cfg["shot_rule"], train_counts=data.class_counts)
 
-    # Before the record, like the logits: a record never names a per-sample file that is not there.
-    per_sample = None
-    if distributed.is_main():
-        per_sample = save_per_sample(per_sample_file_for(path), summaries)
-    logits_path = None
-    if runtime.get("save_logits"):
-        # Before the record: a record never points at a logits file that is not there.
+    # The record, its per-sample file and its logits are published together, at the end: a disk
+    # that fills up (or turns read-only) while they are written leaves none of them, and a record
+    # never names a file that is not there.
+    with publish_together():
+        per_sample = None
         if distributed.is_main():
-            save_logits(logits_file_for(path), saved)
-        logits_path = logits_file_for(path).name
-    ctx.outputs.timings["total"] = time.perf_counter() - started
-    record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
-                         seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
-                         class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
-                         timings=ctx.outputs.timings,
-                         device=describe_device(ctx.device), split_files=split_hashes(data),
-                         extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts, details=ctx.outputs.details,
-                         logits_path=logits_path, per_sample=per_sample)
-    if distributed.is_main():
-        write_json_atomic(path, record)
+            per_sample = save_per_sample(per_sample_file_for(path), summaries)
+        logits_path = None
+        if runtime.get("save_logits"):
+            if distributed.is_main():
+                save_logits(logits_file_for(path), saved)
+            logits_path = logits_file_for(path).name
+        ctx.outputs.timings["total"] = time.perf_counter() - started
+        record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
+                             seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
+                             class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
+                             timings=ctx.outputs.timings,
+                             device=describe_device(ctx.device), split_files=split_hashes(data),
+                             extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,
+                             details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample)
+        if distributed.is_main():
+            write_json_atomic(path, record)
     if lock is not None:
         lock.release()
     return path, record
