@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ltbench.core import registry
 from ltbench.config import config_hash
@@ -42,6 +43,22 @@ def check_image_root(data, split_names, dataset_name):
         if not Path(split.root).is_dir():
             raise UserError(f"{dataset_name}: data root not found: {split.root}; pass --data-root DIR "
                             f"(see README, data preparation, and `ltbench data check {dataset_name}`)")
+
+
+def check_decoding(cfg: dict, device) -> None:
+    """gpu_jpeg decodes on the run's CUDA device: refused, before any work, where there is none."""
+    for key in ("jpeg_draft", "gpu_jpeg"):
+        if not isinstance(cfg.get(key, False), bool):
+            raise UserError(f"{key}={cfg[key]!r}: must be true or false")
+    if not cfg.get("gpu_jpeg", False):
+        return
+    if device.type != "cuda":
+        reason = "this machine has no CUDA GPU" if not torch.cuda.is_available() else f"the run's device is {device}"
+        raise UserError(f"gpu_jpeg=true decodes JPEGs on a CUDA GPU, but {reason}; unset it "
+                        "(gpu_jpeg=false) to decode with Pillow on the CPU")
+    if cfg.get("jpeg_draft", False):
+        raise UserError("gpu_jpeg=true and jpeg_draft=true are two JPEG decoders (GPU, Pillow's draft mode); "
+                        "set one of them to false")
 
 
 def check_out_dir(out_dir, needed_bytes: int = 16 << 20):
@@ -118,6 +135,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
+    device = resolve_device(cfg["runtime"]["device"])
+    check_decoding(cfg, device)
     check_out_dir(out_dir)
     cache = ArrayCache(cfg["runtime"]["cache_dir"])
     cache.check_writable()
@@ -132,11 +151,12 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     started = time.perf_counter()
     runtime = cfg["runtime"]
     # Under torchrun every process runs all of this; core/distributed.py splits the work.
-    ctx = RunContext(device=distributed.setup(resolve_device(runtime["device"])), seed=seed,
+    ctx = RunContext(device=distributed.setup(device), seed=seed,
                      work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
                      amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
-                     resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)))
+                     resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)),
+                     gpu_jpeg=bool(cfg.get("gpu_jpeg", False)))
     with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
         data = build_dataset(cfg["dataset"])
         eval_name = cfg["eval_split"]
