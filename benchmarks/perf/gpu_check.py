@@ -16,7 +16,9 @@ records its error and the others still run; --budget-s stops starting new sectio
 - text_classifier: the 1000-class x 80-template ViT-B-16 classifier, ltbench against open_clip's
   full-context loop, seconds and max |difference|;
 - jpeg: decoding --jpegs synthetic 500 x 375 JPEGs: torchvision.io.decode_jpeg on the GPU in
-  batches against Pillow + the eval transform on the CPU (one process), images/s.
+  batches against Pillow + the eval transform on the CPU (one process), images/s; and ltbench's
+  own gpu_jpeg path (decode, resize, crop, normalise on the device), images/s and its max
+  |difference| from the Pillow pipeline.
 """
 import argparse
 import io
@@ -264,7 +266,33 @@ def jpeg(args, device):
                 ((batch - spec_mean) / 255).sum()
         seconds = cuda_timed(gpu, 2, warmup=1, device=device)
         out["gpu_decode_jpeg_images_per_second"] = args.jpegs / seconds
+    out.update(_ltbench_batched_decode(blobs, spec, device))
     return out
+
+
+def _ltbench_batched_decode(blobs, spec, device):
+    """ltbench's gpu_jpeg path (data/jpeg_decode.py: batched decode_jpeg, then the PIL-exact batch
+    transform on the device) in batches of 256, and its largest difference from Pillow + the
+    eval transform over the first batch (on the CPU the path runs with torchvision's CPU decoder)."""
+    from PIL import Image
+
+    from ltbench.data.jpeg_decode import decode_payloads, transform_images
+    from ltbench.data.transforms import TransformSpec
+
+    gpu_spec = TransformSpec(**{**spec.__dict__, "gpu_jpeg": True})
+
+    def run():
+        for start in range(0, len(blobs), 256):
+            transform_images(decode_payloads(blobs[start: start + 256], device), gpu_spec).sum()
+
+    seconds = cuda_timed(run, 2, warmup=1, device=device)
+    first = blobs[:256]
+    batched = transform_images(decode_payloads(first, device), gpu_spec).cpu()
+    transform = spec.pil_transform()
+    pillow = torch.stack([transform(Image.open(io.BytesIO(blob.numpy().tobytes()))) for blob in first])
+    return {"ltbench_gpu_jpeg_device": str(device),
+            "ltbench_gpu_jpeg_images_per_second": len(blobs) / seconds,
+            "ltbench_gpu_jpeg_max_abs_difference_vs_pillow": float((batched - pillow).abs().max())}
 
 
 SECTIONS = {"extraction": extraction, "phase_a": phase_a, "decoder": decoder, "prompt_tuning": prompt_tuning,

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ltbench.core import registry
 from ltbench.config import config_hash
@@ -22,7 +23,7 @@ from ltbench.core.seeding import seed_everything
 from ltbench.core.errors import UserError, unknown_name
 from ltbench.metrics import SHOT_RULES, evaluate, per_sample_summary
 from ltbench.models.backbones import parse_backbone
-from ltbench.core.atomic import write_json_atomic
+from ltbench.core.atomic import publish_together, write_json_atomic
 from ltbench.core.locks import RunLock
 from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
@@ -42,6 +43,22 @@ def check_image_root(data, split_names, dataset_name):
         if not Path(split.root).is_dir():
             raise UserError(f"{dataset_name}: data root not found: {split.root}; pass --data-root DIR "
                             f"(see README, data preparation, and `ltbench data check {dataset_name}`)")
+
+
+def check_decoding(cfg: dict, device) -> None:
+    """gpu_jpeg decodes on the run's CUDA device: refused, before any work, where there is none."""
+    for key in ("jpeg_draft", "gpu_jpeg"):
+        if not isinstance(cfg.get(key, False), bool):
+            raise UserError(f"{key}={cfg[key]!r}: must be true or false")
+    if not cfg.get("gpu_jpeg", False):
+        return
+    if device.type != "cuda":
+        reason = "this machine has no CUDA GPU" if not torch.cuda.is_available() else f"the run's device is {device}"
+        raise UserError(f"gpu_jpeg=true decodes JPEGs on a CUDA GPU, but {reason}; unset it "
+                        "(gpu_jpeg=false) to decode with Pillow on the CPU")
+    if cfg.get("jpeg_draft", False):
+        raise UserError("gpu_jpeg=true and jpeg_draft=true are two JPEG decoders (GPU, Pillow's draft mode); "
+                        "set one of them to false")
 
 
 def check_out_dir(out_dir, needed_bytes: int = 16 << 20):
@@ -118,6 +135,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
+    device = resolve_device(cfg["runtime"]["device"])
+    check_decoding(cfg, device)
     check_out_dir(out_dir)
     cache = ArrayCache(cfg["runtime"]["cache_dir"])
     cache.check_writable()
@@ -132,11 +151,12 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     started = time.perf_counter()
     runtime = cfg["runtime"]
     # Under torchrun every process runs all of this; core/distributed.py splits the work.
-    ctx = RunContext(device=distributed.setup(resolve_device(runtime["device"])), seed=seed,
+    ctx = RunContext(device=distributed.setup(device), seed=seed,
                      work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
                      amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
-                     resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)))
+                     resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)),
+                     gpu_jpeg=bool(cfg.get("gpu_jpeg", False)))
     with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
         data = build_dataset(cfg["dataset"])
         eval_name = cfg["eval_split"]
@@ -176,26 +196,28 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         extra_metrics[label] = evaluate(validate_logits(reported_logits, split, data.num_classes, cfg["method"]),
                                         split.labels, class_counts, cfg["shot_rule"], train_counts=data.class_counts)
 
-    # Before the record, like the logits: a record never names a per-sample file that is not there.
-    per_sample = None
-    if distributed.is_main():
-        per_sample = save_per_sample(per_sample_file_for(path), summaries)
-    logits_path = None
-    if runtime.get("save_logits"):
-        # Before the record: a record never points at a logits file that is not there.
+    # The record, its per-sample file and its logits are published together, at the end: a disk
+    # that fills up (or turns read-only) while they are written leaves none of them, and a record
+    # never names a file that is not there.
+    with publish_together():
+        per_sample = None
         if distributed.is_main():
-            save_logits(logits_file_for(path), saved)
-        logits_path = logits_file_for(path).name
-    ctx.outputs.timings["total"] = time.perf_counter() - started
-    record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
-                         seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
-                         class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
-                         timings=ctx.outputs.timings,
-                         device=describe_device(ctx.device), split_files=split_hashes(data),
-                         extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts, details=ctx.outputs.details,
-                         logits_path=logits_path, per_sample=per_sample)
-    if distributed.is_main():
-        write_json_atomic(path, record)
+            per_sample = save_per_sample(per_sample_file_for(path), summaries)
+        logits_path = None
+        if runtime.get("save_logits"):
+            if distributed.is_main():
+                save_logits(logits_file_for(path), saved)
+            logits_path = logits_file_for(path).name
+        ctx.outputs.timings["total"] = time.perf_counter() - started
+        record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
+                             seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
+                             class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
+                             timings=ctx.outputs.timings,
+                             device=describe_device(ctx.device), split_files=split_hashes(data),
+                             extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,
+                             details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample)
+        if distributed.is_main():
+            write_json_atomic(path, record)
     if lock is not None:
         lock.release()
     return path, record

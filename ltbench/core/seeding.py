@@ -41,13 +41,23 @@ def seeded(seed: int, *purpose):
     (seed, *purpose), then put the RNG back as it was: what the block draws (a module's random
     initialisation, dropout) depends on the seed and the purpose only, and work after the block
     draws what it would have drawn without it."""
+    with global_rng_seeded_with(derive_seed(seed, *purpose)):
+        yield
+
+
+@contextlib.contextmanager
+def global_rng_seeded_with(value: int):
+    """``seeded`` with the global RNG seeded with ``value`` itself (no derivation): for a draw
+    that must equal what ``torch.manual_seed(value)`` followed by it gave (see
+    models/factory.py's BACKBONE_INIT_SEED)."""
     devices = _initialised_cuda_devices()
     with torch.random.fork_rng(devices=devices):
-        derived = derive_seed(seed, *purpose)
-        torch.default_generator.manual_seed(derived)
+        # Not torch.manual_seed: it would also queue a seed for CUDA devices that initialise
+        # after the block, which fork_rng does not put back.
+        torch.default_generator.manual_seed(int(value))
         for device in devices:
             with torch.cuda.device(device):
-                torch.cuda.manual_seed(derived)
+                torch.cuda.manual_seed(int(value))
         yield
 
 

@@ -4,6 +4,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ltbench.data.base import ArraySplit, FileSplit, Split
+from ltbench.data.jpeg_decode import decode_payloads, read_payload, transform_images
 from ltbench.data.transforms import AugmentSpec, TransformSpec
 from ltbench.core.distributed import get_rank, get_world_size, shard_batches
 from ltbench.core.errors import UserError
@@ -18,13 +19,16 @@ class _ImageFileDataset(Dataset):
     def __len__(self):
         return len(self.split)
 
-    def __getitem__(self, index):
+    def _read(self, path):
         from PIL import Image
 
+        with Image.open(path) as image:
+            return self.transform(image)
+
+    def __getitem__(self, index):
         path = self.split.image_path(index)
         try:
-            with Image.open(path) as image:
-                tensor = self.transform(image)
+            tensor = self._read(path)
         except FileNotFoundError:
             raise UserError(f"image listed in {self.split.list_file} not found: {path}; "
                             "run `ltbench data check` to count missing images") from None
@@ -33,6 +37,42 @@ class _ImageFileDataset(Dataset):
             raise UserError(f"cannot decode image {path} (image {index + 1} of {self.split.list_file}): "
                             f"{problem}; replace or remove the file, or drop its line from the split file") from None
         return tensor, int(self.split.labels[index])
+
+
+class _EncodedImageFileDataset(_ImageFileDataset):
+    """Items: (a JPEG's bytes, or another format's Pillow-decoded pixels, label): see
+    data/jpeg_decode.py; the batch is decoded and transformed on the device by _DecodedFileBatches."""
+
+    def __init__(self, split: FileSplit):
+        super().__init__(split, transform=None)
+
+    def _read(self, path):
+        return read_payload(path)
+
+    def __getitem__(self, index):
+        return (*super().__getitem__(index), index)
+
+
+def _payload_batch(items):
+    payloads, labels, rows = zip(*items)
+    return list(payloads), torch.tensor(labels, dtype=torch.int64), list(rows)
+
+
+class _DecodedFileBatches:
+    """Batches of a file split whose JPEGs are decoded a batch at a time on ``device``
+    (TransformSpec.gpu_jpeg); the workers only read files."""
+
+    def __init__(self, split: FileSplit, transform: TransformSpec, loader: DataLoader, device):
+        self.split, self.transform, self.loader, self.device = split, transform, loader, device
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for payloads, labels, rows in self.loader:
+            names = [f"{self.split.image_path(row)} (image {row + 1} of {self.split.list_file})" for row in rows]
+            images = decode_payloads(payloads, self.device, names)
+            yield transform_images(images, self.transform), labels
 
 
 class _Loader(DataLoader):
@@ -135,10 +175,17 @@ def image_loader(split: Split, transform: TransformSpec, batch_size: int, sample
     """Iterable of (images [B, 3, S, S] float, labels [B]) in sampler order (split order if None).
 
     ``device``: where an in-memory split's batches are transformed (and its images come back);
-    file splits are decoded and transformed on the CPU by ``num_workers`` loader processes.
+    file splits are decoded and transformed on the CPU by ``num_workers`` loader processes, or,
+    when ``transform.gpu_jpeg`` and a device is given, read by the workers and decoded a batch at
+    a time on ``device`` (data/jpeg_decode.py; training loaders, which pass no device, keep Pillow).
     """
     if isinstance(split, ArraySplit):
         return _ArrayBatches(split, transform, batch_size, sampler, drop_last, device)
+    if isinstance(split, FileSplit) and getattr(transform, "gpu_jpeg", False) and device is not None:
+        files = _Loader(_EncodedImageFileDataset(split), batch_size=batch_size, sampler=sampler, shuffle=False,
+                        num_workers=num_workers, drop_last=drop_last, collate_fn=_payload_batch,
+                        generator=seeded_generator(0, "image_loader"))
+        return _DecodedFileBatches(split, transform, files, device)
     if isinstance(split, FileSplit):
         return _Loader(_ImageFileDataset(split, transform.pil_transform()), batch_size=batch_size,
                           sampler=sampler, shuffle=False, num_workers=num_workers,

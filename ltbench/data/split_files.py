@@ -25,7 +25,7 @@ def read_split_file(path: Path, num_classes: int = None,
     if not path.is_file():
         raise UserError(f"split file not found: {path}")
     raw = path.read_bytes()
-    paths, labels, first_line = [], [], {}
+    paths, labels, first_line, duplicates = [], [], {}, []
     for line_number, line in enumerate(raw.decode("utf-8-sig", errors="replace").splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
@@ -45,12 +45,31 @@ def read_split_file(path: Path, num_classes: int = None,
         relative = relative.strip()
         if not allow_duplicates:
             if relative in first_line:
-                raise UserError(f"{path}:{line_number}: {relative} is listed again (first at line "
-                                f"{first_line[relative]}); remove the duplicate line, or set "
-                                "dataset.allow_duplicates=true to count it twice")
-            first_line[relative] = line_number
+                duplicates.append((line_number, first_line[relative], relative))
+            else:
+                first_line[relative] = line_number
         paths.append(relative)
         labels.append(value)
+    if duplicates:
+        raise duplicate_lines_error(path, duplicates)
     if not paths:
         raise UserError(f"{path}: the split file lists no images")
     return paths, np.asarray(labels, dtype=np.int64), hashlib.sha256(raw).hexdigest()
+
+
+SHOWN_DUPLICATES = 5  # a split file with thousands of repeats still gives a one-line error
+
+
+def duplicate_lines_error(path: Path, duplicates: List[Tuple[int, int, str]]) -> UserError:
+    """One line naming every repeated line (line, first line, image), the first SHOWN_DUPLICATES
+    of them and how many more, so they can all be fixed in one go."""
+    fix = "remove the duplicate lines, or set dataset.allow_duplicates=true to count them twice"
+    line, first, relative = duplicates[0]
+    if len(duplicates) == 1:
+        return UserError(f"{path}:{line}: {relative} is listed again (first at line {first}); "
+                         "remove the duplicate line, or set dataset.allow_duplicates=true to count it twice")
+    shown = "; ".join(f"line {line} repeats line {first} ({relative})" for line, first, relative
+                      in duplicates[:SHOWN_DUPLICATES])
+    more = len(duplicates) - SHOWN_DUPLICATES
+    shown += f"; ... and {more} more" if more > 0 else ""
+    return UserError(f"{path}:{line}: {len(duplicates)} lines repeat an image listed earlier: {shown}; {fix}")

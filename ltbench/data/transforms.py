@@ -28,13 +28,17 @@ def _to_rgb(image):
 
 
 def _pixel_batch(images: np.ndarray, device=None) -> torch.Tensor:
-    """uint8 [N, H, W] or [N, H, W, 3] -> float64 [N, 3, H, W] of grey levels 0..255, on ``device``.
+    """uint8 [N, H, W] or [N, H, W, 3] (numpy or torch) -> float64 [N, 3, H, W] of grey levels
+    0..255, on ``device``.
 
     The uint8 pixels move, not the floats (an eighth of the bytes), and everything after runs
     on ``device``: on a GPU the transform is then no CPU work for the encoder to wait on. Float64:
     the resize rounds to grey levels as PIL does, which float32 (or TF32) matmuls would blur.
     """
-    batch = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    if isinstance(images, torch.Tensor):  # decoded on the device already (data/jpeg_decode.py)
+        batch = images.to(device)
+    else:
+        batch = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     if batch.ndim == 3:
         batch = batch.unsqueeze(-1).expand(-1, -1, -1, 3)
     return batch.permute(0, 3, 1, 2).double()
@@ -189,6 +193,9 @@ class TransformSpec:
     # Pillow's JPEG draft mode (opt-in, changes pixels): JPEG files decode at a reduced DCT
     # scale (1/2, 1/4, 1/8) when that still leaves both sides >= the resize target.
     jpeg_draft: bool = False
+    # Batched JPEG decoding on the loader's device (opt-in, changes pixels; data/jpeg_decode.py):
+    # frozen-encoder passes over file splits only (features, tokens, predictions).
+    gpu_jpeg: bool = False
 
     def __post_init__(self):
         if self.resize_mode not in RESIZE_MODES:
@@ -201,8 +208,9 @@ class TransformSpec:
         # 'resampler' marks the PIL-exact batch resize: features cached by the torch bicubic of
         # earlier versions are not reused. resize None is left out of the key.
         # jpeg_draft False is left out too: keys written before it existed stay valid.
+        # So is gpu_jpeg False.
         values = {key: value for key, value in asdict(self).items()
-                  if (key != "resize" or value is not None) and (key != "jpeg_draft" or value)}
+                  if (key != "resize" or value is not None) and (key not in ("jpeg_draft", "gpu_jpeg") or value)}
         return {"kind": "eval", "resampler": "pil", **values}
 
     @property

@@ -82,6 +82,7 @@ class RunContext:
     resume: bool = False
     compile: bool = False  # torch.compile the module the trainer trains
     jpeg_draft: bool = False  # config jpeg_draft: file images decode in Pillow's JPEG draft mode
+    gpu_jpeg: bool = False  # config gpu_jpeg: file JPEGs decode a batch at a time on the GPU
     outputs: RunOutputs = field(default_factory=RunOutputs)
     # What the run's numbers depend on besides its settings: split fingerprints (their images)
     # and the method's code. Epoch checkpoints store it; --resume refuses one made for another.
@@ -105,10 +106,12 @@ class RunContext:
         return "bf16" if self.use_bf16 else "fp32"
 
     def image_transform(self, spec):
-        """The eval transform `spec` as this run decodes it (jpeg_draft from the config); its
+        """The eval transform `spec` as this run decodes it (jpeg_draft, gpu_jpeg from the config); its
         fingerprint says so, so cached features of the two decodings never mix."""
         if self.jpeg_draft and not getattr(spec, "jpeg_draft", True):
-            return replace(spec, jpeg_draft=True)
+            spec = replace(spec, jpeg_draft=True)
+        if self.gpu_jpeg and not getattr(spec, "gpu_jpeg", True):
+            spec = replace(spec, gpu_jpeg=True)
         return spec
 
     def autocast(self):

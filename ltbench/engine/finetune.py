@@ -25,6 +25,7 @@ from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
 
 PHASE_A_LOSSES = ("contrastive", "class_ce")
 CHECKPOINT_FORMAT = "ltbench.ballad.phase_a/1"
+NEGATIVES = "global batch"  # see phase_a_identity
 PHASE_A = Stage(name="ballad_phase_a", label="phase A", file_name="phase_a.pt", artifact="phase_a_checkpoint")
 
 
@@ -126,7 +127,12 @@ def phase_a_identity(cfg: dict) -> dict:
     """Everything the fine-tuned weights depend on (the seed goes into the folder name)."""
     phase = {key: value for key, value in cfg["phase_a"].items() if key != "checkpoint"}
     identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "phase_a": phase,
-                "templates": cfg["text"]["templates"], "amp": cfg["amp"]}
+                "templates": cfg["text"]["templates"], "amp": cfg["amp"],
+                # Under torchrun a step now optimises the global batch (negatives, template draws
+                # and in-memory augmentations gathered / drawn over every process); a phase A
+                # trained before that, with local negatives, must not be reused. Adding the field
+                # renamed every phase-A folder once, single-process ones included.
+                "negatives": NEGATIVES}
     if cfg.get("jpeg_draft"):  # only when used: stages trained before the setting keep their folder
         identity["jpeg_draft"] = True
     return identity

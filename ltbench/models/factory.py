@@ -1,6 +1,7 @@
 """The single door to open_clip and timm: backbones by name, and timm classifiers for
 vision-only methods (TACKLE's student)."""
 from ltbench.core.errors import UserError
+from ltbench.core.seeding import global_rng_seeded_with
 from ltbench.models.backbones import parse_backbone
 from ltbench.models.timm_backbones import create_timm_classifier, timm_eval_transform, timm_label
 
@@ -8,16 +9,29 @@ __all__ = ["create_backbone", "create_clip_backbone", "create_timm_classifier", 
            "list_pretrained_backbones", "backbone_details"]
 
 
+# A random-init backbone (`tiny`, `MODEL:none`, `timm:NAME:none`) is a fixed model named by its
+# architecture, as a pretrained one is named by its tag: its weights are what torch's global RNG
+# seeded with BACKBONE_INIT_SEED gives, never the run's seed or whatever ran before in the
+# process (another backbone, a cold cache). So every method and every seed of a comparison sees
+# the same encoder (and shares its feature cache). 0 (used as is, not derived): the backbone that
+# runs with seed 0 built before this rule, so their recorded digits_lt numbers stay valid.
+BACKBONE_INIT_SEED = 0
+
+
 def create_backbone(name: str, device="cpu"):
-    """A ClipModel (open_clip, `tiny`) or a TimmEncoder (`timm:NAME`), in eval mode on `device`."""
+    """A ClipModel (open_clip, `tiny`) or a TimmEncoder (`timm:NAME`), in eval mode on `device`.
+
+    Built with the global RNG seeded with BACKBONE_INIT_SEED, then put back as the caller had it
+    (building a pretrained model draws too, before its weights are loaded)."""
     spec = parse_backbone(name)
-    if spec.family == "timm":
-        from ltbench.models.timm_backbones import create_timm_encoder
+    with global_rng_seeded_with(BACKBONE_INIT_SEED):
+        if spec.family == "timm":
+            from ltbench.models.timm_backbones import create_timm_encoder
 
-        return create_timm_encoder(spec, device)
-    from ltbench.models.clip import create_clip
+            return create_timm_encoder(spec, device)
+        from ltbench.models.clip import create_clip
 
-    return create_clip(spec, device)
+        return create_clip(spec, device)
 
 
 def create_clip_backbone(name: str, device, needed_by: str):

@@ -90,6 +90,8 @@ def stage1_identity(cfg: dict) -> dict:
                 "loss": cfg["loss"], "stage1": stage, "amp": cfg["amp"], "preprocess": cfg["preprocess"]}
     if cfg.get("jpeg_draft"):  # only when used: stages trained before the setting keep their folder
         identity["jpeg_draft"] = True
+    if cfg.get("gpu_jpeg"):  # stage 1 may train on cached tokens of GPU-decoded images
+        identity["gpu_jpeg"] = True
     return identity
 
 

@@ -50,3 +50,16 @@ def test_run_and_data_check_report_a_duplicate_line(run_cli, tmp_path, folder_da
     code, out, err = run_cli("data", "check", "folder_lt", "--data-root", tmp_path, *options,
                              "dataset.allow_duplicates=true")
     assert code == 0, err
+
+
+def test_data_check_lists_every_duplicate_line_capped(run_cli, tmp_path, folder_dataset):
+    # 4 train lines (2 per class); append 7 repeats: lines 5..11 repeat lines 1..4, 1..3.
+    _two_per_class(folder_dataset, tmp_path, train_lines=lambda lines: lines + lines + lines[:3])
+    options = ["--cfg-options", "dataset.train_list=train.txt", "dataset.test_list=test.txt",
+               "dataset.classnames=names.txt"]
+    code, _, err = run_cli("data", "check", "folder_lt", "--data-root", tmp_path, *options)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "train.txt:5: 7 lines repeat an image listed earlier" in err, err
+    for line, first in ((5, 1), (6, 2), (7, 3), (8, 4), (9, 1)):
+        assert f"line {line} repeats line {first} (img/train_" in err, err
+    assert "line 10 repeats" not in err and "... and 2 more" in err and "dataset.allow_duplicates=true" in err, err

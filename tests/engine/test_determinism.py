@@ -3,7 +3,8 @@ on the number of loader workers, on progress output or on --save-logits (issue 1
 
 Each case runs a method twice into two results folders sharing one cache: first on a cold cache
 with no workers, no progress and no saved logits, then on the warm cache with every one of those
-switched; the two records' metrics must be byte-identical.
+switched; the two records' metrics must be byte-identical. linear_probe also runs each switch
+alone, on digits_lt (in memory) and on a folder_lt of files.
 """
 import json
 from pathlib import Path
@@ -91,6 +92,39 @@ def test_file_dataset_numbers_do_not_depend_on_cache_workers_or_progress(run_cli
     extra += ["preprocess.type=clip", "stage1.tokens_cache=true",
              "stage1.augment.enabled=false"] if method.startswith("decoder") else []
     _cold_then_warm(run_cli, tmp_path, method, _folder_dataset(root) + extra, warm_workers=2)
+
+
+# One switch at a time, for one fast method on both kinds of dataset: a difference names the
+# switch that caused it (the combined cases above only say that one of them did).
+SWITCHES = {
+    "warm cache": {"warm": True},
+    "2 loader workers": {"workers": 2},
+    "progress on": {"progress": True},
+    "--save-logits": {"save_logits": True},
+}
+
+
+@pytest.mark.parametrize("kind", ["digits_lt", "folder_lt"])
+def test_each_switch_alone_leaves_linear_probe_numbers_unchanged(run_cli, tmp_path, kind):
+    if kind == "digits_lt":
+        dataset_args = ["--dataset", "digits_lt", "--cfg-options"]
+    else:
+        (tmp_path / "data").mkdir()
+        dataset_args = _folder_dataset(tmp_path / "data")
+    options = _options("linear_probe")
+    plain = {"workers": 0, "progress": False, "save_logits": False}
+    baseline_cache = tmp_path / "cache-baseline"
+    baseline = _run(run_cli, tmp_path / "baseline", baseline_cache, "linear_probe", dataset_args, options, **plain)
+    differing = {}
+    for index, (switch, change) in enumerate(SWITCHES.items()):
+        change = dict(change)
+        # Every other switch runs on a cold cache of its own, so only the one switch differs.
+        cache = baseline_cache if change.pop("warm", False) else tmp_path / f"cache-{index}"
+        numbers = _run(run_cli, tmp_path / f"run-{index}", cache, "linear_probe", dataset_args, options,
+                       **{**plain, **change})
+        if numbers != baseline:
+            differing[switch] = numbers
+    assert not differing, f"baseline: {baseline}\nchanged by: {differing}"
 
 
 def test_derived_seeds_depend_on_seed_and_purpose_only():

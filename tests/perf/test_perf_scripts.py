@@ -43,6 +43,8 @@ def test_the_gpu_check_runs_its_sections_on_the_cpu(tmp_path):
     assert report["errors"] == {} and set(report["results"]) == {"extraction", "phase_a", "decoder",
                                                                  "text_classifier", "jpeg"}
     assert report["results"]["text_classifier"]["fp32"]["max_abs_difference"] < 1e-5
+    jpeg = report["results"]["jpeg"]  # ltbench's gpu_jpeg path, on the CPU decoder here
+    assert jpeg["ltbench_gpu_jpeg_device"] == "cpu" and jpeg["ltbench_gpu_jpeg_max_abs_difference_vs_pillow"] < 0.02
 
 
 def test_the_loader_benchmark_reads_every_image_through_each_path(tmp_path):
