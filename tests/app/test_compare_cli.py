@@ -2,6 +2,7 @@
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,17 +116,21 @@ def test_records_from_before_still_load_with_one_warning(results, run_cli, tmp_p
 
 
 def test_the_per_sample_file_is_on_disk_before_the_record(tmp_path, monkeypatch):
-    from ltbench.app import runner
+    """The record, its per-sample file (and logits) are published together; the record's rename
+    comes last, so a record never names a per-sample file that is not there."""
+    from ltbench.core import atomic
 
     seen = []
-    real_write = runner.write_json_atomic
+    real_publish = atomic.publish
 
-    def write_record(path, record):
-        preds = path.parent / record["per_sample"]["path"]
-        seen.append(preds.is_file() and hashlib.sha256(preds.read_bytes()).hexdigest() == record["per_sample"]["sha256"])
-        real_write(path, record)
+    def publish(temp, path, *args, **kwargs):
+        if path.suffix == ".json":
+            record = json.loads(Path(temp).read_text())
+            preds = path.parent / record["per_sample"]["path"]
+            seen.append(preds.is_file() and hashlib.sha256(preds.read_bytes()).hexdigest() == record["per_sample"]["sha256"])
+        return real_publish(temp, path, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "write_json_atomic", write_record)
+    monkeypatch.setattr(atomic, "publish", publish)
     assert main(["run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--seed", "3", "--out", str(tmp_path),
                  "--no-progress"]) == 0
     assert seen == [True]
