@@ -14,7 +14,7 @@ from ltbench.config import benchmarks_dir, parse_yaml_text
 from ltbench.core.errors import UserError, close_matches_hint
 
 REQUIRED_FIELDS = ("dataset", "method", "backbone", "paper_backbone", "overall", "split", "source")
-OPTIONAL_FIELDS = ("paper_method", "many", "medium", "few", "note")
+OPTIONAL_FIELDS = ("paper_method", "many", "medium", "few", "note", "when")
 NUMBER_FIELDS = ("overall", "many", "medium", "few")
 TEXT_FIELDS = ("dataset", "method", "paper_backbone", "split", "paper_method", "note")
 TOP_LEVEL_KEYS = ("sources", "entries")
@@ -81,7 +81,44 @@ def _check_entry(raw, where: str, sources: Dict[str, str]) -> dict:
         if entry[field] is not None or field == "overall":
             entry[field] = _check_number(entry[field], where, field)
     entry["source"] = _check_source(entry["source"], where, sources)
+    entry["when"] = _check_when(entry["when"], where)
     return entry
+
+
+def _check_when(value, where: str) -> Dict[str, object]:
+    """'when': the settings of the published run that change what its number means (CIFAR-LT's
+    imbalance ratio), as dotted config keys -> values; a row matches only with the same values."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not value:
+        raise UserError(f"{where}: 'when' must be a mapping of dotted config keys to values, "
+                        f"e.g. {{dataset.imbalance_ratio: 100}}, got {value!r}")
+    for key, setting in value.items():
+        if not isinstance(key, str) or not key.strip() or key.startswith(".") or key.endswith("."):
+            raise UserError(f"{where}: 'when' key {key!r} must be a dotted config key such as dataset.imbalance_ratio")
+        if isinstance(setting, (dict, list)):
+            raise UserError(f"{where}: 'when' value of {key} must be a number, text or true/false, got {setting!r}")
+    return dict(value)
+
+
+_MISSING = object()
+
+
+def _config_value(config: dict, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _settings_match(when: Dict[str, object], config: Optional[dict]) -> bool:
+    if not when:
+        return True
+    if config is None:
+        return False
+    return all(_config_value(config, key) == setting for key, setting in when.items())
 
 
 def _check_sources(sources, path) -> Dict[str, str]:
@@ -125,7 +162,8 @@ def load_reported(path) -> List[dict]:
         entry = _check_entry(raw, where, sources)
         # Two entries that would give one leaderboard row two numbers (after split aliases).
         for split in eval_splits_for(entry["dataset"], entry["split"]):
-            key = (entry["dataset"], entry["method"], entry["backbone"], split)
+            key = (entry["dataset"], entry["method"], entry["backbone"], split,
+                   tuple(sorted((name, repr(value)) for name, value in entry["when"].items())))
             if key in seen:
                 raise UserError(f"{where}: duplicate of entries[{seen[key]}] (dataset {key[0]}, method {key[1]}, "
                                 f"backbone {key[2]}, split {entry['split']})")
@@ -138,18 +176,20 @@ def load_reported(path) -> List[dict]:
 UNNAMED_CLIP_SUFFIX = "+CLIP"
 
 
-def reported_for(entries: List[dict], dataset: str, method: str, backbone: str, split: str) -> Optional[dict]:
+def reported_for(entries: List[dict], dataset: str, method: str, backbone: str, split: str,
+                 config: Optional[dict] = None) -> Optional[dict]:
     """The entry published for a run of `method` with `backbone` on `dataset`, evaluated on `split`.
 
     Exact match on dataset, method and backbone label (see ``_same_backbone`` for ensembles with
-    an unnamed CLIP); the split matches through SPLIT_ALIASES.
+    an unnamed CLIP); the split matches through SPLIT_ALIASES; an entry with 'when' settings
+    matches only a run whose resolved `config` has them (without a config, never).
     None when there is none.
     """
     if backbone is None:
         return None
     for entry in entries:
         if (entry["dataset"] == dataset and entry["method"] == method and _same_backbone(entry["backbone"], backbone)
-                and split in eval_splits_for(dataset, entry["split"])):
+                and split in eval_splits_for(dataset, entry["split"]) and _settings_match(entry.get("when") or {}, config)):
             return entry
     return None
 

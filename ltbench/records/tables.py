@@ -104,7 +104,9 @@ def join_reported(rows: List[dict], entries: List[dict], dataset: str) -> List[d
     nothing was published. Changes the rows in place and returns them.
     """
     for row in rows:
-        entry = reported_for(entries, dataset, row["method"], row["backbone"], row["split"])
+        # One config hash per row: its first record's config stands for the row's settings.
+        config = row["records"][0].get("config") if row.get("records") else None
+        entry = reported_for(entries, dataset, row["method"], row["backbone"], row["split"], config)
         row["reported"] = {"overall": entry["overall"] if entry else None, "source": entry["source"] if entry else None}
     return rows
 

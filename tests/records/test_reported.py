@@ -223,6 +223,55 @@ def test_a_missing_file(tmp_path):
         load_reported(tmp_path / "nope.yaml")
 
 
+WITH_SETTINGS = """\
+sources:
+  A: 'Some et al., a paper.'
+entries:
+  - {dataset: cifar100_lt, method: lift, backbone: 'ViT-B-16:openai', paper_backbone: 'ViT-B/16*', overall: 81.7, split: test, source: A, when: {dataset.imbalance_ratio: 100}}
+  - {dataset: cifar100_lt, method: lift, backbone: 'ViT-B-16:openai', paper_backbone: 'ViT-B/16*', overall: 83.1, split: test, source: A, when: {dataset.imbalance_ratio: 50}}
+"""
+
+
+def test_entries_with_settings_match_only_runs_with_those_settings(tmp_path):
+    path = tmp_path / "reported.yaml"
+    path.write_text(WITH_SETTINGS)
+    entries = load_reported(path)
+    lookup = ("cifar100_lt", "lift", "ViT-B-16:openai", "test")
+    assert reported_for(entries, *lookup, {"dataset": {"imbalance_ratio": 100}})["overall"] == 81.7
+    assert reported_for(entries, *lookup, {"dataset": {"imbalance_ratio": 50.0}})["overall"] == 83.1
+    for config in ({"dataset": {"imbalance_ratio": 10}}, {"dataset": {}}, {}, None):
+        assert reported_for(entries, *lookup, config) is None, config
+    # The same settings twice are duplicates; different settings are not.
+    path.write_text(WITH_SETTINGS.replace("imbalance_ratio: 50", "imbalance_ratio: 100"))
+    with pytest.raises(UserError, match=r"entries\[1\]: duplicate of entries\[0\]"):
+        load_reported(path)
+
+
+@pytest.mark.parametrize("when, message", [
+    ("[dataset.imbalance_ratio]", "'when' must be a mapping of dotted config keys"),
+    ("{}", "'when' must be a mapping of dotted config keys"),
+    ("{dataset.imbalance_ratio: [100]}", "'when' value of dataset.imbalance_ratio must be a number"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, when, message):
+    path = tmp_path / "reported.yaml"
+    path.write_text(WITH_SETTINGS.replace("{dataset.imbalance_ratio: 50}", when))
+    with pytest.raises(UserError, match=message) as caught:
+        load_reported(path)
+    assert str(caught.value).startswith(f"{path}: entries[1]: ") and "\n" not in str(caught.value)
+
+
+def test_shipped_cifar_entries_name_their_imbalance_ratio(shipped):
+    """CIFAR-100-LT numbers are published at imbalance ratio 100: an IR 10 run shows no Reported number."""
+    from ltbench.config import RunRequest, resolve
+
+    for entry in (entry for entry in shipped if entry["dataset"] == "cifar100_lt"):
+        assert entry["when"] == {"dataset.imbalance_ratio": 100}, entry
+    config = resolve(RunRequest(method="lift", dataset="cifar100_lt"))
+    assert reported_for(shipped, "cifar100_lt", "lift", "ViT-B-16:openai", "test", config)["overall"] == 81.7
+    config["dataset"]["imbalance_ratio"] = 10
+    assert reported_for(shipped, "cifar100_lt", "lift", "ViT-B-16:openai", "test", config) is None
+
+
 # ---- ltbench table --reported / --no-reported ----
 
 def _results_with_records(tmp_path, fake_record):
