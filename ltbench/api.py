@@ -11,6 +11,7 @@ from ltbench.config import related_method_config
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
+from ltbench.core.registry import register_variant
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.crops import CROP_SETS, CropSpec, crops
@@ -45,7 +46,7 @@ from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
 
 __all__ = [
-    "METHODS", "LOSSES", "SAMPLERS", "registered", "Method", "RunContext", "UserError", "first_line_of",
+    "METHODS", "LOSSES", "SAMPLERS", "registered", "register_variant", "Method", "RunContext", "UserError", "first_line_of",
     "unknown_name", "related_method_config", "seed_everything", "derive_seed", "generator", "seeded",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",

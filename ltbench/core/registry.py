@@ -56,6 +56,15 @@ def _filled(registry: Registry) -> Registry:
     return registry
 
 
+def register_variant(base: type, name: str, doc: str, registry: Registry = METHODS) -> type:
+    """Register `name` as a variant of the family `base`: a subclass that only names one setting
+    (its YAML, ``benchmarks/methods/<name>.yaml``, holds the setting) with a one-line `doc` that
+    ``ltbench list`` shows."""
+    variant = type(f"{base.__name__}_{name}", (base,), {"__doc__": doc, "__module__": base.__module__})
+    registry.register_module(name=name, module=variant)
+    return variant
+
+
 def names(registry: Registry) -> list:
     return sorted(_filled(registry).module_dict)
 

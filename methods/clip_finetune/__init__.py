@@ -7,11 +7,11 @@ Registered names: `clip_finetune` (loss from config, CE by default) and `clip_fi
 image batches and the choice of trainable encoder parameters are the framework's, shared with
 BALLAD's phase A (ltbench/engine/finetune.py, ltbench/models/clip_finetune.py).
 """
-from ltbench.api import METHODS
+from ltbench.api import METHODS, register_variant
 from ltbench.methods.clip_finetune.method import ClipFineTune
 
 __all__ = ["ClipFineTune"]
 
 METHODS.register_module(name="clip_finetune", module=ClipFineTune)
-METHODS.register_module(name="clip_finetune_bs", module=type("ClipFineTune_bs", (ClipFineTune,), {
-    "__doc__": "Full CLIP fine-tuning (image encoder + text-initialised head), Balanced Softmax (CE on z + log p_c)."}))
+register_variant(ClipFineTune, "clip_finetune_bs",
+                 "Full CLIP fine-tuning (image encoder + text-initialised head), Balanced Softmax (CE on z + log p_c).")

@@ -10,26 +10,20 @@ variants name decoder.yaml as base).
 A finished stage 1 is kept under results/work/ in a folder named by a hash of everything it
 depends on, so every second stage (and a rerun) on the same stage-1 settings starts from it.
 """
-from ltbench.api import METHODS
+from ltbench.api import METHODS, register_variant
 from ltbench.methods.decoder.method import Decoder
 
 __all__ = ["Decoder"]
 
 
-def _variant(name: str, doc: str):
-    """A registered name for one setting of the family (its YAML holds the setting)."""
-    cls = type(f"Decoder_{name}", (Decoder,), {"__doc__": doc})
-    METHODS.register_module(name=name, module=cls)
-    return cls
-
 
 METHODS.register_module(name="decoder", module=Decoder)
-_variant("decoder_ce", "Imbalance-VLM decoder on frozen CLIP tokens, cross-entropy.")
-_variant("decoder_bs", "Imbalance-VLM decoder on frozen CLIP tokens, Balanced Softmax (CE on z + log p_c).")
-_variant("decoder_focal", "Imbalance-VLM decoder on frozen CLIP tokens, Focal loss (gamma 2).")
-_variant("decoder_disalign", "Imbalance-VLM decoder + DisAlign second stage (confidence-gated per-class scale and bias, GRW loss).")
-_variant("decoder_crt", "Imbalance-VLM decoder + cRT second stage (classifier re-trained with class-balanced sampling).")
-_variant("decoder_lws", "Imbalance-VLM decoder + LWS second stage (per-class logit scale, class-balanced sampling).")
-_variant("decoder_marc", "Imbalance-VLM decoder + MARC second stage (per-class omega z_c + beta ||W_c||, class-balanced CE).")
-_variant("decoder_taunorm", "Imbalance-VLM decoder + tau-normalisation (head rows W_c / ||W_c||^tau, no bias, tau chosen on val).")
+register_variant(Decoder, "decoder_ce", "Imbalance-VLM decoder on frozen CLIP tokens, cross-entropy.")
+register_variant(Decoder, "decoder_bs", "Imbalance-VLM decoder on frozen CLIP tokens, Balanced Softmax (CE on z + log p_c).")
+register_variant(Decoder, "decoder_focal", "Imbalance-VLM decoder on frozen CLIP tokens, Focal loss (gamma 2).")
+register_variant(Decoder, "decoder_disalign", "Imbalance-VLM decoder + DisAlign second stage (confidence-gated per-class scale and bias, GRW loss).")
+register_variant(Decoder, "decoder_crt", "Imbalance-VLM decoder + cRT second stage (classifier re-trained with class-balanced sampling).")
+register_variant(Decoder, "decoder_lws", "Imbalance-VLM decoder + LWS second stage (per-class logit scale, class-balanced sampling).")
+register_variant(Decoder, "decoder_marc", "Imbalance-VLM decoder + MARC second stage (per-class omega z_c + beta ||W_c||, class-balanced CE).")
+register_variant(Decoder, "decoder_taunorm", "Imbalance-VLM decoder + tau-normalisation (head rows W_c / ||W_c||^tau, no bias, tau chosen on val).")
 

@@ -6,18 +6,12 @@ Registered names: `prompt_tuning` (loss from config, CE default) and `prompt_tun
 a stage (results/work/prompt_tuning__...): a rerun reuses it, and `context.checkpoint` loads
 one for evaluation.
 """
-from ltbench.api import METHODS
+from ltbench.api import METHODS, register_variant
 from ltbench.methods.prompt_tuning.method import PromptTuning
 
 __all__ = ["PromptTuning"]
 
 
-def _variant(name: str, doc: str):
-    """A registered name for one setting of the family (its YAML holds the setting)."""
-    cls = type(f"PromptTuning_{name}", (PromptTuning,), {"__doc__": doc})
-    METHODS.register_module(name=name, module=cls)
-    return cls
-
 
 METHODS.register_module(name="prompt_tuning", module=PromptTuning)
-_variant("prompt_tuning_bs", "CoOp prompt tuning on frozen CLIP with Balanced Softmax (CE on z + log p_c).")
+register_variant(PromptTuning, "prompt_tuning_bs", "CoOp prompt tuning on frozen CLIP with Balanced Softmax (CE on z + log p_c).")

@@ -1,5 +1,22 @@
 """Fixtures of the command-line tests."""
+import hashlib
+from pathlib import Path
+
 import pytest
+
+
+@pytest.fixture
+def checksum():
+    """checksum(folder): one digest of every file's relative path and bytes under `folder`, to
+    show that a failed command left results exactly as they were."""
+    def digest_of(folder: Path) -> str:
+        digest = hashlib.sha256()
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+    return digest_of
 
 
 @pytest.fixture(scope="session")

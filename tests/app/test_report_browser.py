@@ -64,7 +64,7 @@ def test_the_report_renders_sorts_and_links_in_chromium(chromium, quickstart_res
                 values = [float(text) for text in _column_texts(page, overall)]
                 assert values == sorted(values, reverse=order == "descending")
             assert _column_texts(page, 1)[0] == "linear_probe"  # the better run first, descending
-            page.click(f"#leaderboard thead th:nth-child(1)")
+            page.click("#leaderboard thead th:nth-child(1)")
             assert _column_texts(page, 1) == ["linear_probe", "zeroshot_clip"]
 
             images = page.eval_on_selector_all(".figures img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")

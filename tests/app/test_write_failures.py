@@ -3,7 +3,6 @@ naming the file and the fix, a non-zero exit, no traceback, no temp file left an
 already there unchanged. Tests run as root, which chmod does not stop, so the refusals are made
 in-process: the atomic writer's open / mkstemp / os.replace raise for paths under --out."""
 import errno
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -14,13 +13,6 @@ import ltbench.core.atomic as atomic
 
 RUN = ["run", "--method", "linear_probe", "--dataset", "digits_lt", "--no-progress", "--save-logits"]
 
-
-def _checksum(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture
@@ -110,25 +102,25 @@ def _assert_one_line_error(code, out, err, results, named):
 
 @pytest.mark.parametrize("case_id, refuse, code, named", CASES, ids=[case[0] for case in CASES])
 def test_a_refused_write_is_a_one_line_error_that_changes_nothing(run_cli, results, tmp_path, monkeypatch,
-                                                                 case_id, refuse, code, named):
-    before = _checksum(results)
+                                                                 case_id, refuse, code, named, checksum):
+    before = checksum(results)
     refuse(monkeypatch, results, code)
     exit_code, out, err = run_cli(*RUN, "--out", results, "--cfg-options", "train.epochs=1",
                                   f"runtime.cache_dir={tmp_path / 'cache'}")
     _assert_one_line_error(exit_code, out, err, results, named)
-    assert _checksum(results) == before
+    assert checksum(results) == before
 
 
 def test_a_disk_that_fills_at_the_record_leaves_no_logits_or_per_sample_file(run_cli, results, tmp_path,
-                                                                             monkeypatch):
+                                                                             monkeypatch, checksum):
     # The epoch checkpoint (work/) and the logits are written; the record's .json is refused: the
     # record, its logits and its per-sample file are published together, so none of them appears.
-    runs_before = _checksum(results / "runs")
+    runs_before = checksum(results / "runs")
     _refuse_writes(monkeypatch, results, errno.ENOSPC, suffix=".json")
     exit_code, out, err = run_cli(*RUN, "--out", results, "--cfg-options", "train.epochs=1",
                                   f"runtime.cache_dir={tmp_path / 'cache'}")
     _assert_one_line_error(exit_code, out, err, results, ["No space left on device", ".json"])
-    assert _checksum(results / "runs") == runs_before
+    assert checksum(results / "runs") == runs_before
     monkeypatch.undo()
     # The epoch checkpoint it left lets a rerun skip training.
     exit_code, out, err = run_cli(*RUN, "--out", results, "--resume", "--cfg-options", "train.epochs=1",
