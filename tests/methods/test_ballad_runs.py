@@ -61,27 +61,16 @@ def test_a_finished_phase_a_serves_runs_that_differ_in_phase_b(run_cli, tmp_path
     assert second["timings"]["phase_a"] < first["timings"]["phase_a"]
 
 
-def test_interrupted_phase_a_resumes_to_the_uninterrupted_result(run_cli, tmp_path, monkeypatch):
+def test_interrupted_phase_a_resumes_to_the_uninterrupted_result(run_cli, tmp_path, interrupt_after_saves):
     options = ("phase_a.epochs=4", "phase_b.epochs=2")
     uninterrupted, _ = _run(run_cli, tmp_path / "whole", *options)
 
-    from ltbench.engine import trainer
-
-    save = trainer.save_atomic
-    saves = {"n": 0}
-
-    def save_then_stop(state, path):
-        save(state, path)
-        saves["n"] += 1
-        if saves["n"] == 2:  # after phase A's second epoch
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer, "save_atomic", save_then_stop)
+    let_it_run = interrupt_after_saves(2)  # after phase A's second epoch
     code, _, stderr = run_cli("run", "--method", "ballad", "--dataset", "digits_lt", "--out", tmp_path / "cut",
                               "--no-progress", "--cfg-options", *options)
     assert code == 130 and "--resume" in stderr
     assert not list((tmp_path / "cut").glob("runs/**/*.json"))
-    monkeypatch.setattr(trainer, "save_atomic", save)
+    let_it_run()
 
     resumed, stderr = _run(run_cli, tmp_path / "cut", *options, resume=True)
     assert "resumed phase_a" in stderr and "after epoch 2" in stderr

@@ -26,27 +26,16 @@ def test_fine_tuning_beats_zero_shot_and_balanced_softmax_lifts_the_tail(run_cli
     assert bs["metrics"]["few"] > ce["metrics"]["few"] + 15
 
 
-def test_interrupted_fine_tuning_resumes_to_the_uninterrupted_result(run_cli, tmp_path, monkeypatch):
+def test_interrupted_fine_tuning_resumes_to_the_uninterrupted_result(run_cli, tmp_path, interrupt_after_saves):
     options = ("train.epochs=3", "trainable.scope=last_blocks", "trainable.last_blocks=1")
     uninterrupted, _ = _run(run_cli, tmp_path / "whole", "clip_finetune", *options)
 
-    from ltbench.engine import trainer
-
-    save = trainer.save_atomic
-    saves = {"n": 0}
-
-    def save_then_stop(state, path):
-        save(state, path)
-        saves["n"] += 1
-        if saves["n"] == 2:  # after the second epoch
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer, "save_atomic", save_then_stop)
+    let_it_run = interrupt_after_saves(2)  # after the second epoch
     code, _, stderr = run_cli("run", "--method", "clip_finetune", "--dataset", "digits_lt", "--out", tmp_path / "cut",
                               "--no-progress", "--cfg-options", *options)
     assert code == 130 and "--resume" in stderr
     assert not list((tmp_path / "cut").glob("runs/**/*.json"))
-    monkeypatch.setattr(trainer, "save_atomic", save)
+    let_it_run()
 
     resumed, stderr = _run(run_cli, tmp_path / "cut", "clip_finetune", *options, resume=True)
     assert "resumed finetune" in stderr and "after epoch 2" in stderr

@@ -79,28 +79,16 @@ def test_file_images_of_any_shape_train_and_test_with_tte(run_cli, tmp_path, fol
     assert record["details"]["lift"]["tte"] == "five" and len(record["metrics"]["per_class_accuracy"]) == 2
 
 
-def test_an_interrupted_training_resumes_to_the_uninterrupted_numbers(run_cli, tmp_path, monkeypatch):
-    from ltbench.core.errors import UserError
-    from ltbench.engine import trainer
-
+def test_an_interrupted_training_resumes_to_the_uninterrupted_numbers(run_cli, tmp_path, interrupt_after_saves):
     args = ("run", "--method", "lift", "--dataset", "digits_lt", "--no-progress", "--cfg-options", "train.epochs=2")
     code, stdout, stderr = run_cli(*args[:1], "--out", tmp_path / "whole", *args[1:])
     assert code == 0, stderr
     whole = _record(stdout)["metrics"]
 
-    saved = trainer.save_atomic
-    calls = []
-
-    def stop_after_the_first_epoch(state, path):
-        calls.append(path)
-        if len(calls) == 2:  # the second epoch's checkpoint: the process "dies" before writing it
-            raise UserError("interrupted")
-        saved(state, path)
-
-    monkeypatch.setattr(trainer, "save_atomic", stop_after_the_first_epoch)
+    let_it_run = interrupt_after_saves(1)  # Ctrl-C after epoch 1's checkpoint
     code, _, stderr = run_cli(*args[:1], "--out", tmp_path / "split", *args[1:])
-    assert code != 0 and "interrupted" in stderr
-    monkeypatch.setattr(trainer, "save_atomic", saved)
+    assert code == 130 and "--resume" in stderr
+    let_it_run()
     assert list((tmp_path / "split" / "work").rglob("lift_last.pt"))  # epoch 1's checkpoint
     code, stdout, stderr = run_cli(*args[:1], "--resume", "--out", tmp_path / "split", *args[1:])
     assert code == 0, stderr

@@ -40,26 +40,16 @@ def test_prompt_tuning_with_ce_beats_zero_shot_and_its_context_loads_for_evaluat
     assert loaded["metrics"] == record["metrics"]
 
 
-def test_an_interrupted_prompt_tuning_bs_resumes_to_the_uninterrupted_result(run_cli, tmp_path, monkeypatch, zeroshot):
+def test_an_interrupted_prompt_tuning_bs_resumes_to_the_uninterrupted_result(run_cli, tmp_path, interrupt_after_saves, zeroshot):
     options = ("train.epochs=6",)
     whole, _ = _run(run_cli, tmp_path / "whole", "prompt_tuning_bs", *options)
     assert whole["metrics"]["overall"] > zeroshot + 3, (whole["metrics"]["overall"], zeroshot)
 
-    from ltbench.engine import trainer
-
-    save, saves = trainer.save_atomic, {"n": 0}
-
-    def save_then_stop(state, path):
-        save(state, path)
-        saves["n"] += 1
-        if saves["n"] == 3:  # after the third epoch
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer, "save_atomic", save_then_stop)
+    let_it_run = interrupt_after_saves(3)  # after the third epoch
     code, _, stderr = run_cli("run", "--method", "prompt_tuning_bs", "--dataset", "digits_lt", "--out",
                               tmp_path / "cut", "--no-progress", "--cfg-options", *options)
     assert code == 130 and "--resume" in stderr
-    monkeypatch.setattr(trainer, "save_atomic", save)
+    let_it_run()
     resumed, stderr = _run(run_cli, tmp_path / "cut", "prompt_tuning_bs", *options, resume=True)
     assert "resumed train" in stderr and "after epoch 3" in stderr
     assert _numbers(resumed) == _numbers(whole)
