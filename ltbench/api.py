@@ -12,6 +12,7 @@ from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
 from ltbench.core.registry import register_variant
+from ltbench.core.values import is_real, is_whole
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.crops import CROP_SETS, CropSpec, crops
@@ -22,6 +23,7 @@ from ltbench.data.samplers import build_sampler, build_sampler_from_spec
 from ltbench.data.transforms import INTERPOLATIONS, AugmentSpec, TransformSpec
 from ltbench.engine.batches import ArrayRowBatches, EpochProgress, TensorBatches
 from ltbench.engine.checkpoints import read_stage_checkpoint
+from ltbench.engine.computed import ComputedMethod
 from ltbench.engine.context import RunContext
 from ltbench.engine.ensembles import ensemble_for
 from ltbench.engine.features import encode_split, image_features, image_tokens, text_classifier
@@ -47,7 +49,8 @@ from ltbench.records.saved_logits import SavedRun
 
 __all__ = [
     "METHODS", "LOSSES", "SAMPLERS", "registered", "register_variant", "Method", "RunContext", "UserError", "first_line_of",
-    "unknown_name", "related_method_config", "seed_everything", "derive_seed", "generator", "seeded",
+    "unknown_name", "is_real", "is_whole", "related_method_config", "ComputedMethod", "seed_everything",
+    "derive_seed", "generator", "seeded",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
     "CropSpec", "CROP_SETS", "crops",

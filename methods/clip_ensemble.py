@@ -7,7 +7,7 @@ computed in this run with its own defaults for this dataset, backbone and seed (
 """
 import numpy as np
 
-from ltbench.api import (METHODS, Method, PerSplit, SavedRun, UserError, ensemble_for, registered,
+from ltbench.api import (METHODS, ComputedMethod, Method, PerSplit, SavedRun, UserError, ensemble_for, registered,
                          related_method_config)
 
 ALIASES = {"zeroshot": "zeroshot_clip"}
@@ -24,27 +24,8 @@ class SavedMember:
             raise UserError(f"{self.run.record_path}: a {record['dataset']} run with other training class counts "
                             f"than this {data.name} run; ensemble runs of the same dataset and options")
 
-    def logits(self, split, ctx) -> np.ndarray:
+    def logits(self, split) -> np.ndarray:
         return self.run.logits(split)
-
-
-class ComputedMember:
-    """A registered method fitted in this run, with a context of its own: its extra metrics and
-    details stay out of the ensemble's record, and its work folder sits beside the ensemble's
-    (so stages it shares by hash with its own runs, like BALLAD's phase A, are found)."""
-
-    def __init__(self, name: str, cfg: dict):
-        self.name = _computed_name(name)
-        self.cfg = related_method_config(self.name, cfg)
-        self.method = registered(METHODS, self.name)(self.cfg)
-
-    def fit(self, data, ctx):
-        self.ctx = ctx.for_part(self.name)
-        self.method.fit(data, self.ctx)
-        ctx.outputs.artifacts.update({f"{self.name}.{key}": value for key, value in self.ctx.outputs.artifacts.items()})
-
-    def logits(self, split, ctx) -> np.ndarray:
-        return np.asarray(self.method.predict(split, self.ctx))
 
 
 def _members(cfg: dict) -> list:
@@ -77,7 +58,7 @@ def member_label(spec: str, cfg: dict) -> str:
 
 
 def build_member(spec: str, cfg: dict):
-    return SavedMember(spec) if _is_saved(spec) else ComputedMember(spec, cfg)
+    return SavedMember(spec) if _is_saved(spec) else ComputedMethod(_computed_name(spec), cfg)
 
 
 @METHODS.register_module(name="clip_ensemble")
@@ -94,7 +75,7 @@ class ClipEnsemble(Method):
         return "+".join(member_label(spec, cfg) for spec in _members(cfg))
 
     def fit(self, data, ctx):
-        self._member_logits = PerSplit(lambda split: [member.logits(split, ctx) for member in self.members])
+        self._member_logits = PerSplit(lambda split: [member.logits(split) for member in self.members])
         self.ensemble = ensemble_for(self.cfg["ensemble"], len(self.members), data)  # checked before members train
         for member in self.members:
             with ctx.timer(f"member {member.name}"):

@@ -23,6 +23,7 @@ from ltbench.core import distributed
 from ltbench.core.atomic import torch_save_atomic
 from ltbench.core.errors import UserError, unknown_name
 from ltbench.core.seeding import reseed, seeded
+from ltbench.core.values import is_real
 from ltbench.engine.hooks import Hook
 
 # What every training section of benchmarks/methods/*.yaml sets: no default here, so each of
@@ -182,10 +183,10 @@ def warmup_factor(cfg: dict, name: str = "train") -> Optional[float]:
     if kind == "linear":
         return None
     warmup_lr, lr = cfg.get("warmup_lr"), cfg["lr"]
-    if not (isinstance(warmup_lr, (int, float)) and not isinstance(warmup_lr, bool) and warmup_lr > 0):
+    if not (is_real(warmup_lr) and warmup_lr > 0):
         raise UserError(f"{name}.warmup_lr={warmup_lr!r}: warmup_type constant needs the warmup's lr, a number "
                         "> 0 (CoOp: 1.0e-5)")
-    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
+    if not (is_real(lr) and lr > 0):
         raise UserError(f"{name}.lr={lr!r} must be a number > 0 with warmup_type constant")
     return float(warmup_lr) / float(lr)
 

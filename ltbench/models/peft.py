@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltbench.core.errors import UserError, unknown_name
+from ltbench.core.values import is_real, is_whole
 
 PEFT_TYPES = ("adaptformer", "lora", "vpt_shallow", "vpt_deep", "bitfit", "ssf", "adapter", "full", "partial")
 SSF_PLACES = ("attn", "mlp", "ln")
@@ -111,7 +112,7 @@ class SSF(nn.Module):
 
 
 def _is_whole(value, lowest: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= lowest
+    return is_whole(value) and value >= lowest
 
 
 def check_peft_options(kind, bottleneck=None, blocks=None, adaptformer_scale="learnable", vpt_length=10,
@@ -129,8 +130,7 @@ def check_peft_options(kind, bottleneck=None, blocks=None, adaptformer_scale="le
                         "blocks)")
     if bottleneck is not None and not _is_whole(bottleneck, 1):
         raise UserError(f"peft.bottleneck={bottleneck!r}: expected null (2^floor(log2(C / 2L))) or a whole number >= 1")
-    if adaptformer_scale != "learnable" and (isinstance(adaptformer_scale, bool)
-                                             or not isinstance(adaptformer_scale, (int, float))):
+    if adaptformer_scale != "learnable" and not is_real(adaptformer_scale):
         raise UserError(f"peft.adaptformer_scale={adaptformer_scale!r}: expected 'learnable' (the code) or a number "
                         "(a fixed scale; AdaptFormer's paper uses 0.1)")
     if not _is_whole(vpt_length, 1):

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ltbench.config import benchmarks_dir, parse_yaml_text
+from ltbench.config import benchmarks_dir, get_dotted, parse_yaml_text
 from ltbench.core.errors import UserError, close_matches_hint
 
 REQUIRED_FIELDS = ("dataset", "method", "backbone", "paper_backbone", "overall", "split", "source")
@@ -104,21 +104,12 @@ def _check_when(value, where: str) -> Dict[str, object]:
 _MISSING = object()
 
 
-def _config_value(config: dict, dotted: str):
-    value = config
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
 def _settings_match(when: Dict[str, object], config: Optional[dict]) -> bool:
     if not when:
         return True
     if config is None:
         return False
-    return all(_config_value(config, key) == setting for key, setting in when.items())
+    return all(get_dotted(config, key, _MISSING) == setting for key, setting in when.items())
 
 
 def _check_sources(sources, path) -> Dict[str, str]:

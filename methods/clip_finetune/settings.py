@@ -1,17 +1,9 @@
 """clip_finetune's settings: checked before any work, each bad value a one-line error naming the key."""
-from ltbench.api import VISUAL_SCOPES, UserError, unknown_name
+from ltbench.api import VISUAL_SCOPES, UserError, is_real, is_whole, unknown_name
 
 HEAD_TYPES = ("cosine", "linear")
 HEAD_INITS = ("text", "random")
 BATCHNORM_MODES = ("frozen", "train")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_settings(cfg: dict) -> None:
@@ -21,7 +13,7 @@ def check_settings(cfg: dict) -> None:
         raise unknown_name("head.type", head["type"], HEAD_TYPES)
     if head["init"] not in HEAD_INITS:
         raise unknown_name("head.init", head["init"], HEAD_INITS)
-    if not (_is_number(head["scale"]) and head["scale"] > 0):
+    if not (is_real(head["scale"]) and head["scale"] > 0):
         raise UserError(f"head.scale={head['scale']!r} must be a number > 0 (cosine logits = scale * cos; "
                         "LIFT uses 25, zero-shot CLIP about 100)")
     if not isinstance(head["learn_scale"], bool):
@@ -35,7 +27,7 @@ def check_settings(cfg: dict) -> None:
     if trainable["batchnorm"] not in BATCHNORM_MODES:
         raise unknown_name("trainable.batchnorm", trainable["batchnorm"], BATCHNORM_MODES)
     blocks = trainable["last_blocks"]
-    if not (_whole(blocks) and blocks >= 0):
+    if not (is_whole(blocks) and blocks >= 0):
         raise UserError(f"trainable.last_blocks={blocks!r} must be a whole number >= 0")
     encoder_frozen = trainable["scope"] == "none" or (trainable["scope"] == "last_blocks" and blocks == 0)
     if encoder_frozen and not trainable["head"]:
@@ -43,12 +35,12 @@ def check_settings(cfg: dict) -> None:
         raise UserError(f"{what} with trainable.head=false trains nothing; raise trainable.last_blocks, "
                         "choose another trainable.scope or set trainable.head=true")
     scale = train["encoder_lr_scale"]
-    if not (_is_number(scale) and scale > 0):
+    if not (is_real(scale) and scale > 0):
         raise UserError(f"train.encoder_lr_scale={scale!r} must be a number > 0 (the encoder's lr is this times "
                         "train.lr); to freeze the encoder set trainable.scope=none")
-    if not (_whole(train["epochs"]) and train["epochs"] >= 1):
+    if not (is_whole(train["epochs"]) and train["epochs"] >= 1):
         raise UserError(f"train.epochs={train['epochs']!r} must be a whole number >= 1")
-    if not (_whole(train["batch_size"]) and train["batch_size"] >= 1):
+    if not (is_whole(train["batch_size"]) and train["batch_size"] >= 1):
         raise UserError(f"train.batch_size={train['batch_size']!r} must be a whole number >= 1")
 
 

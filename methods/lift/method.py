@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ltbench.api import (METHODS, Method, PeftViT, Stage, UserError, build_head, build_loss, build_sampler_from_spec,
-                         check_peft_options, create_clip_backbone, encode_split, epoch_batches,
+                         check_peft_options, create_clip_backbone, encode_split, epoch_batches, is_real,
                          read_stage_checkpoint, seeded, templates_by_name, text_classifier, text_head_weights,
                          unknown_name)
 from ltbench.methods.lift.preprocess import check_preprocess, ensemble_logits, eval_transform, tte_transform
@@ -52,7 +52,7 @@ def check_options(cfg: dict):
     if head["init"] not in HEAD_INITS:
         raise unknown_name("head.init", head["init"], HEAD_INITS)
     scale = head["scale"]
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
+    if not (is_real(scale) and scale > 0):
         raise UserError(f"head.scale={scale!r}: expected a number > 0 (the cosine classifier's logit scale; "
                         "the code: 25)")
     check_peft_options(cfg["peft"]["type"], **_peft_options(cfg["peft"], head["space"]))

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import torch
 
-from ltbench.api import CROP_SETS, INTERPOLATIONS, CropSpec, TransformSpec, UserError, unknown_name
+from ltbench.api import CROP_SETS, INTERPOLATIONS, CropSpec, TransformSpec, UserError, is_whole, unknown_name
 
 EVAL_RESIZES = ("code", "model")
 
@@ -24,7 +24,7 @@ def check_preprocess(preprocess: dict, tte: dict):
     if tte["crops"] not in CROP_SETS:
         raise unknown_name("tte.crops", tte["crops"], CROP_SETS)
     expand = tte["expand"]
-    if isinstance(expand, bool) or not isinstance(expand, int) or expand < 0:
+    if not (is_whole(expand) and expand >= 0):
         raise UserError(f"tte.expand={expand!r}: expected a whole number of pixels >= 0 (the code: 24)")
 
 

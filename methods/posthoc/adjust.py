@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltbench.api import UserError
+from ltbench.api import UserError, is_real
 
 TAU_MAX = 10.0  # [ours] a sanity bound: beyond it every adjustment has long saturated
 
@@ -34,7 +34,7 @@ def top1(logits, labels) -> float:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    return is_real(value) and np.isfinite(value)
 
 
 def check_tau(key: str, value, nullable: bool = True):

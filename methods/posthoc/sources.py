@@ -5,7 +5,8 @@ from typing import Optional
 
 import numpy as np
 
-from ltbench.api import METHODS, PerSplit, SavedRun, UserError, read_linear_head, registered, related_method_config
+from ltbench.api import (METHODS, ComputedMethod, PerSplit, SavedRun, UserError, read_linear_head, registered,
+                         related_method_config)
 
 
 def is_saved(spec: str) -> bool:
@@ -49,29 +50,21 @@ class SavedSource:
                 "source_method": self.method_name, "source_config_hash": self.record.get("config_hash")}
 
 
-class ComputedSource:
-    """A registered method fitted in this run with a context of its own (its details stay out of
-    this record; its work folder sits beside this run's, so stages shared by hash are found)."""
+class ComputedSource(ComputedMethod):
+    """A registered method fitted in this run (api.ComputedMethod), with its options recorded."""
 
     def __init__(self, name: str, cfg: dict):
         if name == cfg["method"]:
             raise UserError(f"source={name}: a post-hoc method cannot adjust itself; give another method or a "
                             "run record (.json)")
         options = _options(cfg)
+        super().__init__(name, cfg, options)
         self.method_name, self.options = name, list(options)
-        self.config = related_method_config(name, cfg, options)
-        self.method = registered(METHODS, name)(self.config)
-        self._logits = PerSplit(lambda split: np.asarray(self.method.predict(split, self.ctx)))
+        self._logits = PerSplit(super().logits)
 
     @property
     def backbone_label(self) -> str:
         return self.method.backbone_label
-
-    def fit(self, data, ctx):
-        self.ctx = ctx.for_part(self.method_name)
-        self.method.fit(data, self.ctx)
-        ctx.outputs.artifacts.update({f"{self.method_name}.{key}": value
-                                      for key, value in self.ctx.outputs.artifacts.items()})
 
     def logits(self, split) -> np.ndarray:
         return self._logits(split)  # once per split: val serves the choice of tau and the val metrics
