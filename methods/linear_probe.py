@@ -66,15 +66,12 @@ class LinearProbe(Method):
         # Its weights beside the record: a later posthoc_taunorm rescales them from the saved logits.
         save_linear_head(ctx, self.head)
 
-    def _features(self, split, ctx):
-        return image_features(self.encoder, split, ctx, batch_size=self.cfg["eval_batch_size"])
-
     def _val_log(self, val, ctx) -> ValAccuracyLog:
         features = self._feature_tensor(val, ctx)  # once, not from the disk cache every epoch
         return ValAccuracyLog(lambda: self._logits(features), val.labels)
 
     def _feature_tensor(self, split, ctx) -> torch.Tensor:
-        return torch.from_numpy(np.array(self._features(split, ctx))).to(ctx.device)
+        return image_features(self.encoder, split, ctx, batch_size=self.cfg["eval_batch_size"], device=ctx.device)
 
     @torch.no_grad()
     def _logits(self, features: torch.Tensor) -> np.ndarray:

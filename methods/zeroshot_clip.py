@@ -1,6 +1,5 @@
 """Zero-shot CLIP: classify by cosine similarity to prompt-ensemble text embeddings."""
 import numpy as np
-import torch
 
 from ltbench.api import METHODS, Method, create_clip_backbone, image_features, templates_by_name, text_classifier
 
@@ -15,6 +14,5 @@ class ZeroShotCLIP(Method):
         self.classifier = text_classifier(self.clip, data.class_names, templates, ctx)
 
     def predict(self, split, ctx) -> np.ndarray:
-        features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"])
-        logits = torch.from_numpy(np.array(features)) @ self.classifier.t()  # copy: cache hits are read-only memmaps
-        return (float(self.cfg["text"]["logit_scale"]) * logits).numpy()
+        features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"], device=ctx.device)
+        return (float(self.cfg["text"]["logit_scale"]) * features @ self.classifier.t()).cpu().numpy()

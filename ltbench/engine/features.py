@@ -51,16 +51,18 @@ def _channels_last(encoder, device):
 
 @torch.no_grad()
 def encode_split(split, ctx, batch_size: int, encode, transform=None, inputs=None, desc: str = "encode",
-                 on_cpu: bool = True, channels_last=None) -> torch.Tensor:
-    """encode(batch) [b, ...] of every image of `split`, in split order: the one loop through
-    which ltbench runs a frozen model over a split (features, decoder features, predictions).
+                 device="cpu", channels_last=None) -> torch.Tensor:
+    """encode(batch) [b, ...] of every image of `split`, in split order, float32: the one loop
+    through which ltbench runs a frozen model over a split (features, decoder features,
+    predictions).
 
     A batch is the split's images through `transform`, or rows of `inputs` (see _batches_of).
     Under torchrun each process encodes a block of the split and the blocks are gathered, so
-    every process returns the whole [N, ...]. on_cpu: keep the result in host memory (a large
-    split's features), else on the device (features a head then trains on). channels_last:
-    the layout of image batches (None: NHWC on CUDA only).
+    every process returns the whole [N, ...]. device: where the result lives: "cpu" (default;
+    host memory for a large split's features or logits) or the run's device (features a head
+    then trains on). channels_last: the layout of image batches (None: NHWC on CUDA only).
     """
+    device = torch.device(device)
     rows = distributed.shard_rows(len(split))
     count = len(split) if rows is None else len(rows)
     outputs = []
@@ -68,7 +70,7 @@ def encode_split(split, ctx, batch_size: int, encode, transform=None, inputs=Non
                       total=math.ceil(count / batch_size), disable=not ctx.show_progress, leave=False):
         with ctx.autocast():
             output = encode(_on_device(batch, ctx.device, channels_last)).float()
-        outputs.append(output.cpu() if on_cpu else output)
+        outputs.append(output.to(device))
     return distributed.gather_rows(torch.cat(outputs), len(split))
 
 
@@ -78,8 +80,11 @@ def extract_image_features(encoder, split, transform, batch_size: int, ctx, desc
                         channels_last=_channels_last(encoder, ctx.device)).numpy()
 
 
-def image_features(encoder, split, ctx, batch_size: int, transform=None) -> np.ndarray:
+def image_features(encoder, split, ctx, batch_size: int, transform=None, device=None):
     """Features of `split` from the cache, encoding the images only on a miss.
+
+    device None: the cached float32 array [N, D] itself (numpy, memory-mapped on a hit); a
+    device: a float32 tensor of them there (a copy), for computing with.
 
     The key holds everything that decides the numbers: the encoder's weights (a hash of its
     tensors, so a fine-tuned model never reuses the features of its base), the transform, the
@@ -93,11 +98,17 @@ def image_features(encoder, split, ctx, batch_size: int, transform=None) -> np.n
         "split": split.fingerprint,
         "precision": ctx.precision,
     }
-    return ctx.cache.get_or_compute(
+    features = ctx.cache.get_or_compute(
         description,
         lambda: extract_image_features(encoder, split, transform, batch_size, ctx,
                                        desc=f"encode {split.name}"),
     )
+    return features if device is None else as_tensor_on(features, device)
+
+
+def as_tensor_on(array: np.ndarray, device) -> torch.Tensor:
+    """A float32 tensor copy of `array` (a read-only memory map of the cache, say) on `device`."""
+    return torch.from_numpy(np.array(array, dtype=np.float32)).to(device)
 
 
 def token_cache_bytes(num_images: int, num_tokens: int, width: int, dtype="float16") -> int:
@@ -176,8 +187,9 @@ def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, shape
         raise RuntimeError(f"the loader gave {start} images of {split.name}, expected {block}")
 
 
-def text_classifier(clip, class_names, templates, ctx, batch_size: int = 1024) -> torch.Tensor:
-    """[C, D] prompt-ensemble classifier, cached by text-encoder weights, names and templates."""
+def text_classifier(clip, class_names, templates, ctx, batch_size: int = 1024, device=None) -> torch.Tensor:
+    """[C, D] float32 prompt-ensemble classifier on `device` (None: the run's, ctx.device), cached
+    by text-encoder weights, names and templates."""
     from ltbench.models.text_classifier import build_text_classifier
 
     description = {
@@ -192,8 +204,7 @@ def text_classifier(clip, class_names, templates, ctx, batch_size: int = 1024) -
         rows = distributed.shard_rows(len(class_names))
         names = class_names if rows is None else [class_names[row] for row in rows]
         classifier = build_text_classifier(clip, names, templates, batch_size, autocast=ctx.autocast,
-                                           progress=ctx.show_progress).cpu()
-        return distributed.gather_rows(classifier, len(class_names)).numpy()
+                                           progress=ctx.show_progress).float()
+        return distributed.gather_rows(classifier, len(class_names)).cpu().numpy()
 
-    array = ctx.cache.get_or_compute(description, build)
-    return torch.from_numpy(np.array(array, dtype=np.float32))
+    return as_tensor_on(ctx.cache.get_or_compute(description, build), ctx.device if device is None else device)

@@ -37,9 +37,7 @@ class Ballad(Method):
             self.classifier = self._train_adapter(data, text_features, ctx)
 
     def _frozen_features(self, split, ctx) -> torch.Tensor:
-        # np.array copies: cache hits are read-only memory maps.
-        features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"])
-        return torch.from_numpy(np.array(features)).to(ctx.device)
+        return image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"], device=ctx.device)
 
     def _train_adapter(self, data, text_features, ctx):
         phase = self.cfg["phase_b"]

@@ -132,7 +132,7 @@ class Decoder(Method):
         encode = self.decoder.features if cached else (lambda images: self.decoder.features(
             self.encoder.encode_tokens(images)))
         return encode_split(split, ctx, batch_size, encode, transform=self.transform, inputs=tokens,
-                            desc=f"decode {split.name}", on_cpu=False)
+                            desc=f"decode {split.name}", device=ctx.device)
 
     # --- selection on val ------------------------------------------------------------------------
     def _val_split(self, data, ctx, what: str):

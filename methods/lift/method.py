@@ -80,8 +80,8 @@ class Lift(Method):
         text_init = None
         if head_cfg["init"] == "text":
             templates = templates_by_name(cfg["text"]["templates"])
-            text_init = text_head_weights(text_classifier(self.clip, data.class_names, templates, ctx).to(ctx.device),
-                                          visual, head_cfg["space"]).cpu()
+            text_init = text_head_weights(text_classifier(self.clip, data.class_names, templates, ctx), visual,
+                                          head_cfg["space"]).cpu()
         with seeded(ctx.seed, "lift", "head"):
             head = build_head("cosine", tower.out_dim, data.num_classes, float(head_cfg["scale"]), text_init)
         self.model = LiftModel(tower, head).to(ctx.device)

@@ -96,7 +96,7 @@ class PromptTuning(Method):
             images = clip_train_batches(train, self.clip, augment, batch_size, sampler, ctx)
             steps, forward = -(-len(sampler) // batch_size), self._encode_then_tune
         else:
-            features = torch.from_numpy(np.array(self._features(train, ctx))).to(ctx.device)
+            features = self._features(train, ctx)
             images = TensorBatches(features, torch.from_numpy(train.labels).to(ctx.device), sampler, batch_size)
             steps, forward = images.steps_per_epoch, None
         batches = EpochProgress(images, train_cfg["epochs"])
@@ -134,9 +134,9 @@ class PromptTuning(Method):
         except RuntimeError as error:
             raise UserError(f"context.checkpoint {path}: {first_line_of(error)}") from None
 
-    def _features(self, split, ctx):
-        return image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"])
+    def _features(self, split, ctx) -> torch.Tensor:
+        return image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"], device=ctx.device)
 
     def predict(self, split, ctx) -> np.ndarray:
-        features = torch.from_numpy(np.array(self._features(split, ctx))).to(self.classifier.device)
+        features = self._features(split, ctx)
         return (self.tuner.logit_scale * features @ self.classifier.t()).cpu().numpy()

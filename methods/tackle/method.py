@@ -9,7 +9,6 @@ an option, and benchmarks/methods/tackle.yaml marks them as ltbench's choice.
 import math
 
 import numpy as np
-import torch
 
 from ltbench.api import (METHODS, EpochProgress, Method, PerSplit, build_loss, build_sampler_from_spec,
                          create_clip_backbone, create_timm_classifier, encode_split, ensemble_for, epoch_batches,
@@ -48,8 +47,9 @@ class ClipTeacher:
         return image_features(self.clip, split, self.ctx, batch_size=self.cfg["eval_batch_size"])
 
     def _zero_shot_logits(self, split) -> np.ndarray:
-        features = torch.from_numpy(np.array(self.features(split)))  # copy: cache hits are read-only
-        return (float(self.cfg["text"]["logit_scale"]) * features @ self.text.t()).numpy()
+        features = image_features(self.clip, split, self.ctx, batch_size=self.cfg["eval_batch_size"],
+                                  device=self.text.device)
+        return (float(self.cfg["text"]["logit_scale"]) * features @ self.text.t()).cpu().numpy()
 
 
 @METHODS.register_module(name="tackle")

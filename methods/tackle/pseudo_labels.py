@@ -20,24 +20,26 @@ ELIGIBLE_GROUPS = {"few": ("few",), "medium_few": ("medium", "few"), "all": GROU
 
 
 def pool_assignments(features, text_features, tau: float, batch_size: int = 16384):
-    """(assigned class [N], its probability [N]) under p = softmax_k((f . t_k) / tau).
+    """(assigned class [N], its probability [N]) under p = softmax_k((f . t_k) / tau), as numpy.
 
-    In batches, keeping only the arg-max: a pool of a million images times a thousand classes
-    would not fit in memory as one probability table.
+    features: a numpy array [N, D] (the cache's memory map); text_features [C, D]: a tensor (the
+    work runs on its device) or an array. In batches, keeping only the arg-max: a pool of a
+    million images times a thousand classes would not fit in memory as one probability table.
     """
     if not tau > 0:
         raise UserError(f"teacher.tau must be > 0 (0.01 = CLIP's logit scale 100), got {tau!r}")
-    text = torch.as_tensor(np.asarray(text_features), dtype=torch.float32)
+    text = torch.as_tensor(text_features, dtype=torch.float32)
     assigned, confidence = [], []
     for start in range(0, len(features), batch_size):
         # np.array copies: the features may be a read-only memory map from the cache.
-        rows = torch.from_numpy(np.array(features[start: start + batch_size], dtype=np.float32))
+        rows = torch.from_numpy(np.array(features[start: start + batch_size], dtype=np.float32)).to(text.device)
         best = torch.softmax(rows @ text.t() / float(tau), dim=1).max(dim=1)
-        assigned.append(best.indices.numpy())
-        confidence.append(best.values.numpy())
+        assigned.append(best.indices)
+        confidence.append(best.values)
     if not assigned:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    return np.concatenate(assigned).astype(np.int64), np.concatenate(confidence)
+    # One copy to the host at the end, not one sync per batch.
+    return torch.cat(assigned).cpu().numpy().astype(np.int64), torch.cat(confidence).cpu().numpy()
 
 
 def assignments_from_probabilities(probabilities) -> tuple:
