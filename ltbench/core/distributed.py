@@ -39,8 +39,17 @@ def launched_world_size() -> int:
 
 def setup(device: torch.device) -> torch.device:
     """This process's device; under torchrun (WORLD_SIZE > 1) joins the process group first:
-    nccl with cuda:LOCAL_RANK on CUDA, gloo on the CPU. Idempotent."""
+    nccl with cuda:LOCAL_RANK on CUDA, gloo on the CPU. Idempotent.
+
+    A CUDA device becomes the process's current device (torch.cuda.set_device), in one process
+    too (--device cuda:N): CUDA's own defaults (the current device's RNG that seeding.py seeds,
+    a tensor made with device="cuda", the device NCCL and cuDNN pick) then all mean the run's
+    device, and no work lands on cuda:0 by default. The result names its index (cuda -> cuda:K).
+    """
     if launched_world_size() <= 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
+            torch.cuda.set_device(device)
         return device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
