@@ -151,7 +151,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     started = time.perf_counter()
     runtime = cfg["runtime"]
     # Under torchrun every process runs all of this; core/distributed.py splits the work.
-    ctx = RunContext(device=distributed.setup(device), seed=seed,
+    ctx = RunContext(device=distributed.setup(device, runtime["collective_timeout_minutes"]), seed=seed,
                      work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
                      amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),

@@ -19,6 +19,7 @@ In a single process nothing is initialised and every helper leaves things as the
 """
 import atexit
 import contextlib
+import datetime
 import inspect
 import math
 import os
@@ -37,15 +38,36 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def setup(device: torch.device) -> torch.device:
+# How long a collective may wait for the slowest process before the job fails (runtime.
+# collective_timeout_minutes, defaults.yaml says why 60). NCCL's own default is 10 minutes
+# (gloo's 30), shorter than what the other processes legitimately wait for at a barrier: rank 0
+# preparing a dataset, the writer of a node's cache flushing a token array of 100+ GB.
+DEFAULT_TIMEOUT_MINUTES = 60
+# torch >= 2.3 binds a process group to a device (init_process_group's device_id).
+_BINDS_DEVICE = "device_id" in inspect.signature(dist.init_process_group).parameters
+
+
+def collective_timeout(minutes) -> datetime.timedelta:
+    """runtime.collective_timeout_minutes as a timedelta; a bad value is a one-line error."""
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes < 10 ** 6:
+        raise UserError(f"runtime.collective_timeout_minutes={minutes!r} must be a number of minutes > 0 (default "
+                        f"{DEFAULT_TIMEOUT_MINUTES})")
+    return datetime.timedelta(minutes=float(minutes))
+
+
+def setup(device: torch.device, timeout_minutes=DEFAULT_TIMEOUT_MINUTES) -> torch.device:
     """This process's device; under torchrun (WORLD_SIZE > 1) joins the process group first:
-    nccl with cuda:LOCAL_RANK on CUDA, gloo on the CPU. Idempotent.
+    nccl with cuda:LOCAL_RANK on CUDA, gloo on the CPU, with a collective timeout of
+    `timeout_minutes` and, on CUDA, the group bound to this process's GPU (``device_id``, torch
+    >= 2.3: NCCL connects eagerly there, instead of guessing the device at the first
+    collective). Idempotent.
 
     A CUDA device becomes the process's current device (torch.cuda.set_device), in one process
     too (--device cuda:N): CUDA's own defaults (the current device's RNG that seeding.py seeds,
     a tensor made with device="cuda", the device NCCL and cuDNN pick) then all mean the run's
     device, and no work lands on cuda:0 by default. The result names its index (cuda -> cuda:K).
     """
+    timeout = collective_timeout(timeout_minutes)  # refused in one process too, before any work
     if launched_world_size() <= 1:
         if device.type == "cuda":
             device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
@@ -64,8 +86,11 @@ def setup(device: torch.device) -> torch.device:
     elif device.type != "cpu":
         raise UserError(f"--device {device}: distributed runs use cuda (nccl) or cpu (gloo)")
     if not is_active():
+        options = {"timeout": timeout}
+        if device.type == "cuda" and _BINDS_DEVICE:
+            options["device_id"] = device
         try:
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", **options)
         except (ValueError, RuntimeError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UserError(f"could not join the torchrun process group ({reason}); launch with "

@@ -29,3 +29,44 @@ def test_plain_cuda_names_the_current_device(four_gpus):
 def test_cpu_run_touches_no_gpu(four_gpus):
     assert distributed.setup(torch.device("cpu")) == torch.device("cpu")
     assert four_gpus == []
+
+
+@pytest.fixture
+def joined(monkeypatch, four_gpus):
+    """setup under torchrun (process 1 of 2 on this machine) with init_process_group recorded."""
+    import torch.distributed as dist
+
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **options: calls.append((backend, options)))
+    monkeypatch.setattr(distributed, "is_active", lambda: False)
+    monkeypatch.setattr(distributed.atexit, "register", lambda function: None)
+    return calls
+
+
+def test_nccl_group_gets_a_long_timeout_and_its_device(joined):
+    import datetime
+
+    assert distributed.setup(torch.device("cuda"), timeout_minutes=45) == torch.device("cuda", 1)
+    (backend, options), = joined
+    assert backend == "nccl" and options["timeout"] == datetime.timedelta(minutes=45)
+    assert options["device_id"] == torch.device("cuda", 1)
+
+
+def test_gloo_group_gets_the_default_timeout(joined):
+    import datetime
+
+    distributed.setup(torch.device("cpu"))
+    (backend, options), = joined
+    assert backend == "gloo" and "device_id" not in options
+    assert options["timeout"] == datetime.timedelta(minutes=distributed.DEFAULT_TIMEOUT_MINUTES) >= \
+        datetime.timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("value", [0, -1, "long", None, True])
+def test_a_bad_timeout_is_refused_in_one_process_too(value):
+    from ltbench.core.errors import UserError
+
+    with pytest.raises(UserError, match="collective_timeout_minutes"):
+        distributed.setup(torch.device("cpu"), timeout_minutes=value)
