@@ -1,7 +1,8 @@
 """`ltbench cache ls | rm | verify`: what the feature cache holds, removing entries from it, and
 checking every entry against its checksum.
 
-An entry is ``arrays/<k2>/<key>.npy`` with its description ``<key>.json`` (see engine/cache.py).
+An entry is ``arrays/<k2>/<key>.npy`` with its description ``<key>.json`` and its verified
+stamp ``<key>.verified`` (see engine/cache.py); the three go together.
 Listing reads only the .npy header and the description, never an array. A dot-named file in an
 entry folder is the temp file of a writer (``ArrayCache._temp_path``): a finished writer renames
 it into place, a killed one leaves it behind. A temp file written to in the last few minutes may
@@ -18,7 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from tabulate import tabulate
 
-from ltbench.engine.cache import ENTRIES_FOLDER, INTEGRITY_KEY, check_entry, format_bytes
+from ltbench.engine.cache import ENTRIES_FOLDER, INTEGRITY_KEY, STAMP_SUFFIX, check_entry, format_bytes, stamp_path
 from ltbench.core.errors import UserError, close_matches_hint
 
 KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -127,10 +128,15 @@ def _stat(path: Path):
 def _entry(key: str, npy: Path, description_path: Path) -> Optional[CacheFile]:
     stats = {path: _stat(path) for path in (npy, description_path)}
     paths = [path for path, stat in stats.items() if stat is not None]
+    stamp = stamp_path(npy)
     if not paths:
-        return None
+        return None if _stat(stamp) is None else CacheFile(paths=[stamp], key=key, kind="unknown", size=0,
+                                                            modified=_stat(stamp).st_mtime, note="a stamp alone")
     description = _read_description(description_path) if stats[description_path] else None
-    entry = CacheFile(paths=paths, key=key, kind=(description or {}).get("kind", "unknown"),
+    # The stamp (a few bytes, rewritten when a reader verifies) goes with the entry but counts
+    # in neither its size nor its age.
+    entry = CacheFile(paths=paths + ([stamp] if _stat(stamp) is not None else []), key=key,
+                      kind=(description or {}).get("kind", "unknown"),
                       size=sum(stats[path].st_size for path in paths),
                       modified=max(stats[path].st_mtime for path in paths))
     header = _npy_header(npy) if stats[npy] else None
@@ -164,7 +170,7 @@ def scan(root: Path) -> Tuple[List[CacheFile], List[CacheFile]]:
                 if stat is not None:
                     temps.append(CacheFile(paths=[path], kind=TEMP_KIND, size=stat.st_size,
                                            modified=stat.st_mtime, note="left by a killed writer"))
-            elif path.suffix in (".npy", ".json") and KEY_PATTERN.match(path.stem):
+            elif path.suffix in (".npy", ".json", STAMP_SUFFIX) and KEY_PATTERN.match(path.stem):
                 keys.add(path.stem)
         found = (_entry(key, folder / f"{key}.npy", folder / f"{key}.json") for key in sorted(keys))
         entries += [entry for entry in found if entry is not None]
@@ -242,7 +248,7 @@ def select(root: Path, prefixes: Sequence[str] = (), kind: Optional[str] = None,
 
 
 def remove(items: List[CacheFile]) -> int:
-    """Delete the files of ``items`` (an entry's .npy and .json together); the bytes freed."""
+    """Delete the files of ``items`` (an entry's .npy, .json and stamp together); the bytes freed."""
     freed = 0
     for item in items:
         for path in item.paths:
@@ -251,7 +257,7 @@ def remove(items: List[CacheFile]) -> int:
                 path.unlink()
             except FileNotFoundError:  # removed meanwhile (a concurrent rm, or a writer's rename)
                 continue
-            freed += size
+            freed += size if path.suffix != STAMP_SUFFIX else 0  # as the entry's size counts it
     return freed
 
 
@@ -297,7 +303,7 @@ def verify_report(root: Path) -> Tuple[str, int]:
         if npy is None:
             problem = "no array (description only)"
         else:
-            _, problem = check_entry(npy)
+            _, problem = check_entry(npy, rehash=True)  # whatever its stamp says
         if problem is not None:
             bad += 1
             lines.append(f"bad {entry.label}  {entry.kind}  {problem}")

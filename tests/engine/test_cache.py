@@ -116,4 +116,4 @@ def test_concurrent_writers_of_one_key_leave_one_complete_entry(tmp_path, stream
     stored = json.loads(cache.path(key).with_suffix(".json").read_text())
     assert stored.pop("integrity")["shape"] == list(_expected_array().shape)  # the entry's checksum record
     assert stored == SHARED_DESCRIPTION
-    assert sorted(p.name for p in cache.path(key).parent.iterdir()) == [f"{key}.json", f"{key}.npy"]
+    assert sorted(p.name for p in cache.path(key).parent.iterdir()) == [f"{key}.json", f"{key}.npy", f"{key}.verified"]

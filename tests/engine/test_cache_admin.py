@@ -46,7 +46,7 @@ def _files(cache):
 
 def _entry_files(cache, description):
     key = cache_key(description)
-    return [f"{key}.json", f"{key}.npy"]
+    return [f"{key}.json", f"{key}.npy", f"{key}.verified"]
 
 
 def test_ls_reads_headers_and_descriptions_without_loading_arrays(cache, run_cli, monkeypatch):

@@ -90,15 +90,19 @@ def test_a_bad_entry_is_reported_in_one_line_and_recomputed(tmp_path, capsys, co
     assert capsys.readouterr().err == ""
 
 
-def test_a_verified_entry_is_hashed_once_per_process(tmp_path, monkeypatch):
+def test_an_unstamped_entry_is_hashed_once_per_process_then_stamped(tmp_path, monkeypatch):
     cache = _fresh(tmp_path)
     cache.get_or_compute(DESCRIPTION, _array)
+    cache_module.stamp_path(cache.path(cache_key(DESCRIPTION))).unlink()  # a copied cache: no stamp
     cache_module._VERIFIED.clear()
     calls = []
-    real = cache_module.integrity_of
-    monkeypatch.setattr(cache_module, "integrity_of", lambda array: calls.append(1) or real(array))
+    real = cache_module._digest_as_stored
+    monkeypatch.setattr(cache_module, "_digest_as_stored", lambda *args: calls.append(1) or real(*args))
     for _ in range(3):
         cache.get_or_compute(DESCRIPTION, lambda: pytest.fail("recomputed"))
+    assert calls == [1]
+    cache_module._VERIFIED.clear()  # another process: the stamp the first reader left serves it
+    cache.get_or_compute(DESCRIPTION, lambda: pytest.fail("recomputed"))
     assert calls == [1]
 
 
