@@ -46,7 +46,10 @@ class BestOnVal(Hook):
 
     def __init__(self, module, val_logits, labels, path: Path, resume: bool, summary: Optional[dict] = None):
         self.module, self.val_logits, self.labels, self.path, self.summary = module, val_logits, labels, path, summary
-        self.best = torch.load(path, weights_only=True) if resume and path.exists() else None
+        # map_location: tensors saved from a GPU would otherwise load onto the GPU they came from
+        # (cuda:0 for every process of a torchrun job; an error on a machine without it). On the
+        # host: the state is only copied into the module (load_state_dict) after training.
+        self.best = torch.load(path, map_location="cpu", weights_only=True) if resume and path.exists() else None
 
     @torch.no_grad()
     def after_epoch(self, epoch: int) -> str:
