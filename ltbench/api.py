@@ -42,7 +42,7 @@ from ltbench.models.clip_finetune import (VISUAL_SCOPES, freeze_batchnorm_statis
                                           visual_blocks)
 from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
                                     timm_label)
-from ltbench.models.heads import build_head
+from ltbench.models.heads import Float32Linear, build_head, float32_forward, no_autocast
 from ltbench.models.peft import PEFT_TYPES, PeftViT, bottleneck_width, check_peft_options, text_head_weights
 from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
@@ -58,7 +58,7 @@ __all__ = [
     "build_sampler", "build_sampler_from_spec", "epoch_batches", "image_loader", "unlabeled_pool", "with_pool_images",
     # models
     "create_backbone", "create_clip_backbone", "create_timm_classifier", "timm_eval_transform", "timm_label",
-    "state_dict_sha256", "build_head", "VISUAL_SCOPES", "set_visual_trainable", "visual_blocks",
+    "state_dict_sha256", "build_head", "Float32Linear", "float32_forward", "no_autocast", "VISUAL_SCOPES", "set_visual_trainable", "visual_blocks",
     "freeze_batchnorm_statistics",
     "state_dict_sha256", "build_head",
     "PEFT_TYPES", "PeftViT", "bottleneck_width", "check_peft_options", "text_head_weights",

@@ -1,7 +1,8 @@
 """Second-stage classifiers on a frozen first-stage model's features (decoupled training).
 
-Each takes the stage-1 feature [B, D] and returns logits [B, C]; the stage-1 linear head they
-start from is frozen (copied, so the stage-1 model stays as it was).
+Each takes the stage-1 feature [B, D] and returns logits [B, C], computed in float32 under
+autocast too (models/heads.py); the stage-1 linear head they start from is frozen (copied, so
+the stage-1 model stays as it was).
 """
 import copy
 
@@ -12,6 +13,7 @@ from torch import nn
 from ltbench.core import registry
 from ltbench.core.errors import unknown_name
 from ltbench.core.registry import SECOND_STAGES
+from ltbench.models.heads import Float32Linear, float32_forward
 
 # The values of a decoder's stage2.type: no second stage, the trained heads registered below,
 # and tau-normalisation (no training).
@@ -20,6 +22,8 @@ STAGE2_TYPES = ("none", "disalign", "crt", "lws", "marc", "taunorm")
 
 def _frozen_copy(head: nn.Linear) -> nn.Linear:
     head = copy.deepcopy(head)
+    if type(head) is nn.Linear:
+        head = Float32Linear.sharing(head)
     head.requires_grad_(False)
     return head
 
@@ -50,6 +54,7 @@ class DisAlignHead(nn.Module):
         self.alpha = nn.Parameter(torch.ones(head.out_features))
         self.beta = nn.Parameter(torch.zeros(head.out_features))
 
+    @float32_forward
     def forward(self, features):
         logits = self.head(features)
         confidence = torch.sigmoid(self.confidence(features))
@@ -70,6 +75,7 @@ class MarcHead(nn.Module):
         self.omega = nn.Parameter(torch.ones(head.out_features))
         self.beta = nn.Parameter(torch.zeros(head.out_features))
 
+    @float32_forward
     def forward(self, features):
         return self.omega * self.head(features) + self.beta * self.weight_norm
 
@@ -78,7 +84,7 @@ def tau_normalised(head: nn.Linear, tau: float) -> nn.Linear:
     """tau-normalisation (Kang et al. ICLR 2020): a bias-free copy of ``head`` with rows
     W_c / ||W_c||^tau (tau 0: the weights unchanged, the bias dropped; tau 1: unit-norm rows)."""
     weight = head.weight.detach()
-    normalised = nn.Linear(head.in_features, head.out_features, bias=False).to(weight.device, weight.dtype)
+    normalised = Float32Linear(head.in_features, head.out_features, bias=False).to(weight.device, weight.dtype)
     with torch.no_grad():
         normalised.weight.copy_(weight / weight.norm(dim=1, keepdim=True).pow(float(tau)))
     return normalised.requires_grad_(False)
@@ -92,6 +98,7 @@ class LearnableWeightScaling(nn.Module):
         self.head = _frozen_copy(head)
         self.scale = nn.Parameter(torch.ones(head.out_features))
 
+    @float32_forward
     def forward(self, features):
         return self.head(features) * self.scale
 
@@ -139,7 +146,7 @@ def _marc(head: nn.Linear):
 @SECOND_STAGES.register_module(name="crt")
 def _crt(head: nn.Linear):
     """Classifier re-training: a new head of the same shape, randomly initialised."""
-    return nn.Linear(head.in_features, head.out_features)
+    return Float32Linear(head.in_features, head.out_features)
 
 
 def build_second_stage(kind: str, head: nn.Linear, **options) -> nn.Module:

@@ -24,6 +24,7 @@ from torch import nn
 
 from ltbench.core import distributed
 from ltbench.core.errors import UserError, unknown_name
+from ltbench.models.heads import no_autocast
 from ltbench.models.text_encoding import encode_text_tokens, text_lengths
 
 TRAINABLE_PARTS = ("all", "visual", "text", "last_blocks")
@@ -190,4 +191,5 @@ class ClipFineTuner(nn.Module):
         texts = F.normalize(text_features.float(), dim=-1)[text_index]
         if self.global_pairs:
             image_features, texts = distributed.gather_for_loss(image_features), distributed.gather_for_loss(texts)
-        return self.logit_scale() * image_features @ texts.t()
+        with no_autocast():  # the logits in float32, as every head's (models/heads.py)
+            return self.logit_scale().float() * image_features @ texts.t()

@@ -6,6 +6,7 @@ from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
 from ltbench.models.fingerprint import MemoizedFingerprint
+from ltbench.models.heads import float32_classifier
 
 
 class TimmEncoder(ImageEncoder):
@@ -69,7 +70,9 @@ def create_timm_encoder(spec: BackboneSpec, device="cpu") -> TimmEncoder:
 
 def create_timm_classifier(name: str, num_classes: int, pretrained: bool, device="cpu") -> torch.nn.Module:
     """A timm model with a fresh ``num_classes``-way head, for training on a dataset; ``name``
-    is a timm model name, with or without a 'timm:' prefix."""
+    is a timm model name, with or without a 'timm:' prefix. Its classifier (a linear layer in
+    every timm classification model) computes in float32 under autocast (models/heads.py)."""
     name = name[len("timm:"):] if name.startswith("timm:") else name
-    return _create_timm_model(name, pretrained, name, "set vision.pretrained=false for random init",
-                              num_classes=num_classes).to(device)
+    model = _create_timm_model(name, pretrained, name, "set vision.pretrained=false for random init",
+                               num_classes=num_classes)
+    return float32_classifier(model, model.get_classifier()).to(device)

@@ -10,7 +10,7 @@ No positional embedding is added: the tokens already carry the encoder's.
 import torch
 from torch import nn
 
-from ltbench.api import UserError
+from ltbench.api import Float32Linear, UserError
 
 
 class DecoderBlock(nn.Module):
@@ -59,7 +59,7 @@ class TokenDecoder(nn.Module):
         self.blocks = nn.ModuleList([DecoderBlock(width, heads, mlp_ratio) for _ in range(depth)])
         # The code has no LayerNorm here: the CLS token goes from the last block to the head.
         self.norm = nn.LayerNorm(width) if final_norm else nn.Identity()
-        self.head = nn.Linear(width, num_classes)
+        self.head = Float32Linear(width, num_classes)  # logits in float32 under autocast too
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """[B, width]: the CLS token after the blocks (LayerNorm-ed with final_norm)."""

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ltbench.api import (EpochProgress, Method, Stage, TensorBatches, UserError, build_loss, build_sampler_from_spec,
-                         clip_train_batches, create_clip_backbone, first_line_of, image_features,
+                         clip_train_batches, create_clip_backbone, first_line_of, image_features, no_autocast,
                          read_stage_checkpoint)
 from ltbench.methods.prompt_tuning.prompts import PromptLearner, class_prompts, initial_context, phrase_ids
 from ltbench.methods.prompt_tuning.settings import check_settings, context_identity
@@ -39,7 +39,9 @@ class PromptTuner(nn.Module):
                                                   self.checkpointing, self.learner.lengths)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale * image_features.float() @ self.text_features().t()
+        text = self.text_features()  # the text tower under the run's autocast
+        with no_autocast():  # the logits in float32 (api.no_autocast)
+            return self.logit_scale * image_features.float() @ text.float().t()
 
 
 def build_tuner(clip, class_names, options: dict, seed: int, logit_scale, chunk: int, checkpointing: bool,
