@@ -65,6 +65,35 @@ def test_class_prompts_are_sos_context_name_dot_eos_and_pool_at_eos(clip):
         assert int(tokens[row].argmax()) == len(expected) - 1
 
 
+def coop_prompt(clip, name, n_ctx, position):
+    """Transcription of CoOp's PromptLearner (trainers/coop.py, random init): what stands at each
+    position of the prompt it feeds the text encoder, 'CTX' where a learnt vector goes."""
+    prompt_prefix = " ".join(["X"] * n_ctx)
+    name = name.replace("_", " ")
+    name_len = len(clip.word_ids(name))  # name_lens: len(_tokenizer.encode(name))
+    sot, eot = clip.special_ids
+    tokenized = [sot, *clip.word_ids(prompt_prefix + " " + name + "."), eot]  # clip.tokenize(p), unpadded
+    prefix, suffix, ctx = tokenized[:1], tokenized[1 + n_ctx:], ["CTX"] * n_ctx
+    if position == "end":
+        return prefix + ctx + suffix
+    if position == "middle":
+        half_n_ctx = n_ctx // 2
+        return prefix + ctx[:half_n_ctx] + suffix[:name_len] + ctx[half_n_ctx:] + suffix[name_len:]
+    return prefix + suffix[:name_len] + ctx + suffix[name_len:]  # front
+
+
+@pytest.mark.parametrize("position", ["end", "middle", "front"])
+def test_prompts_are_coops_for_names_ending_in_punctuation_too(clip, position):
+    # Six ImageNet-LT names end in ")": CoOp's one-go tokenization merges ")." into one token.
+    names = ["kite (bird of prey)", "ram (adult male sheep)", "golden_retriever", "seven"]
+    tokens, slots = class_prompts(clip, names, 4, position)
+    for row, name in enumerate(names):
+        ours = tokens[row, :int(tokens[row].argmax()) + 1].tolist()
+        for slot in slots[row].tolist():
+            ours[slot] = "CTX"
+        assert ours == coop_prompt(clip, name, 4, position), name
+
+
 def test_embeddings_hold_the_context_in_its_slots_and_the_words_elsewhere(clip):
     learner = _learner(clip, class_specific=True)
     rows = torch.tensor([2, 0])
