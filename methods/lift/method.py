@@ -28,6 +28,9 @@ def training_identity(cfg: dict, clip) -> dict:
     identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"],
                 "weights": {"visual": clip.visual_fingerprint(), "text": clip.text_fingerprint()},
                 **{key: cfg[key] for key in TRAINING_KEYS}}
+    if cfg["head"]["init"] == "random":
+        # The rows it starts from: a stage trained from ltbench's former Gaussian rows is not reused.
+        identity["head_rows"] = RANDOM_HEAD_ROWS
     if cfg.get("jpeg_draft"):
         identity["jpeg_draft"] = True
     return identity
