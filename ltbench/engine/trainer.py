@@ -1,7 +1,7 @@
 """The training loop every method shares.
 
 SGD / AdamW, linear warmup + cosine (stepped per optimizer step, so the last epoch does not run
-at lr 0; or, cosine_epoch, once per epoch as Dassl / CoOp and LIFT step it), bf16 autocast on CUDA, gradient accumulation, tqdm progress (loss, lr, images/s), a
+at lr 0), bf16 autocast on CUDA, gradient accumulation, tqdm progress (loss, lr, images/s), a
 checkpoint after every epoch and exact resume: sampler order depends only on (seed, epoch), and
 model, optimizer and scheduler states are restored.
 
