@@ -123,11 +123,16 @@ def global_batch_contrastive(logits: torch.Tensor, labels: torch.Tensor) -> torc
     return multi_positive_contrastive(logits, labels)
 
 
-def phase_a_identity(cfg: dict) -> dict:
-    """Everything the fine-tuned weights depend on (the seed goes into the folder name)."""
+def phase_a_identity(cfg: dict, precision: str) -> dict:
+    """Everything the fine-tuned weights depend on (the seed goes into the folder name).
+
+    precision: the one phase A trains at (RunContext.precision: bf16 only with amp on CUDA), not
+    the amp setting, which a CPU run ignores: a phase A trained in fp32 on a CPU is not what a
+    bf16 GPU run would train, and the other way round. Keying on it renamed every phase-A folder
+    once."""
     phase = {key: value for key, value in cfg["phase_a"].items() if key != "checkpoint"}
     identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "phase_a": phase,
-                "templates": cfg["text"]["templates"], "amp": cfg["amp"],
+                "templates": cfg["text"]["templates"], "precision": precision,
                 # Under torchrun a step now optimises the global batch (negatives, template draws
                 # and in-memory augmentations gathered / drawn over every process); a phase A
                 # trained before that, with local negatives, must not be reused. Adding the field
@@ -165,7 +170,7 @@ def fine_tune_clip(clip, data, cfg: dict, templates, ctx) -> None:
         return
     if phase["loss"] not in PHASE_A_LOSSES:
         raise unknown_name("phase_a.loss", phase["loss"], PHASE_A_LOSSES)
-    PHASE_A.reuse_or_train(ctx, clip.label, phase_a_identity(cfg), load=lambda path: load_phase_a_checkpoint(clip, path),
+    PHASE_A.reuse_or_train(ctx, clip.label, phase_a_identity(cfg, ctx.precision), load=lambda path: load_phase_a_checkpoint(clip, path),
                            train=lambda work_dir: _train_phase_a(clip, data, phase, templates, ctx, work_dir))
 
 

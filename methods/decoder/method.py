@@ -70,7 +70,8 @@ class Decoder(Method):
             self._load_stage1(stage["checkpoint"])
             ctx.outputs.artifacts[STAGE1.artifact] = str(Path(stage["checkpoint"]).expanduser().resolve())
             return
-        STAGE1.reuse_or_train(ctx, self.encoder.label, stage1_identity(self.cfg), load=self._load_stage1,
+        STAGE1.reuse_or_train(ctx, self.encoder.label, stage1_identity(self.cfg, ctx.precision),
+                              load=self._load_stage1,
                               train=lambda work_dir: self._train_stage1(data, ctx, work_dir))
 
     def _train_stage1(self, data, ctx, work_dir):

@@ -83,11 +83,13 @@ def decoder_transform(options: dict, encoder) -> TransformSpec:
                          resize=options["resize"])
 
 
-def stage1_identity(cfg: dict) -> dict:
-    """Everything the stage-1 weights depend on (the seed goes into the folder name)."""
+def stage1_identity(cfg: dict, precision: str) -> dict:
+    """Everything the stage-1 weights depend on (the seed goes into the folder name). precision:
+    the one the run computes at (ctx.precision: bf16 only with amp on CUDA), for the tokens it
+    reads and the steps it trains, not the amp setting a CPU run ignores."""
     stage = {key: value for key, value in cfg["stage1"].items() if key != "checkpoint"}
     identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "decoder": cfg["decoder"],
-                "loss": cfg["loss"], "stage1": stage, "amp": cfg["amp"], "preprocess": cfg["preprocess"]}
+                "loss": cfg["loss"], "stage1": stage, "precision": precision, "preprocess": cfg["preprocess"]}
     if cfg.get("jpeg_draft"):  # only when used: stages trained before the setting keep their folder
         identity["jpeg_draft"] = True
     if cfg.get("gpu_jpeg"):  # stage 1 may train on cached tokens of GPU-decoded images

@@ -19,15 +19,17 @@ CHECKPOINT_FORMAT = "ltbench.lift/1"
 # as the code's `test_only True tte True` reuses its checkpoint.
 TRAINING = Stage(name="lift_train", label="LIFT training", file_name="lift.pt", artifact="lift_checkpoint")
 # Everything the trained weights depend on besides the dataset, the backbone and the seed.
-TRAINING_KEYS = ("peft", "head", "loss", "train", "text", "preprocess", "amp")
+TRAINING_KEYS = ("peft", "head", "loss", "train", "text", "preprocess")
 
 
-def training_identity(cfg: dict, clip) -> dict:
+def training_identity(cfg: dict, clip, precision: str) -> dict:
     """What the trained weights depend on (the seed goes into the stage's folder name): the frozen
-    weights by their hash, so a changed checkpoint file never reuses another's stage."""
+    weights by their hash, so a changed checkpoint file never reuses another's stage, and the
+    precision the run trains at (ctx.precision: bf16 only with amp on CUDA), not the amp setting
+    a CPU run ignores."""
     identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"],
                 "weights": {"visual": clip.visual_fingerprint(), "text": clip.text_fingerprint()},
-                **{key: cfg[key] for key in TRAINING_KEYS}}
+                **{key: cfg[key] for key in TRAINING_KEYS}, "precision": precision}
     if cfg["head"]["init"] == "random":
         # The rows it starts from: a stage trained from ltbench's former Gaussian rows is not reused.
         identity["head_rows"] = RANDOM_HEAD_ROWS
@@ -106,7 +108,8 @@ class Lift(Method):
             "tte": cfg["tte"]["crops"] if cfg["tte"]["enabled"] else "off"}
         ctx.log(f"lift: {peft['type']}, {tower.trained_parameters:,} PEFT + {head_parameters:,} head parameters train")
         with ctx.timer("train"):
-            TRAINING.reuse_or_train(ctx, self.clip.label, training_identity(cfg, self.clip), load=self._load,
+            TRAINING.reuse_or_train(ctx, self.clip.label, training_identity(cfg, self.clip, ctx.precision),
+                                    load=self._load,
                                     train=lambda work_dir: self._train(data, ctx, work_dir))
 
     def _trained_state(self) -> dict:

@@ -82,7 +82,7 @@ class PromptTuning(Method):
                 self._load(options["checkpoint"])
                 ctx.outputs.artifacts[CONTEXT.artifact] = str(Path(options["checkpoint"]).expanduser().resolve())
             else:
-                CONTEXT.reuse_or_train(ctx, self.clip.label, context_identity(cfg), load=self._load,
+                CONTEXT.reuse_or_train(ctx, self.clip.label, context_identity(cfg, ctx.precision), load=self._load,
                                        train=lambda work_dir: self._train(data, ctx, work_dir))
         self.tuner.eval().requires_grad_(False)
         with torch.no_grad(), ctx.autocast():

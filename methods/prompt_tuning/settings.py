@@ -43,11 +43,12 @@ def check_settings(cfg: dict):
         raise UserError(f"train.batch_size={train['batch_size']!r} must be a whole number >= 1 (CoOp: 32)")
 
 
-def context_identity(cfg: dict) -> dict:
+def context_identity(cfg: dict, precision: str) -> dict:
     """Everything the learnt context depends on (the seed goes into the folder name). text_chunk
     and checkpointing change only memory and rounding order, not the recipe: left out, so a run
-    with another chunk size reuses the context."""
-    identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "amp": cfg["amp"],
+    with another chunk size reuses the context. precision: the one the run computes at
+    (ctx.precision: bf16 only with amp on CUDA), not the amp setting a CPU run ignores."""
+    identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "precision": precision,
                 "context": {key: value for key, value in cfg["context"].items() if key != "checkpoint"},
                 "logit_scale": cfg["logit_scale"], "loss": cfg["loss"], "train": cfg["train"],
                 # Each name tokenized with its full stop, as CoOp does: contexts learnt on the
@@ -55,4 +56,6 @@ def context_identity(cfg: dict) -> dict:
                 "prompt_tokens": "name_with_stop"}
     if cfg.get("jpeg_draft"):
         identity["jpeg_draft"] = True
+    if cfg.get("gpu_jpeg") and not cfg["train"]["augment"]["enabled"]:
+        identity["gpu_jpeg"] = True  # it trains on cached features of GPU-decoded images
     return identity

@@ -8,7 +8,7 @@ CFG = {"dataset": {"name": "digits_lt"}, "backbone": {"clip": "tiny"}, "text": {
 
 
 def test_phase_a_identity_records_global_batch_negatives():
-    identity = phase_a_identity(CFG)
+    identity = phase_a_identity(CFG, "fp32")
     assert identity["negatives"] == "global batch"
     before_the_change = {key: value for key, value in identity.items() if key != "negatives"}
     assert config_hash(before_the_change) != config_hash(identity)  # old folders are not found
