@@ -275,8 +275,23 @@ def gather_rows(local: torch.Tensor, count: int) -> torch.Tensor:
 
 # --- the trained module ------------------------------------------------------------------------
 
-def wrap_for_training(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """`model` in DistributedDataParallel when distributed (the module itself otherwise).
+def with_synced_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model` with its BatchNorm layers turned into SyncBatchNorm (in place, on the same
+    parameters and running statistics) when distributed on CUDA: a BatchNorm that trains then
+    normalises over the global batch, as in one process, instead of each GPU's slice of it (and
+    its running statistics are the same in every process). Layers in eval mode (frozen statistics)
+    compute as before. Unchanged in one process and on the CPU, where torch has no SyncBatchNorm
+    kernel: there each process normalises over its own slice."""
+    if not is_active() or get_world_size() == 1 or device.type != "cuda":
+        return model
+    if not any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in model.modules()):
+        return model
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+def wrap_for_training(model: torch.nn.Module, device: torch.device, sync_batchnorm: bool = True) -> torch.nn.Module:
+    """`model` in DistributedDataParallel when distributed (the module itself otherwise), its
+    BatchNorm layers synchronised first unless sync_batchnorm is false (with_synced_batchnorm).
 
     Buffers are not broadcast before every forward (DDP's default): that would send, e.g., a
     CLIP fine-tuner's tokenised prompts every step. ``sync_buffers`` gives every process rank
@@ -286,6 +301,8 @@ def wrap_for_training(model: torch.nn.Module, device: torch.device) -> torch.nn.
         return model
     from torch.nn.parallel import DistributedDataParallel
 
+    if sync_batchnorm:
+        model = with_synced_batchnorm(model, device)
     # torch >= 2.15 calls the option forward_sync_buffers and warns about the old name.
     option = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters \
         else "broadcast_buffers"

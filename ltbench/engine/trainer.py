@@ -40,7 +40,9 @@ OPTIONAL_TRAIN_SETTINGS = {
 # settings only when a section sets them, so checkpoints of every other recipe still resume.
 # warmup_type linear: the warmup ramps up to the base lr (every recipe before CoOp); constant:
 # it runs at warmup_lr (CoOp: 1 epoch at 1e-5), then the schedule starts at the base lr.
-SET_ONLY_TRAIN_SETTINGS = ("warmup_type", "warmup_lr")
+# sync_batchnorm (true when not set): under torchrun on CUDA, BatchNorm layers that train
+# normalise over the global batch (SyncBatchNorm), so the numbers do not depend on the GPU count.
+SET_ONLY_TRAIN_SETTINGS = ("warmup_type", "warmup_lr", "sync_batchnorm")
 WARMUP_TYPES = ("linear", "constant")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "cosine_usb", "cosine_epoch", "constant")
@@ -181,6 +183,9 @@ def train_settings(section: dict, name: str) -> dict:
                 **{key: section[key] for key in (*TRAIN_KEYS, *OPTIONAL_TRAIN_SETTINGS, *SET_ONLY_TRAIN_SETTINGS)
                    if key in section}}
     warmup_factor(settings, name)  # a bad warmup_type / warmup_lr fails here, before any work
+    if not isinstance(settings.get("sync_batchnorm", True), bool):
+        raise UserError(f"{name}.sync_batchnorm={settings['sync_batchnorm']!r} must be true (BatchNorm over the "
+                        "global batch under torchrun) or false (over each GPU's part of it)")
     return settings
 
 
@@ -253,7 +258,7 @@ class Trainer:
             optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"], cfg["cosine_cycles"],
                                      warmup_factor(cfg, self.name), steps_per_update))
         start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
-        wrapped = distributed.wrap_for_training(model, ctx.device)
+        wrapped = distributed.wrap_for_training(model, ctx.device, sync_batchnorm=cfg.get("sync_batchnorm", True))
         module = torch.compile(wrapped) if ctx.compile else wrapped
         processes = distributed.get_world_size()
 

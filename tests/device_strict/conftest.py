@@ -223,7 +223,7 @@ def strict_run(simulated_device, monkeypatch, run_cli):
     def run(method, out, *options, process_group=False):
         monkeypatch.setenv("LTBENCH_CACHE", str(Path(out) / "cache"))
         if process_group:
-            monkeypatch.setattr(distributed, "wrap_for_training", lambda model, device: model)
+            monkeypatch.setattr(distributed, "wrap_for_training", lambda model, device, **options: model)
             dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
         try:
             code, stdout, stderr = run_cli("run", "--method", method, "--dataset", "digits_lt", "--out", out,
