@@ -71,6 +71,13 @@ class SimulatedTensor(torch.Tensor):
     def tolist(self):  # CUDA tensors give their values (a host sync)
         return self.cpu().tolist()
 
+    def numpy(self, *args, **kwargs):  # as CUDA refuses it
+        raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                        "to host memory first.")
+
+    def __array__(self, *args, **kwargs):  # np.asarray(tensor)
+        self.numpy()
+
     def __reduce_ex__(self, protocol):  # torch.save: the values, as a host tensor (see torch_load)
         return self.detach().cpu().__reduce_ex__(protocol)
 
@@ -103,13 +110,8 @@ def _check_devices(func, args, kwargs, tensors):
 class SimulatedDevice(TorchDispatchMode):
     """The dispatch mode: runs every op on plain CPU tensors and wraps what lands on the device."""
 
-    def __init__(self):
-        super().__init__()
-        self.ops = 0
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        self.ops += 1
         flat = tree_flatten((args, kwargs))[0]
         tensors = [t for t in flat if isinstance(t, torch.Tensor)]
         _check_devices(func, args, kwargs, tensors)
@@ -161,9 +163,6 @@ class Simulation:
 
     device = SIMULATED
 
-    def __init__(self, mode: SimulatedDevice):
-        self.mode = mode
-
     @staticmethod
     def is_on_device(tensor) -> bool:
         return isinstance(tensor, SimulatedTensor)
@@ -194,9 +193,8 @@ def simulated_device(monkeypatch):
     for name in ("tensor", "as_tensor", "asarray"):
         monkeypatch.setattr(torch, name, _host_then_device(getattr(torch, name)))
     monkeypatch.setattr(torch.Tensor, "new_tensor", _host_then_device(torch.Tensor.new_tensor, method=True))
-    mode = SimulatedDevice()
-    with mode:
-        yield Simulation(mode)
+    with SimulatedDevice():
+        yield Simulation()
 
 
 @pytest.fixture
