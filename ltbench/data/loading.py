@@ -64,6 +64,8 @@ class _DecodedFileBatches:
 
     def __init__(self, split: FileSplit, transform: TransformSpec, loader: DataLoader, device):
         self.split, self.transform, self.loader, self.device = split, transform, loader, device
+        # The files the device decoder rejected and Pillow decoded (CMYK / YCCK JPEGs), by name.
+        self.decoded_by_pillow = []
 
     def __len__(self):
         return len(self.loader)
@@ -71,7 +73,7 @@ class _DecodedFileBatches:
     def __iter__(self):
         for payloads, labels, rows in self.loader:
             names = [f"{self.split.image_path(row)} (image {row + 1} of {self.split.list_file})" for row in rows]
-            images = decode_payloads(payloads, self.device, names)
+            images = decode_payloads(payloads, self.device, names, fallbacks=self.decoded_by_pillow)
             yield transform_images(images, self.transform), labels
 
 
