@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ltbench.data.loading import image_loader
 from ltbench.core import distributed
+from ltbench.engine.batches import RowReader
 from ltbench.engine.cache import format_bytes
 from ltbench.engine.trainer import uses_channels_last
 from ltbench.core.errors import UserError
@@ -29,8 +30,8 @@ def _batches_of(split, ctx, batch_size: int, rows, transform=None, inputs=None):
                               pin_memory=ctx.device.type == "cuda", device=ctx.device)
         return _images_then_report(loader, split, ctx)
     index = np.arange(len(split)) if rows is None else np.asarray(rows)
-    return (torch.from_numpy(np.asarray(inputs[index[start: start + batch_size]], dtype=np.float32))
-            for start in range(0, count, batch_size))
+    reader = RowReader(inputs, ctx.device)  # float32 on the device, cast there (engine/batches.py)
+    return (reader(index[start: start + batch_size]) for start in range(0, count, batch_size))
 
 
 def _images_then_report(loader, split, ctx):
