@@ -90,7 +90,7 @@ class Decoder(Method):
         else:
             batches = epoch_batches(train, self.transform, stage["augment"], batch_size, sampler,
                                     seed=ctx.seed, num_workers=ctx.num_workers,
-                                    pin_memory=ctx.device.type == "cuda")
+                                    pin_memory=ctx.device.type == "cuda", device=ctx.device)
             forward = self._encode_then_decode
         loss, class_counts = build_loss(self.cfg["loss"]), data.class_counts
         batches = EpochProgress(batches, epochs)
