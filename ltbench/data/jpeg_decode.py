@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ltbench.core.errors import UserError
-from ltbench.data.transforms import to_device
+from ltbench.data.transforms import to_device_async
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -115,5 +115,5 @@ def transform_images(images: Sequence[torch.Tensor], spec) -> torch.Tensor:
         transformed = spec.apply_batch(group, group.device)
         if out is None:
             out = transformed.new_empty((len(images), *transformed.shape[1:]))
-        out[to_device(torch.tensor(rows), out.device)] = transformed  # no blocking copy on CUDA
+        out[to_device_async(torch.tensor(rows), out.device)] = transformed  # no blocking copy on CUDA
     return out

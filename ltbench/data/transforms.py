@@ -34,7 +34,7 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
-def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+def to_device_async(tensor: torch.Tensor, device) -> torch.Tensor:
     """A host tensor on ``device`` without blocking the host: through pinned memory on CUDA (a
     copy from pageable memory waits for the device's queue)."""
     device = torch.device(device) if device is not None else tensor.device
@@ -54,9 +54,9 @@ def _pixel_batch(images: np.ndarray, device=None) -> torch.Tensor:
     the resize rounds to grey levels as PIL does, which float32 (or TF32) matmuls would blur.
     """
     if isinstance(images, torch.Tensor):  # decoded on the device already (data/jpeg_decode.py)
-        batch = to_device(images, device)
+        batch = to_device_async(images, device)
     else:
-        batch = to_device(torch.from_numpy(np.ascontiguousarray(images)), device)
+        batch = to_device_async(torch.from_numpy(np.ascontiguousarray(images)), device)
     if batch.ndim == 3:
         batch = batch.unsqueeze(-1).expand(-1, -1, -1, 3)
     return batch.permute(0, 3, 1, 2).double()
@@ -68,8 +68,8 @@ def _unit(batch: torch.Tensor) -> torch.Tensor:
 
 
 def _normalise(batch: torch.Tensor, mean, std) -> torch.Tensor:
-    mean = to_device(torch.tensor(mean).view(1, 3, 1, 1), batch.device)
-    return (batch - mean) / to_device(torch.tensor(std).view(1, 3, 1, 1), batch.device)
+    mean = to_device_async(torch.tensor(mean).view(1, 3, 1, 1), batch.device)
+    return (batch - mean) / to_device_async(torch.tensor(std).view(1, 3, 1, 1), batch.device)
 
 
 def _pil_cubic(x: torch.Tensor) -> torch.Tensor:
@@ -172,13 +172,13 @@ def pil_resize(batch: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int], 
     height, width = batch.shape[-2:]
     boxes = torch.as_tensor(boxes).cpu()
     vertical_first = _vertical_first(boxes[:, 2], boxes[:, 3], *size).expand(len(batch))
-    top, left, box_h, box_w = to_device(boxes, batch.device).unbind(1)
+    top, left, box_h, box_w = to_device_async(boxes, batch.device).unbind(1)
     columns = _fixed_point(resize_weights(left, box_w, width, size[1], interpolation)).to(batch).unsqueeze(1)
     rows = _fixed_point(resize_weights(top, box_h, height, size[0], interpolation)).to(batch).unsqueeze(1)
     if not vertical_first.any() or vertical_first.all():  # one order for the whole batch
         groups = [(bool(vertical_first.all()), None)]
     else:
-        groups = [(first, to_device(torch.nonzero(mask).squeeze(1), batch.device))
+        groups = [(first, to_device_async(torch.nonzero(mask).squeeze(1), batch.device))
                   for first, mask in ((False, ~vertical_first), (True, vertical_first))]
     out = batch.new_empty(*batch.shape[:2], *size)
     for first, picked in groups:
@@ -363,9 +363,9 @@ class AugmentSpec:
         jitters = _jitter_draws(self.color_jitter, generator, total, rows)
         batch = _pixel_batch(images, device)
         batch = pil_resize(batch, boxes, (self.size, self.size), self.interpolation)
-        batch = _unit(torch.where(to_device(flips, batch.device).view(-1, 1, 1, 1), batch.flip(-1), batch))
+        batch = _unit(torch.where(to_device_async(flips, batch.device).view(-1, 1, 1, 1), batch.flip(-1), batch))
         for kind, factors in jitters:
-            batch = _JITTERS[kind](batch, to_device(factors, batch.device))
+            batch = _JITTERS[kind](batch, to_device_async(factors, batch.device))
         return _normalise(batch, self.mean, self.std)
 
 
