@@ -212,6 +212,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
                              seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
                              class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
+                             class_names=data.class_names,
                              timings=ctx.outputs.timings,
                              device=describe_device(ctx.device), split_files=split_hashes(data),
                              extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,

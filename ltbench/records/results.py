@@ -87,6 +87,7 @@ def make_record(
     split_files: Optional[Dict[str, str]] = None, extra_metrics: Optional[Dict[str, dict]] = None,
     logits_path: Optional[str] = None, artifacts: Optional[Dict[str, str]] = None,
     details: Optional[dict] = None, shot_counts=None, per_sample: Optional[dict] = None,
+    class_names: Optional[List[str]] = None,
 ) -> dict:
     """The record of one run.
 
@@ -99,7 +100,9 @@ def make_record(
     shot_counts: the per-class counts many / medium / few were grouped by (class_counts unless
     the dataset names a reference profile). per_sample: the per-sample predictions file
     (``ltbench.records.per_sample.save_per_sample``: path relative to the record's folder, SHA-256,
-    split fingerprints); every run has one, records from before them have none.
+    split fingerprints); every run has one, records from before them have none. class_names:
+    the dataset's class names in class-index order (what the report's per-class table shows;
+    records from before them have none).
     """
     config_hash = compute_config_hash(config)
     return {
@@ -115,6 +118,7 @@ def make_record(
         "versions": versions,
         "split_files": split_files or {},
         "class_counts": [int(count) for count in class_counts],
+        "class_names": None if class_names is None else [str(name) for name in class_names],
         "shot_counts": [int(count) for count in (class_counts if shot_counts is None else shot_counts)],
         "metrics": metrics,
         "extra_metrics": extra_metrics or {},
