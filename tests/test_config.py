@@ -118,3 +118,19 @@ def test_a_config_folder_without_defaults_is_a_one_line_error(tmp_path, monkeypa
     monkeypatch.setenv("LTBENCH_BENCHMARKS", str(tmp_path))
     with pytest.raises(UserError, match=r"config folder .* has no defaults.yaml"):
         resolve(RunRequest("zeroshot_clip", "digits_lt"))
+
+
+def test_load_yaml_reads_a_changed_file_again_and_hands_out_copies(tmp_path):
+    import os
+
+    from ltbench.config import load_yaml
+
+    path = tmp_path / "a.yaml"
+    path.write_text("train: {lr: 1}\n")
+    first = load_yaml(path)
+    first["train"]["lr"] = 99  # the caller's copy: the next read is not changed by it
+    assert load_yaml(path) == {"train": {"lr": 1}}
+    path.write_text("train: {lr: 2}\n")  # the same size: the modification time tells them apart
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert load_yaml(path) == {"train": {"lr": 2}}
