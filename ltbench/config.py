@@ -64,24 +64,24 @@ def parse_yaml_text(text: str, source: str):
         raise UserError(f"{where}: invalid YAML: {problem}") from None
 
 
-# path -> ((inode, size, modification time), parsed mapping): one resolve reads the same few files
-# several times, and PyYAML's pure-Python parser costs milliseconds a file.
+# path -> (its text, the mapping parsed from it): one resolve reads the same few files several
+# times, and PyYAML's pure-Python parser costs milliseconds a file. Keyed by the text itself, not
+# by a modification time, which a file rewritten within the same clock tick would share.
 _parsed_yaml = {}
 
 
 def load_yaml(path: Path) -> dict:
-    """The mapping a YAML file holds ({} when empty), parsed once while the file is unchanged;
-    the caller owns the copy it gets."""
-    stat = os.stat(path)
-    stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    """The mapping a YAML file holds ({} when empty), parsed once while its text is the same; the
+    caller owns the copy it gets."""
+    text = Path(path).read_text()
     cached = _parsed_yaml.get(str(path))
-    if cached is None or cached[0] != stamp:
-        data = parse_yaml_text(Path(path).read_text(), str(path))
+    if cached is None or cached[0] != text:
+        data = parse_yaml_text(text, str(path))
         if data is None:
             data = {}
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected a mapping of config keys at the top level")
-        cached = _parsed_yaml[str(path)] = (stamp, data)
+        cached = _parsed_yaml[str(path)] = (text, data)
     return copy.deepcopy(cached[1])
 
 

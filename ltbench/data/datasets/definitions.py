@@ -112,8 +112,8 @@ def _mapping(value, where: str, allowed: Optional[Tuple[str, ...]]) -> dict:
     return value
 
 
-# name -> (its files with their inodes, sizes and modification times, its builder or None): a
-# definition is parsed again only when one of its files changed.
+# name -> (its files with their contents, its builder or None): a definition is parsed again
+# only when one of its files changed (by content: a modification time may not tell).
 _parsed: Dict[str, Tuple[tuple, object]] = {}
 # name -> the builder registered for it from YAML (to unregister it when its file is gone).
 _registered: Dict[str, object] = {}
@@ -156,8 +156,7 @@ def register_defined_datasets(registry: Registry):
     error naming both."""
     current = {}
     for name, paths in _definition_files().items():
-        stamp = tuple((str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-                      for path, stat in ((path, path.stat()) for path in paths))
+        stamp = tuple((str(path), path.read_bytes()) for path in paths)
         if _parsed.get(name, (None,))[0] != stamp:
             _parsed[name] = (stamp, _builder_of(name, paths))
         if _parsed[name][1] is not None:
