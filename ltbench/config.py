@@ -128,6 +128,9 @@ def config_search_path() -> List[Path]:
     entry points are imported first), then the config folder (``benchmarks_dir``)."""
     registry.load_plugins()
     user = [Path(part).expanduser() for part in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep) if part]
+    for folder in user:
+        if not folder.is_dir():  # a mistyped folder would hide its datasets without a word
+            raise UserError(f"${CONFIG_PATH_ENV} names {folder}, which is not a folder; fix or unset it")
     folders = user + list(_added_config_dirs) + [benchmarks_dir(check=False)]
     return list(dict.fromkeys(folders))
 

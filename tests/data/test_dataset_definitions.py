@@ -116,6 +116,13 @@ def test_a_file_gone_from_the_search_path_is_no_dataset_any_more(run_cli, shapes
     assert code == 2 and "unknown dataset 'shapes_lt'" in err
 
 
+def test_a_config_path_folder_that_is_not_there_is_a_one_line_error(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv(config.CONFIG_PATH_ENV, str(tmp_path / "ltbench-confgis"))
+    code, _, err = run_cli("data", "check", "shapes_lt")
+    assert code == 2 and err.count("\n") == 1
+    assert f"$LTBENCH_CONFIG_PATH names {tmp_path / 'ltbench-confgis'}, which is not a folder" in err
+
+
 def test_data_check_names_a_count_that_differs_from_the_definition(run_cli, shapes_config):
     _, data = shapes_config
     lines = (data / "shapes_test.txt").read_text().splitlines(keepends=True)
