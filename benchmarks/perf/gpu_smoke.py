@@ -143,7 +143,7 @@ def check_methods(args, report: Report) -> dict:
     """Every method on digits_lt; returns {method: record} of those that passed."""
     records = {}
     for method in args.methods:
-        record, seconds, error = run_method(args, method, args.out / "runs")
+        record, seconds, error = run_method(args, method, args.out / "results")
         if record is None:
             report.add("FAIL", f"method {method}", f"{seconds:.1f} s: {error}")
             continue

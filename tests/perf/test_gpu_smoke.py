@@ -25,7 +25,7 @@ def test_the_smoke_check_passes_on_the_cpu(repo_root, tmp_path):
     assert any(line.startswith("PASS cmyk_jpeg (Pillow): ") for line in lines)
     report = json.loads((out / "smoke.json").read_text())
     assert report["device"] == "cpu" and {check["status"] for check in report["checks"]} == {"PASS", "SKIP"}
-    assert len(list((out / "runs" / "runs" / "digits_lt").glob("*.json"))) == len(registry.names(registry.METHODS))
+    assert len(list((out / "results" / "runs" / "digits_lt").glob("*.json"))) == len(registry.names(registry.METHODS))
 
 
 def test_a_failing_check_fails_the_smoke_run(repo_root, tmp_path, capsys):
