@@ -144,3 +144,14 @@ def test_weight_files_follow_each_library(hub_cache):
     for name in ("tiny", "RN50:none", "timm:resnet50:none"):
         assert weights.weight_files(parse_backbone(name)) == []
     assert weights.status("RN50:openai").where().startswith(str(hub_cache))
+
+
+def test_a_failed_download_online_is_one_line_without_open_clips_error_log(hub_cache, probes, no_downloads, caplog):
+    from ltbench.models.factory import create_backbone
+
+    probes.answer = True  # the hub answers; the download itself fails (stubbed)
+    with caplog.at_level("DEBUG"), pytest.raises(UserError, match=r"could not fetch pretrained weights 'openai'.*"
+                                                                   r"ltbench weights fetch RN50:openai.*--backbone tiny"):
+        create_backbone("RN50:openai")
+    assert len(no_downloads) == 1 and probes == ["huggingface.co"]
+    assert not [record for record in caplog.records if "Failed to download" in record.getMessage()]
