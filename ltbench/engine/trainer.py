@@ -43,7 +43,7 @@ OPTIONAL_TRAIN_SETTINGS = {
 SET_ONLY_TRAIN_SETTINGS = ("warmup_type", "warmup_lr")
 WARMUP_TYPES = ("linear", "constant")
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "cosine_usb", "constant")
+SCHEDULES = ("cosine", "cosine_usb", "cosine_epoch", "constant")
 
 
 FUSED_DEVICES = ("cpu", "cuda")
@@ -92,13 +92,18 @@ def _lr_groups(params, lr_scales, lr: float) -> list:
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
-                  cosine_cycles: float = 7 / 16, warmup_factor: Optional[float] = None) -> Callable[[int], float]:
+                  cosine_cycles: float = 7 / 16, warmup_factor: Optional[float] = None,
+                  steps_per_epoch: Optional[int] = None) -> Callable[[int], float]:
     """lr factor of optimizer step `step` (0-based).
 
     cosine: warmup (step + 1) / warmup_steps, then 0.5 * (1 + cos(pi * progress)), down to 0.
     cosine_usb: USB's get_cosine_schedule_with_warmup, which Imbalance-VLM trains with: warmup
     step / warmup_steps (so the first step runs at lr 0), then max(0, cos(pi * cosine_cycles *
     progress)); with its 7/16 the lr ends at cos(7 pi / 16) = 0.195 of the base, not at 0.
+    cosine_epoch: torch's CosineAnnealingLR(T_max=epochs) stepped once per epoch (steps_per_epoch
+    steps) and started afresh after the warmup, as Dassl's warmup wrapper runs it for CoOp: the
+    k-th epoch after the warmup runs at 0.5 * (1 + cos(pi * k / epochs)), so the lr is constant
+    within an epoch and never reaches 0 (with no warmup: LIFT's CosineAnnealingLR(num_epochs)).
     constant: the same warmup as cosine, then 1. progress = (step - warmup) / (total - warmup).
     warmup_factor: every warmup step runs at this constant factor instead of the ramp (CoOp's
     constant warmup, warmup_lr / lr).
@@ -107,6 +112,8 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
         raise unknown_name("lr schedule", schedule, SCHEDULES)
     if schedule == "cosine_usb" and not (isinstance(cosine_cycles, (int, float)) and 0 < cosine_cycles <= 1):
         raise UserError(f"cosine_cycles={cosine_cycles!r} must be a number in (0, 1] (USB's 7/16 = 0.4375)")
+    if schedule == "cosine_epoch" and not (steps_per_epoch and steps_per_epoch >= 1):
+        raise ValueError("schedule cosine_epoch needs steps_per_epoch >= 1")
 
     def progress(step: int) -> float:
         return min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
@@ -122,6 +129,9 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
             return (step + 1) / warmup_steps
         if schedule == "constant":
             return 1.0
+        if schedule == "cosine_epoch":
+            epochs_done = (step - warmup_steps) // steps_per_epoch
+            return 0.5 * (1.0 + math.cos(math.pi * epochs_done / max(1, total_steps // steps_per_epoch)))
         return 0.5 * (1.0 + math.cos(math.pi * progress(step)))
 
     return factor
@@ -241,7 +251,7 @@ class Trainer:
         warmup = int(round(float(cfg["warmup_epochs"]) * steps_per_update))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"], cfg["cosine_cycles"],
-                                     warmup_factor(cfg, self.name)))
+                                     warmup_factor(cfg, self.name), steps_per_update))
         start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
         wrapped = distributed.wrap_for_training(model, ctx.device)
         module = torch.compile(wrapped) if ctx.compile else wrapped

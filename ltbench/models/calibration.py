@@ -37,6 +37,8 @@ class DisAlignHead(nn.Module):
     logits = z + s * ((alpha - 1) * z + beta), which starts at z.
     confidence_weight: None keeps PyTorch's default init of w (Imbalance-VLM); cvpods sets every
     weight of w to 0.1. b keeps PyTorch's default init in both codes.
+    alpha and beta are [1, C] as Imbalance-VLM's logit_scale / logit_bias: with `weight_decay_1d:
+    false` they are decayed like its matrices, and only the confidence bias is not.
     """
 
     def __init__(self, head: nn.Linear, form: str = "classification", confidence_weight=None):
@@ -47,8 +49,8 @@ class DisAlignHead(nn.Module):
         self.confidence = nn.Linear(head.in_features, 1)
         if confidence_weight is not None:
             nn.init.constant_(self.confidence.weight, float(confidence_weight))
-        self.alpha = nn.Parameter(torch.ones(head.out_features))
-        self.beta = nn.Parameter(torch.zeros(head.out_features))
+        self.alpha = nn.Parameter(torch.ones(1, head.out_features))
+        self.beta = nn.Parameter(torch.zeros(1, head.out_features))
 
     def forward(self, features):
         logits = self.head(features)
@@ -61,14 +63,16 @@ class DisAlignHead(nn.Module):
 class MarcHead(nn.Module):
     """MARC (Wang et al. 2022): z'_c = omega_c * z_c + beta_c * ||W_c||, with omega (init 1) and beta
     (init 0) per class on the frozen head (Imbalance-VLM's ``MARC_Net``: the same init), so it
-    starts at the stage-1 logits; ||W_c|| is the norm of the frozen head's row c."""
+    starts at the stage-1 logits; ||W_c|| is the norm of the frozen head's row c. omega and beta
+    are [1, C] as in both codes (MARC_Net, robustlearn's MARCLinear), so the optimiser decays them
+    as theirs do, also with `weight_decay_1d: false` (which exempts 1-D parameters only)."""
 
     def __init__(self, head: nn.Linear):
         super().__init__()
         self.head = _frozen_copy(head)
         self.register_buffer("weight_norm", self.head.weight.detach().norm(dim=1))
-        self.omega = nn.Parameter(torch.ones(head.out_features))
-        self.beta = nn.Parameter(torch.zeros(head.out_features))
+        self.omega = nn.Parameter(torch.ones(1, head.out_features))
+        self.beta = nn.Parameter(torch.zeros(1, head.out_features))
 
     def forward(self, features):
         return self.omega * self.head(features) + self.beta * self.weight_norm
@@ -85,7 +89,9 @@ def tau_normalised(head: nn.Linear, tau: float) -> nn.Linear:
 
 
 class LearnableWeightScaling(nn.Module):
-    """LWS (Kang et al. ICLR 2020): logits = scale_c * z_c with one learnt scale per class (init 1)."""
+    """LWS (Kang et al. ICLR 2020): logits = scale_c * z_c with one learnt scale per class (init 1).
+    The scale is 1-D as Imbalance-VLM's Lws_Net.scales, so `weight_decay_1d: false` exempts it
+    from decay as its optimiser does."""
 
     def __init__(self, head: nn.Linear):
         super().__init__()

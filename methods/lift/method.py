@@ -11,6 +11,9 @@ from ltbench.api import (METHODS, Method, PeftViT, Stage, UserError, build_head,
 from ltbench.methods.lift.preprocess import check_preprocess, ensemble_logits, eval_transform, tte_transform
 
 HEAD_INITS = ("text", "random")
+# head.init random: the code's init_head None keeps its _Classifier's rows, uniform(-1, 1)
+# renormalised to length 1 (models/classifiers.py).
+RANDOM_HEAD_ROWS = "uniform_unit"
 CHECKPOINT_FORMAT = "ltbench.lift/1"
 # The trained modules and head are a stage: runs that differ only in how they test (tte) reuse them,
 # as the code's `test_only True tte True` reuses its checkpoint.
@@ -25,6 +28,9 @@ def training_identity(cfg: dict, clip) -> dict:
     identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"],
                 "weights": {"visual": clip.visual_fingerprint(), "text": clip.text_fingerprint()},
                 **{key: cfg[key] for key in TRAINING_KEYS}}
+    if cfg["head"]["init"] == "random":
+        # The rows it starts from: a stage trained from ltbench's former Gaussian rows is not reused.
+        identity["head_rows"] = RANDOM_HEAD_ROWS
     if cfg.get("jpeg_draft"):
         identity["jpeg_draft"] = True
     return identity
@@ -44,6 +50,12 @@ class LiftModel(nn.Module):
 def _peft_options(peft: dict, space: str) -> dict:
     return {"bottleneck": peft["bottleneck"], "blocks": peft["blocks"], "adaptformer_scale": peft["adaptformer_scale"],
             "vpt_length": peft["vpt_length"], "ssf_at": peft["ssf_at"], "space": space}
+
+
+def lift_head(head_cfg: dict, out_dim: int, num_classes: int, text_init=None) -> nn.Module:
+    """The cosine classifier: rows from the class text features (head.init text), or the code's
+    random rows (head.init random), drawn from torch's global RNG (the caller seeds it)."""
+    return build_head("cosine", out_dim, num_classes, float(head_cfg["scale"]), text_init, random_init=RANDOM_HEAD_ROWS)
 
 
 def check_options(cfg: dict):
@@ -83,7 +95,7 @@ class Lift(Method):
             text_init = text_head_weights(text_classifier(self.clip, data.class_names, templates, ctx).to(ctx.device),
                                           visual, head_cfg["space"]).cpu()
         with seeded(ctx.seed, "lift", "head"):
-            head = build_head("cosine", tower.out_dim, data.num_classes, float(head_cfg["scale"]), text_init)
+            head = lift_head(head_cfg, tower.out_dim, data.num_classes, text_init)
         self.model = LiftModel(tower, head).to(ctx.device)
         self.transform = ctx.image_transform(eval_transform(self.clip.eval_transform, cfg["preprocess"]))
         head_parameters = sum(p.numel() for p in head.parameters())

@@ -21,7 +21,7 @@ def prompt_layout(name_ids: Sequence[int], dot_ids: Sequence[int], n_ctx: int, p
     """(ids between start and end of text, positions of the context slots within them).
 
     end: ctx, name, '.'; front: name, ctx, '.'; middle: ctx[:M // 2], name, ctx[M // 2:], '.'
-    (CoOp's PromptLearner.forward: half_n_ctx = n_ctx // 2)."""
+    (CoOp's PromptLearner.forward: half_n_ctx = n_ctx // 2). name_ids / dot_ids: see name_and_dot."""
     half = n_ctx // 2
     parts = {"end": [(n_ctx, None), (0, name_ids)], "front": [(0, name_ids), (n_ctx, None)],
              "middle": [(half, None), (0, name_ids), (n_ctx - half, None)]}[position]
@@ -35,18 +35,30 @@ def prompt_layout(name_ids: Sequence[int], dot_ids: Sequence[int], n_ctx: int, p
     return ids + list(dot_ids), slots
 
 
+def name_and_dot(clip, name: str):
+    """(ids of the class-name part, ids after it) of '<name>.', split as CoOp splits them.
+
+    CoOp tokenizes `prefix + " " + name + "."` in one go, so a name ending in punctuation merges
+    with the full stop ('prey).' is the one token ').'), and its middle / front layouts take the
+    first len(tokenize(name)) ids after the context as the name (trainers/coop.py: name_lens):
+    there the merged token moves with the name, and only the end-of-text follows the context."""
+    text = name.replace("_", " ")
+    ids = clip.word_ids(text + ".")
+    name_length = len(clip.word_ids(text))
+    return ids[:name_length], ids[name_length:]
+
+
 def class_prompts(clip, class_names: List[str], n_ctx: int, position: str):
     """(tokens [C, context] int64, context slots [C, M] int64): every class's prompt."""
     sot, eot = clip.special_ids
     placeholder = clip.word_ids(PLACEHOLDER)
     if len(placeholder) != 1:
         raise RuntimeError(f"the placeholder {PLACEHOLDER!r} is {len(placeholder)} tokens")
-    dot = clip.word_ids(".")
     context = clip.context_length
     tokens = torch.zeros(len(class_names), context, dtype=torch.int64)
     slots = torch.zeros(len(class_names), n_ctx, dtype=torch.int64)
     for row, name in enumerate(class_names):
-        ids, positions = prompt_layout(clip.word_ids(name.replace("_", " ")), dot, n_ctx, position, placeholder[0])
+        ids, positions = prompt_layout(*name_and_dot(clip, name), n_ctx, position, placeholder[0])
         ids = [sot] + ids + [eot]
         if len(ids) > context:
             raise UserError(f"class '{name}': its prompt with context.n_ctx={n_ctx} is {len(ids)} tokens, the "

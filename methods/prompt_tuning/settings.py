@@ -49,7 +49,10 @@ def context_identity(cfg: dict) -> dict:
     with another chunk size reuses the context."""
     identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "amp": cfg["amp"],
                 "context": {key: value for key, value in cfg["context"].items() if key != "checkpoint"},
-                "logit_scale": cfg["logit_scale"], "loss": cfg["loss"], "train": cfg["train"]}
+                "logit_scale": cfg["logit_scale"], "loss": cfg["loss"], "train": cfg["train"],
+                # Each name tokenized with its full stop, as CoOp does: contexts learnt on the
+                # former prompts (a separate '.' token) are not reused.
+                "prompt_tokens": "name_with_stop"}
     if cfg.get("jpeg_draft"):
         identity["jpeg_draft"] = True
     return identity

@@ -79,6 +79,24 @@ def test_trainer_runs_the_usb_schedule_per_optimizer_step(tmp_path):
     assert history[-1]["lr"] == pytest.approx(0.5 * math.cos(math.pi * 0.4375))
 
 
+def test_per_epoch_cosine_holds_the_lr_within_an_epoch_and_restarts_after_the_warmup():
+    factor = warmup_cosine(total_steps=12, warmup_steps=3, schedule="cosine_epoch", warmup_factor=0.01,
+                           steps_per_epoch=3)
+    assert [factor(step) for step in range(12)] == pytest.approx(
+        [0.01] * 3 + [1.0] * 3 + [0.5 * (1 + math.cos(math.pi / 4))] * 3 + [0.5] * 3)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        warmup_cosine(12, 3, "cosine_epoch")
+
+
+def test_trainer_runs_the_per_epoch_cosine_per_update_epoch(tmp_path):
+    # 4 epochs of 6 steps (3 updates with accumulation 2), 1 warmup epoch: after epoch e the
+    # scheduler sits at the first update of epoch e + 1, e epochs past the warmup.
+    for accum in (1, 2):
+        _, history = _train(tmp_path / str(accum), {**CFG, "schedule": "cosine_epoch", "grad_accum_steps": accum})
+        assert [entry["lr"] for entry in history] == pytest.approx(
+            [0.5 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)])
+
+
 def test_training_lowers_the_loss(tmp_path):
     _, history = _train(tmp_path)
     assert len(history) == 4 and history[-1]["loss"] < 0.6 * history[0]["loss"]

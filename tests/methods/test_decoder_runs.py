@@ -1,11 +1,15 @@
 """Imbalance-VLM decoder methods end to end on digits_lt, and their second-stage heads."""
+import copy
 import json
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from ltbench.config import RunRequest, resolve
 from ltbench.core import registry
+from ltbench.engine.trainer import build_optimizer, train_settings
 from ltbench.core.errors import UserError
 from ltbench.models.calibration import (DisAlignHead, LearnableWeightScaling, MarcHead, build_second_stage,
                                         select_tau, tau_normalised)
@@ -157,6 +161,87 @@ def test_marc_starts_at_the_stage_1_logits_and_adds_beta_times_the_row_norms():
         marc.beta.copy_(torch.tensor([1.0, -1.0]))
     torch.testing.assert_close(marc(features), torch.tensor([[0.5 * 8 + 5.0, 2.0 * 1 - 2.0]]))
     assert {name for name, p in marc.named_parameters() if p.requires_grad} == {"omega", "beta"}
+
+
+class ImbalanceVlmMarc(torch.nn.Module):
+    """Transcription of Imbalance-VLM's MARC_Net (imblearn/algorithms/supervised/utils.py) in its
+    stage 2 (freeze_backbone: the backbone's logits under no_grad, then only_fc)."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.backbone = head
+        self.a = torch.nn.Parameter(torch.ones(1, head.out_features))
+        self.b = torch.nn.Parameter(torch.zeros(1, head.out_features))
+        self.w_norm = torch.norm(head.weight.data, dim=1)
+
+    def forward(self, features):
+        with torch.no_grad():
+            logits = self.backbone(features)
+        return self.a * logits + self.b * self.w_norm
+
+
+class ImbalanceVlmDisAlign(torch.nn.Module):
+    """Transcription of Imbalance-VLM's DisAlign_Net (same file), stage 2 as above."""
+
+    def __init__(self, head, confidence_layer):
+        super().__init__()
+        self.backbone = head
+        self.logit_scale = torch.nn.Parameter(torch.ones(1, head.out_features))
+        self.logit_bias = torch.nn.Parameter(torch.zeros(1, head.out_features))
+        self.confidence_layer = confidence_layer
+
+    def forward(self, features):
+        with torch.no_grad():
+            x = self.backbone(features)
+        confidence = self.confidence_layer(features).sigmoid()
+        return (1 + confidence * self.logit_scale) * x + confidence * self.logit_bias
+
+
+def imbalance_vlm_sgd(model, lr, momentum, weight_decay):
+    """Transcription of Imbalance-VLM's get_optimizer (imblearn/core/utils/build.py: SGD, nesterov)
+    over param_groups_weight_decay (imblearn/nets/utils.py): no decay on 1-D parameters and on
+    names ending in '.bias', weight_decay on the rest."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim <= 1 or name.endswith(".bias"):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return torch.optim.SGD([{"params": no_decay, "weight_decay": 0.}, {"params": decay, "weight_decay": weight_decay}],
+                           lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+
+
+@pytest.mark.parametrize("method, pairs", [
+    ("decoder_marc", {"omega": "a", "beta": "b"}),
+    ("decoder_disalign", {"alpha": "logit_scale", "beta": "logit_bias", "confidence.weight": "confidence_layer.weight",
+                          "confidence.bias": "confidence_layer.bias"}),
+])
+def test_second_stage_steps_are_imbalance_vlms_with_its_weight_decay(method, pairs):
+    # The recipe's stage-2 optimiser (decoder.yaml) on ltbench's head against the code's on its
+    # net: the per-class vectors are in its decay group (5e-4), only the confidence bias is not.
+    stage2 = resolve(RunRequest(method=method, dataset="imagenet_lt", backbone="ViT-B-16:openai", seed=0))["stage2"]
+    settings = train_settings(stage2, "stage2")
+    head = _head()
+    ours = build_second_stage(stage2["type"], head)
+    reference = (ImbalanceVlmMarc(copy.deepcopy(head)) if method == "decoder_marc"
+                 else ImbalanceVlmDisAlign(copy.deepcopy(head), copy.deepcopy(ours.confidence)))
+    optimizers = [build_optimizer([p for p in ours.parameters() if p.requires_grad], settings),
+                  imbalance_vlm_sgd(reference, settings["lr"], settings["momentum"], settings["weight_decay"])]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        features, targets = torch.randn(16, 8, generator=generator), torch.randint(0, 5, (16,), generator=generator)
+        for model, optimizer in zip((ours, reference), optimizers):
+            optimizer.zero_grad()
+            F.cross_entropy(model(features), targets).backward()
+            optimizer.step()
+    parameters, reference_parameters = dict(ours.named_parameters()), dict(reference.named_parameters())
+    for name, reference_name in pairs.items():
+        reference_value = reference_parameters[reference_name]
+        torch.testing.assert_close(parameters[name].reshape(reference_value.shape), reference_value, rtol=1e-5,
+                                   atol=1e-7)
+    torch.testing.assert_close(reference.backbone.weight, head.weight)  # the frozen head never moves
 
 
 def test_tau_normalisation_by_hand_and_the_tau_chosen_on_val():

@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import functional as TF
 
+from ltbench.app.suite import find_suite, load_suite
+from ltbench.config import RunRequest, resolve
 from ltbench.core.errors import UserError
-from ltbench.methods.lift.method import LiftModel
+from ltbench.methods.lift.method import LiftModel, lift_head
 from ltbench.data.crops import CropSpec, crops
 from ltbench.methods.lift.preprocess import ensemble_logits
 from ltbench.models.factory import create_backbone
@@ -103,6 +105,20 @@ def test_blocks_limit_modules_to_the_last_blocks(visual):
     assert tower.trained_parameters == _tower(copy.deepcopy(visual), "adaptformer").trained_parameters // 2
 
 
+def test_bitfit_without_blocks_is_the_codes_and_with_blocks_is_ours(visual):
+    # LIFT's ViT_Tuner (models/peft_vit.py): bias_tuned = every parameter of the blocks whose name
+    # ends in "bias" (LayerNorm biases included), whatever `partial`.
+    code = {name for name, _ in visual.transformer.resblocks.named_parameters() if name.endswith("bias")}
+    prefix = "visual.transformer.resblocks."
+
+    def opened(tower):
+        return {name.removeprefix(prefix) for name, p in tower.named_parameters() if p.requires_grad}
+
+    assert opened(_tower(copy.deepcopy(visual), "bitfit")) == code
+    # peft.blocks=K restricts ltbench's BitFit to the last K blocks [ours]; the code's partial does not.
+    assert opened(_tower(visual, "bitfit", blocks=1)) == {name for name in code if name.startswith("1.")}
+
+
 @pytest.mark.parametrize("kind", ["adaptformer", "lora", "vpt_deep", "ssf", "bitfit"])
 def test_only_module_and_head_parameters_change(visual, images, kind):
     tower = _tower(visual, kind)
@@ -137,6 +153,17 @@ def test_head_starts_as_the_text_classifier(clip, visual, images, space):
         assert torch.allclose(LiftModel(tower, head)(images), 25.0 * zero_shot, atol=1e-4)
     else:
         assert torch.allclose(head.weight, F.normalize(text @ visual.proj.detach().t(), dim=-1), atol=1e-6)
+
+
+def test_random_head_is_the_codes_classifier_init():
+    # LIFT's _Classifier.__init__ (models/classifiers.py), which its CosineClassifier keeps when
+    # init_head is not text_feat: uniform(-1, 1) rows renormalised to length 1, from torch's RNG.
+    torch.manual_seed(5)
+    code = torch.empty(10, 16).uniform_(-1, 1).renorm_(2, 0, 1e-5).mul_(1e5)
+    torch.manual_seed(5)
+    ours = lift_head({"init": "random", "scale": 25.0}, 16, 10).weight.detach()
+    torch.testing.assert_close(ours, code, rtol=0, atol=0)
+    assert torch.allclose(ours.norm(dim=1), torch.ones(10))
 
 
 @pytest.mark.parametrize("kind, torchvision_crops", [("five", TF.five_crop), ("ten", TF.ten_crop)])
@@ -197,3 +224,29 @@ def test_non_vit_towers_and_too_many_blocks_are_refused(visual):
         PeftViT(torch.nn.Linear(3, 3), "adaptformer", 10)
     with pytest.raises(UserError, match="has 2 blocks"):
         PeftViT(visual, "partial", 10, blocks=3)
+
+
+# Transcription of LIFT's configs/model/clip_vit_b16.yaml, clip_vit_l14.yaml and
+# clip_vit_l14@336px.yaml: `expand`, the TTE resize margin.
+CODE_TTE_EXPAND = {"ViT-B-16": 24, "ViT-L-14": 21, "ViT-L-14-336": 21}
+
+
+@pytest.mark.parametrize("model, expand", CODE_TTE_EXPAND.items())
+def test_tte_expand_is_the_codes_for_each_backbone(model, expand):
+    for dataset in ("imagenet_lt", "places_lt", "inat2018", "cifar100_lt"):
+        cfg = resolve(RunRequest(method="lift", dataset=dataset, backbone=f"{model}:openai", seed=0))
+        assert cfg["tte"]["expand"] == expand, dataset
+
+
+def test_the_full_fine_tuning_suite_runs_table_6s_script():
+    # scripts/run_tab6_peft_methods.sh: `-m clip_vit_b16 full_tuning True lr 0.0005 tte True` on
+    # imagenet_lt and `... lr 0.001 tte True` on places_lt.
+    code = {"imagenet_lt": 0.0005, "places_lt": 0.001}
+    suite = load_suite(find_suite("lift_full"))
+    assert {entry.dataset for entry in suite.entries} == set(code)
+    for entry in suite.entries:
+        cfg = resolve(entry.request())
+        assert (cfg["method"], cfg["backbone"]["clip"], cfg["peft"]["type"], cfg["peft"]["blocks"]) == \
+            ("lift", "ViT-B-16:openai", "full", None)
+        assert cfg["train"]["lr"] == code[entry.dataset] and cfg["tte"]["enabled"] is True
+        assert (cfg["train"]["epochs"], cfg["train"]["batch_size"]) == (10, 128)

@@ -1,9 +1,12 @@
 """CoOp's parts (methods/prompt_tuning): the prompts' token layout, EOT pooling, the chunked and
 checkpointed text encoding against one pass, and which parameters a step changes."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from ltbench.config import RunRequest, resolve
 from ltbench.engine.trainer import warmup_cosine, warmup_factor
 from ltbench.methods.prompt_tuning.method import PromptTuner
 from ltbench.methods.prompt_tuning.prompts import (PLACEHOLDER, PromptLearner, class_prompts, initial_context,
@@ -60,6 +63,35 @@ def test_class_prompts_are_sos_context_name_dot_eos_and_pool_at_eos(clip):
         assert slots[row].tolist() == [1, 2, 3, 4]
         # CoOp's TextEncoder pools argmax of the ids: the end-of-text token, whatever the words.
         assert int(tokens[row].argmax()) == len(expected) - 1
+
+
+def coop_prompt(clip, name, n_ctx, position):
+    """Transcription of CoOp's PromptLearner (trainers/coop.py, random init): what stands at each
+    position of the prompt it feeds the text encoder, 'CTX' where a learnt vector goes."""
+    prompt_prefix = " ".join(["X"] * n_ctx)
+    name = name.replace("_", " ")
+    name_len = len(clip.word_ids(name))  # name_lens: len(_tokenizer.encode(name))
+    sot, eot = clip.special_ids
+    tokenized = [sot, *clip.word_ids(prompt_prefix + " " + name + "."), eot]  # clip.tokenize(p), unpadded
+    prefix, suffix, ctx = tokenized[:1], tokenized[1 + n_ctx:], ["CTX"] * n_ctx
+    if position == "end":
+        return prefix + ctx + suffix
+    if position == "middle":
+        half_n_ctx = n_ctx // 2
+        return prefix + ctx[:half_n_ctx] + suffix[:name_len] + ctx[half_n_ctx:] + suffix[name_len:]
+    return prefix + suffix[:name_len] + ctx + suffix[name_len:]  # front
+
+
+@pytest.mark.parametrize("position", ["end", "middle", "front"])
+def test_prompts_are_coops_for_names_ending_in_punctuation_too(clip, position):
+    # Six ImageNet-LT names end in ")": CoOp's one-go tokenization merges ")." into one token.
+    names = ["kite (bird of prey)", "ram (adult male sheep)", "golden_retriever", "seven"]
+    tokens, slots = class_prompts(clip, names, 4, position)
+    for row, name in enumerate(names):
+        ours = tokens[row, :int(tokens[row].argmax()) + 1].tolist()
+        for slot in slots[row].tolist():
+            ours[slot] = "CTX"
+        assert ours == coop_prompt(clip, name, 4, position), name
 
 
 def test_embeddings_hold_the_context_in_its_slots_and_the_words_elsewhere(clip):
@@ -149,3 +181,61 @@ def test_constant_warmup_runs_at_warmup_lr_then_the_cosine_starts_at_the_base_lr
         warmup_factor({"lr": 0.002, "warmup_type": "constant", "warmup_lr": 0}, "train")
     with pytest.raises(Exception, match="train.warmup_type"):
         warmup_factor({"lr": 0.002, "warmup_type": "steps"}, "train")
+
+
+class DasslConstantWarmup(torch.optim.lr_scheduler.LRScheduler):
+    """Transcription of Dassl.pytorch's ConstantWarmupScheduler (dassl/optim/lr_scheduler.py,
+    _BaseWarmupScheduler.step and ConstantWarmupScheduler.get_lr), which CoOp's configs select
+    (LR_SCHEDULER cosine, WARMUP_EPOCH 1, WARMUP_TYPE constant, WARMUP_CONS_LR 1e-5)."""
+
+    def __init__(self, optimizer, successor, warmup_epoch, cons_lr):
+        self.successor, self.warmup_epoch, self.cons_lr = successor, warmup_epoch, cons_lr
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        if self.last_epoch >= self.warmup_epoch:
+            return self.successor.get_last_lr()
+        return [self.cons_lr for _ in self.base_lrs]
+
+    def step(self, epoch=None):
+        if self.last_epoch >= self.warmup_epoch:
+            self.successor.step(epoch)
+            self._last_lr = self.successor.get_last_lr()
+        else:
+            super().step(epoch)
+
+
+def coop_lrs(lr, max_epoch, batches_per_epoch, warmup_epoch=1, cons_lr=1e-5):
+    """The lr of every optimizer step of a CoOp run: Dassl's build_lr_scheduler (cosine:
+    CosineAnnealingLR(optimizer, float(MAX_EPOCH)), WARMUP_RECOUNT true, so the successor counts
+    from 0) in the constant warmup wrapper, stepped by CoOp's forward_backward after the last
+    batch of each epoch (trainers/coop.py: `if (self.batch_idx + 1) == self.num_batches`)."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(max_epoch))
+    scheduler = DasslConstantWarmup(optimizer, cosine, warmup_epoch, cons_lr)
+    lrs = []
+    for _ in range(max_epoch):
+        for batch_idx in range(batches_per_epoch):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            if batch_idx + 1 == batches_per_epoch:
+                scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("dataset", ["imagenet_lt", "inat2018"])
+def test_the_recipes_lr_is_coops_dassl_schedule_step_by_step(dataset):
+    train = resolve(RunRequest(method="prompt_tuning", dataset=dataset, backbone="ViT-B-16:openai", seed=0))["train"]
+    epochs, steps = train["epochs"], 7
+    factor = warmup_cosine(epochs * steps, int(train["warmup_epochs"]) * steps, train["schedule"],
+                           warmup_factor=warmup_factor(train), steps_per_epoch=steps)
+    ours = [train["lr"] * factor(step) for step in range(epochs * steps)]
+    assert ours == pytest.approx(coop_lrs(train["lr"], epochs, steps), rel=1e-9, abs=1e-12)
+
+
+def test_coops_schedule_restarts_after_the_warmup_and_never_reaches_zero():
+    lrs = coop_lrs(0.002, 10, 1)
+    assert lrs[:2] == pytest.approx([1e-5, 0.002])  # the warmup epoch, then the full lr
+    assert lrs[-1] == pytest.approx(0.002 * 0.5 * (1 + math.cos(math.pi * 8 / 10)))
+    assert sum(lrs) / 0.002 / 10 == pytest.approx(0.548, abs=1e-3)  # ltbench's former cosine to 0: 0.451
+    assert sum(coop_lrs(0.002, 2, 1)) / 0.002 / 2 == pytest.approx(0.5025)
