@@ -13,6 +13,7 @@ from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
 from ltbench.core.registry import register_variant
 from ltbench.core.values import is_real, is_whole
+from ltbench.core.distributed import gather_batch
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.crops import CROP_SETS, CropSpec, crops
@@ -50,7 +51,7 @@ from ltbench.records.saved_logits import SavedRun
 __all__ = [
     "METHODS", "LOSSES", "SAMPLERS", "registered", "register_variant", "Method", "RunContext", "UserError", "first_line_of",
     "unknown_name", "is_real", "is_whole", "related_method_config", "ComputedMethod", "seed_everything",
-    "derive_seed", "generator", "seeded",
+    "derive_seed", "generator", "seeded", "gather_batch",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
     "CropSpec", "CROP_SETS", "crops",

@@ -271,7 +271,7 @@ NUMERIC_SETTINGS = {
     "cosine_cycles": ("number", 0, None, "cosine cycles, > 0"),
     "seed": ("int", 0, None, "random seed"),
     "imbalance_ratio": ("number", 1, None, "largest / smallest class size"),
-    "num_workers": ("int", 0, None, "loader worker processes"),
+    "num_workers": ("int", 0, None, "loader worker processes, or auto"),
     "max_per_class": ("int", 1, None, "images of the largest class"),
     "test_per_class": ("int", 1, None, "test images per class"),
     "val_per_class": ("int", 1, None, "val images per class"),
@@ -279,6 +279,9 @@ NUMERIC_SETTINGS = {
 # Strictly above the lowest value (0 is not a learning rate).
 EXCLUSIVE_LOWEST = ("lr", "cosine_cycles")
 NULLABLE = ("epochs", "iterations", "warmup_iterations")
+# Keys that may also be 'auto' (resolved on the machine that runs: runtime.num_workers, from the
+# cores per process, core/cpus.py).
+AUTO_SETTINGS = ("num_workers",)
 # Where a documented value goes below the general range: BALLAD's (and TACKLE's teacher's)
 # phase_a.epochs=0 skips phase A.
 SPECIAL_RANGES = {"phase_a.epochs": ("int", 0, None, "phase A epochs; 0 skips phase A")}
@@ -342,7 +345,7 @@ def check_settings(cfg: dict, prefix: str = "") -> dict:
             continue
         rule = SPECIAL_RANGES.get(dotted) or SPECIAL_RANGES.get(".".join(dotted.split(".")[-2:])) \
             or NUMERIC_SETTINGS.get(key)
-        if rule is None or (value is None and key in NULLABLE):
+        if rule is None or (value is None and key in NULLABLE) or (value == "auto" and key in AUTO_SETTINGS):
             continue
         kind, lowest, highest, meaning = rule
         exclusive = key in EXCLUSIVE_LOWEST

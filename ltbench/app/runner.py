@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ltbench.core.cpus import loader_workers
 from ltbench.core import registry
 from ltbench.config import config_hash
 from ltbench.data import build_dataset
@@ -156,7 +157,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     # Under torchrun every process runs all of this; core/distributed.py splits the work.
     ctx = RunContext(device=distributed.setup(device), seed=seed,
                      work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
-                     amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
+                     amp=bool(cfg["amp"]), num_workers=loader_workers(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)),
                      gpu_jpeg=bool(cfg.get("gpu_jpeg", False)), deterministic=bool(cfg.get("deterministic", False)))
