@@ -456,7 +456,7 @@ def apply_overrides(cfg: dict, overrides=None, options=()) -> dict:
 
 # Settings added after records were written: left out of the hash while at their default, so
 # the hash of every config that does not use them stays what it was.
-HASH_NEUTRAL_DEFAULTS = {"jpeg_draft": False, "gpu_jpeg": False}
+HASH_NEUTRAL_DEFAULTS = {"jpeg_draft": False, "gpu_jpeg": False, "deterministic": False}
 
 
 def config_hash(cfg: dict) -> str:
