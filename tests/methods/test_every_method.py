@@ -52,3 +52,10 @@ def test_method_runs_end_to_end_on_digits_lt(run_cli, out, method):
     assert record["method"] == method and record["dataset"] == "digits_lt"
     assert len(record["metrics"]["per_class_accuracy"]) == 10
     assert 0 <= record["metrics"]["overall"] <= 100
+    # What the run used, stage by stage (issue 22): on the CPU, fp32 (amp is CUDA-only), no device memory.
+    stages = record["stages"]
+    assert {"data", "fit", "predict"} <= set(stages) <= set(record["timings"])
+    assert all(stage["precision"] == "fp32" and stage["peak_device_bytes"] is None and stage["peak_host_bytes"] > 0
+               for stage in stages.values())
+    assert record["devices"]["type"] == "cpu" and record["devices"]["threads"] >= 1
+    assert record["numerics"]["deterministic"] is False
