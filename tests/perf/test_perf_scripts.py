@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 PERF = Path(__file__).resolve().parents[2] / "benchmarks" / "perf"
@@ -29,6 +30,7 @@ def test_the_text_classifier_benchmark_agrees_with_open_clip(tmp_path, capsys):
     assert json.loads((tmp_path / "t.json").read_text())["results"] == json.loads(json.dumps(results))
 
 
+@pytest.mark.slow  # every section of the GPU check: outside the inner loop
 def test_the_gpu_check_runs_its_sections_on_the_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     threads = torch.get_num_threads()
