@@ -4,15 +4,19 @@ third-party packages alike; import-linter enforces it for the built-in ones).
 A method subclasses ``Method``, registers with ``@METHODS.register_module(name=...)`` and
 implements ``fit(data, ctx)`` and ``predict(split, ctx)``; ``ctx`` (a ``RunContext``) gives the
 device, seed, cache, timers, the trainer and the run's log, and takes what the run reports.
+A dataset builder registers with ``@DATASETS.register_module(name=...)``: ``build(options,
+require_all_splits=True) -> LTDataset`` (docs/adding-a-dataset.md); ``add_config_path`` adds a
+plug-in's folder of YAML files (datasets/<name>.yaml) to the config search path.
 Everything else a method needs is named here, so that the framework's modules can move without
 breaking plug-ins.
 """
-from ltbench.config import related_method_config
+from ltbench.config import add_config_path, related_method_config
 from ltbench.core.errors import UserError, first_line_of, unknown_name
-from ltbench.core.registry import LOSSES, METHODS, SAMPLERS
+from ltbench.core.registry import DATASETS, LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
 from ltbench.core.registry import register_variant
 from ltbench.core.values import is_real, is_whole
+from ltbench.core.distributed import gather_batch
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.crops import CROP_SETS, CropSpec, crops
@@ -48,9 +52,9 @@ from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
 
 __all__ = [
-    "METHODS", "LOSSES", "SAMPLERS", "registered", "register_variant", "Method", "RunContext", "UserError", "first_line_of",
+    "METHODS", "DATASETS", "LOSSES", "SAMPLERS", "add_config_path", "registered", "register_variant", "Method", "RunContext", "UserError", "first_line_of",
     "unknown_name", "is_real", "is_whole", "related_method_config", "ComputedMethod", "seed_everything",
-    "derive_seed", "generator", "seeded",
+    "derive_seed", "generator", "seeded", "gather_batch",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
     "CropSpec", "CROP_SETS", "crops",

@@ -9,6 +9,10 @@ method may key its per_backbone sections by another config entry with ``per_back
 backbone.vision``.
 The result is a plain dict; it is saved in the run record, and its hash (without the keys that
 cannot change results, such as paths and worker counts) identifies the run.
+
+A dataset's file, datasets/<D>.yaml, is looked up along the config search path
+(``config_search_path``: $LTBENCH_CONFIG_PATH, the folders plug-ins add with ``add_config_path``,
+then the config folder); the files found are merged, the earlier ones winning.
 """
 import copy
 import hashlib
@@ -18,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Tuple
+from typing import Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
@@ -26,6 +30,11 @@ from ltbench.core import registry
 from ltbench.core.errors import UserError, close_matches_hint
 
 DEFAULTS_FILE = "defaults.yaml"
+# Folders searched for datasets/<name>.yaml before the config folder, separated as in $PATH.
+CONFIG_PATH_ENV = "LTBENCH_CONFIG_PATH"
+# The section of a dataset's YAML that defines a split-file dataset (ltbench.data.datasets.
+# definitions): what the data is, not a setting of a run, so it stays out of the run's config.
+DATASET_DEFINITION_KEY = "split_files"
 
 # Keys that do not change a run's numbers: left out of the config hash (the seed is kept apart
 # so that seeds of one configuration group together in tables).
@@ -55,13 +64,25 @@ def parse_yaml_text(text: str, source: str):
         raise UserError(f"{where}: invalid YAML: {problem}") from None
 
 
+# path -> (its text, the mapping parsed from it): one resolve reads the same few files several
+# times, and PyYAML's pure-Python parser costs milliseconds a file. Keyed by the text itself, not
+# by a modification time, which a file rewritten within the same clock tick would share.
+_parsed_yaml = {}
+
+
 def load_yaml(path: Path) -> dict:
-    data = parse_yaml_text(Path(path).read_text(), str(path))
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of config keys at the top level")
-    return data
+    """The mapping a YAML file holds ({} when empty), parsed once while its text is the same; the
+    caller owns the copy it gets."""
+    text = Path(path).read_text()
+    cached = _parsed_yaml.get(str(path))
+    if cached is None or cached[0] != text:
+        data = parse_yaml_text(text, str(path))
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: expected a mapping of config keys at the top level")
+        cached = _parsed_yaml[str(path)] = (text, data)
+    return copy.deepcopy(cached[1])
 
 
 def benchmarks_dir(check: bool = True) -> Path:
@@ -84,6 +105,48 @@ def benchmarks_dir(check: bool = True) -> Path:
                         "at a folder laid out like ltbench's benchmarks/ (defaults.yaml, datasets/, methods/) "
                         "or reinstall ltbench")
     return root
+
+
+_added_config_dirs: List[Path] = []
+
+
+def add_config_path(folder) -> Path:
+    """Search `folder` (laid out like benchmarks/: ``datasets/<name>.yaml``) for dataset files,
+    before ltbench's own config folder: how a plug-in package ships YAML beside its code (as
+    open_clip's ``add_model_config``). Returns the folder; adding one twice changes nothing."""
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        raise UserError(f"add_config_path: {path} is not a folder; pass the folder that holds datasets/")
+    if path not in _added_config_dirs:
+        _added_config_dirs.append(path)
+    return path
+
+
+def config_search_path() -> List[Path]:
+    """Where datasets/<name>.yaml is looked for, first wins: each folder of $LTBENCH_CONFIG_PATH
+    (separated by os.pathsep), the folders plug-ins added with ``add_config_path`` (their
+    entry points are imported first), then the config folder (``benchmarks_dir``)."""
+    registry.load_plugins()
+    user = [Path(part).expanduser() for part in os.environ.get(CONFIG_PATH_ENV, "").split(os.pathsep) if part]
+    for folder in user:
+        if not folder.is_dir():  # a mistyped folder would hide its datasets without a word
+            raise UserError(f"${CONFIG_PATH_ENV} names {folder}, which is not a folder; fix or unset it")
+    folders = user + list(_added_config_dirs) + [benchmarks_dir(check=False)]
+    return list(dict.fromkeys(folders))
+
+
+def config_files(kind: str, name: str) -> List[Path]:
+    """Every ``<folder>/<kind>/<name>.yaml`` along the config search path, the first winning."""
+    return [path for path in (folder / kind / f"{name}.yaml" for folder in config_search_path()) if path.is_file()]
+
+
+def dataset_yaml(dataset_name: str) -> dict:
+    """The dataset's YAML: every datasets/<name>.yaml of the search path merged, the earlier ones
+    winning ({} when there is none)."""
+    merged = {}
+    for path in reversed(config_files("datasets", dataset_name)):
+        merged = deep_merge(merged, load_yaml(path))
+    return merged
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -192,17 +255,16 @@ def method_defaults(method_name: str, method_cls, dataset_name: str, root: Path,
 
 
 def dataset_defaults(dataset_name: str) -> dict:
-    """The `dataset` section of benchmarks/datasets/<name>.yaml ({} for a dataset without one)."""
-    dataset_file = benchmarks_dir() / "datasets" / f"{dataset_name}.yaml"
-    section = load_yaml(dataset_file).get("dataset") if dataset_file.exists() else None
+    """The `dataset` section of datasets/<name>.yaml ({} for a dataset without one)."""
+    section = dataset_yaml(dataset_name).get("dataset")
     return copy.deepcopy(section) if isinstance(section, dict) else {}
 
 
 def _dataset_level_config(dataset_name: str, root: Path) -> dict:
     cfg = load_yaml(root / DEFAULTS_FILE)
-    dataset_file = root / "datasets" / f"{dataset_name}.yaml"
-    if dataset_file.exists():
-        cfg = deep_merge(cfg, load_yaml(dataset_file))
+    dataset_file = dataset_yaml(dataset_name)
+    dataset_file.pop(DATASET_DEFINITION_KEY, None)
+    cfg = deep_merge(cfg, dataset_file)
     cfg.setdefault("dataset", {})["name"] = dataset_name
     return cfg
 
@@ -271,7 +333,7 @@ NUMERIC_SETTINGS = {
     "cosine_cycles": ("number", 0, None, "cosine cycles, > 0"),
     "seed": ("int", 0, None, "random seed"),
     "imbalance_ratio": ("number", 1, None, "largest / smallest class size"),
-    "num_workers": ("int", 0, None, "loader worker processes"),
+    "num_workers": ("int", 0, None, "loader worker processes, or auto"),
     "max_per_class": ("int", 1, None, "images of the largest class"),
     "test_per_class": ("int", 1, None, "test images per class"),
     "val_per_class": ("int", 1, None, "val images per class"),
@@ -279,6 +341,9 @@ NUMERIC_SETTINGS = {
 # Strictly above the lowest value (0 is not a learning rate).
 EXCLUSIVE_LOWEST = ("lr", "cosine_cycles")
 NULLABLE = ("epochs", "iterations", "warmup_iterations")
+# Keys that may also be 'auto' (resolved on the machine that runs: runtime.num_workers, from the
+# cores per process, core/cpus.py).
+AUTO_SETTINGS = ("num_workers",)
 # Where a documented value goes below the general range: BALLAD's (and TACKLE's teacher's)
 # phase_a.epochs=0 skips phase A.
 SPECIAL_RANGES = {"phase_a.epochs": ("int", 0, None, "phase A epochs; 0 skips phase A")}
@@ -342,7 +407,7 @@ def check_settings(cfg: dict, prefix: str = "") -> dict:
             continue
         rule = SPECIAL_RANGES.get(dotted) or SPECIAL_RANGES.get(".".join(dotted.split(".")[-2:])) \
             or NUMERIC_SETTINGS.get(key)
-        if rule is None or (value is None and key in NULLABLE):
+        if rule is None or (value is None and key in NULLABLE) or (value == "auto" and key in AUTO_SETTINGS):
             continue
         kind, lowest, highest, meaning = rule
         exclusive = key in EXCLUSIVE_LOWEST
@@ -391,7 +456,7 @@ def apply_overrides(cfg: dict, overrides=None, options=()) -> dict:
 
 # Settings added after records were written: left out of the hash while at their default, so
 # the hash of every config that does not use them stays what it was.
-HASH_NEUTRAL_DEFAULTS = {"jpeg_draft": False, "gpu_jpeg": False}
+HASH_NEUTRAL_DEFAULTS = {"jpeg_draft": False, "gpu_jpeg": False, "deterministic": False}
 
 
 def config_hash(cfg: dict) -> str:

@@ -118,3 +118,16 @@ def test_a_config_folder_without_defaults_is_a_one_line_error(tmp_path, monkeypa
     monkeypatch.setenv("LTBENCH_BENCHMARKS", str(tmp_path))
     with pytest.raises(UserError, match=r"config folder .* has no defaults.yaml"):
         resolve(RunRequest("zeroshot_clip", "digits_lt"))
+
+
+def test_load_yaml_reads_a_changed_file_again_and_hands_out_copies(tmp_path):
+    from ltbench.config import load_yaml
+
+    path = tmp_path / "a.yaml"
+    path.write_text("train: {lr: 1}\n")
+    first = load_yaml(path)
+    first["train"]["lr"] = 99  # the caller's copy: the next read is not changed by it
+    assert load_yaml(path) == {"train": {"lr": 1}}
+    # Rewritten at once, with the same size (and likely the same modification time): read again.
+    path.write_text("train: {lr: 2}\n")
+    assert load_yaml(path) == {"train": {"lr": 2}}

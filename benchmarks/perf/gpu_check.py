@@ -1,8 +1,11 @@
 """The measurements a CPU cannot show, in one JSON (run through gpu_check.sh on one GPU).
 
 Random weights (``MODEL:none``), synthetic inputs: only speed and memory mean something.
-Each section is timed with CUDA events after warm-up steps and guarded: a failing section
-records its error and the others still run; --budget-s stops starting new sections.
+Each section is timed with CUDA events after warm-up steps (the device synchronised before the
+clock is read) and guarded: a failing section records its error and the others still run; the
+last line is a summary of what ran and failed; --budget-s stops starting new sections. "fp32"
+means fp32 for matmuls and convolutions (TF32 off for cuBLAS and cuDNN; the report says so).
+Memory is the peak allocated on the device in use (--device cuda:N), reset per measurement.
 
 - extraction: RN50 and ViT-B-16 image towers at --batch, fp32 vs bf16 autocast (channels_last
   for conv towers, as ltbench runs them), images/s and peak memory;
@@ -15,11 +18,14 @@ records its error and the others still run; --budget-s stops starting new sectio
   without checkpointing;
 - text_classifier: the 1000-class x 80-template ViT-B-16 classifier, ltbench against open_clip's
   full-context loop, seconds and max |difference|;
-- jpeg: decoding --jpegs synthetic 500 x 375 JPEGs: torchvision.io.decode_jpeg on the GPU in
-  batches against Pillow + the eval transform on the CPU (one process), images/s; and ltbench's
-  own gpu_jpeg path (decode, resize, crop, normalise on the device), images/s and its max
-  |difference| from the Pillow pipeline.
+- jpeg: decoding --jpegs synthetic JPEGs in a photo-collection mix (jpeg_mix: mostly 500 x 375 and
+  375 x 500, some 800 x 600 to 1600 x 1200, every 8th progressive, a few greyscale, one CMYK, as
+  ImageNet holds about 22): torchvision.io.decode_jpeg on the GPU in batches (the files nvJPEG
+  takes) against Pillow + the eval transform on the CPU (one process), images/s; and ltbench's
+  own gpu_jpeg path on every file (decode, resize, crop, normalise on the device), images/s and
+  its max |difference| from the Pillow pipeline.
 """
+import contextlib
 import argparse
 import io
 import json
@@ -36,17 +42,18 @@ import torch.nn.functional as F
 OPTIMIZER = {"momentum": 0.9, "nesterov": False, "weight_decay": 5e-4, "weight_decay_1d": True}
 
 def cuda_timed(fn, steps: int, warmup: int = 3, device=None) -> float:
-    """Seconds per call of fn, after `warmup` calls (CUDA events; wall clock on the CPU)."""
+    """Seconds per call of fn, after `warmup` calls (CUDA events on the device in use, read after
+    it synchronised; wall clock on the CPU)."""
     for _ in range(warmup):
         fn()
     if device is not None and device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         for _ in range(steps):
             fn()
         end.record()
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
         return start.elapsed_time(end) / 1e3 / steps
     started = time.perf_counter()
     for _ in range(steps):
@@ -68,6 +75,28 @@ def autocast(device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
 
 
+def tf32_settings() -> dict:
+    return {"tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32)}
+
+
+@contextlib.contextmanager
+def strict_fp32():
+    """fp32 as written: no TF32 in cuBLAS matmuls nor in cuDNN convolutions (on by default there)."""
+    before = tf32_settings()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before["tf32_matmul"]
+        torch.backends.cudnn.allow_tf32 = before["tf32_cudnn"]
+
+
+def precision_scope(precision: str):
+    """What a measurement at `precision` runs under: strict fp32, or bf16 autocast."""
+    return strict_fp32() if precision == "fp32" else contextlib.nullcontext()
+
+
 def extraction(args, device):
     from ltbench.engine.trainer import uses_channels_last
     from ltbench.models.factory import create_backbone
@@ -87,8 +116,10 @@ def extraction(args, device):
             def step():
                 with autocast(device, precision == "bf16"):
                     encode(images)
-            seconds = cuda_timed(step, args.steps, device=device)
-            entry[precision] = {"images_per_second": args.batch / seconds, "peak_gib": peak_gib(device)}
+            with precision_scope(precision):
+                seconds = cuda_timed(step, args.steps, device=device)
+                entry[precision] = {"images_per_second": args.batch / seconds, "peak_gib": peak_gib(device),
+                                    **tf32_settings()}
         entry["bf16_speedup"] = entry["bf16"]["images_per_second"] / entry["fp32"]["images_per_second"]
         out[name] = entry
         clip = encode = None  # frees the model before the next one loads
@@ -225,7 +256,7 @@ def text_classifier(args, device):
                                                                       autocast=lambda: autocast(device, precision == "bf16"))),
                              ("open_clip", lambda: build_zero_shot_classifier(clip.model, clip.tokenizer, names, templates,
                                                                                num_classes_per_batch=10, device=device).T)):
-            with autocast(device, precision == "bf16"):
+            with autocast(device, precision == "bf16"), precision_scope(precision):
                 timings[label] = cuda_timed(lambda: timings.__setitem__(label + "_result", build()), 1, warmup=1,
                                             device=device)
         difference = (timings.pop("ltbench_result").float() - timings.pop("open_clip_result").float()).abs().max()
@@ -234,21 +265,49 @@ def text_classifier(args, device):
     return out
 
 
+# (width, height) of the mix, with how many of every 20 images have it: ImageNet's photos are
+# mostly about 500 x 375 (landscape) or 375 x 500, with a tail of larger ones.
+JPEG_SIZES = (((500, 375), 10), ((375, 500), 4), ((500, 333), 2), ((800, 600), 2), ((1024, 768), 1),
+              ((1600, 1200), 1))
+
+
+def jpeg_mix(count: int, seed: int = 0):
+    """[(JPEG bytes as a uint8 tensor, kind, pixels)] in a realistic mix: the sizes of JPEG_SIZES,
+    every 8th progressive, every 25th greyscale, and one CMYK file (the 4th), which nvJPEG rejects."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    sizes = [size for size, share in JPEG_SIZES for _ in range(share)]
+    sizes = [sizes[i] for i in rng.permutation(len(sizes))]  # interleaved: a short mix has several sizes
+    blobs = []
+    for index in range(count):
+        width, height = sizes[index % len(sizes)]
+        pixels = rng.integers(0, 255, size=(max(height // 8, 2), max(width // 8, 2), 3), dtype=np.uint8)
+        image = Image.fromarray(pixels).resize((width, height), Image.BILINEAR)  # smooth, photo-like entropy
+        kind, options = "baseline", {"quality": 90}
+        if index == min(3, count - 1):
+            kind, image = "cmyk", image.convert("CMYK")
+        elif index % 25 == 24:
+            kind, image = "grey", image.convert("L")
+        elif index % 8 == 7:
+            kind, options = "progressive", {"quality": 90, "progressive": True}
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", **options)
+        blobs.append((torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8), kind, width * height))
+    return blobs
+
+
 def jpeg(args, device):
     from PIL import Image
-    from torchvision.io import decode_jpeg
+    from torchvision.io import ImageReadMode, decode_jpeg
 
     from ltbench.data.transforms import TransformSpec
 
-    rng = np.random.default_rng(0)
-    blobs = []
-    for _ in range(args.jpegs):
-        pixels = rng.integers(0, 255, size=(47, 63, 3), dtype=np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).resize((500, 375), Image.BILINEAR).save(buffer, "JPEG", quality=90)
-        blobs.append(torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8))
+    mix = jpeg_mix(args.jpegs)
+    blobs, kinds = [blob for blob, _, _ in mix], [kind for _, kind, _ in mix]
     spec = TransformSpec(size=224, mean=(0.48, 0.46, 0.41), std=(0.27, 0.26, 0.28))
-    out = {"images": args.jpegs}
+    out = {"images": args.jpegs, "kinds": {kind: kinds.count(kind) for kind in sorted(set(kinds))},
+           "megapixels": sum(pixels for _, _, pixels in mix) / 1e6}
     for label, draft in (("cpu_pil", False), ("cpu_pil_draft", True)):
         transform = TransformSpec(**{**spec.__dict__, "jpeg_draft": draft}).pil_transform()
         started = time.perf_counter()
@@ -257,23 +316,26 @@ def jpeg(args, device):
                 transform(image)
         out[label + "_images_per_second"] = args.jpegs / (time.perf_counter() - started)
     if device.type == "cuda":
+        nvjpeg = [blob for blob, kind, _ in mix if kind != "cmyk"]  # torchvision alone: only what nvJPEG takes
+
         def gpu():
-            for start in range(0, len(blobs), 256):
-                decoded = decode_jpeg(blobs[start: start + 256], device=device)
+            for start in range(0, len(nvjpeg), 256):
+                decoded = decode_jpeg(nvjpeg[start: start + 256], mode=ImageReadMode.RGB, device=device)
                 batch = torch.stack([F.interpolate(image[None].float(), size=(224, 224), mode="bilinear",
                                                    antialias=True)[0] for image in decoded])
                 spec_mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1) * 255
                 ((batch - spec_mean) / 255).sum()
         seconds = cuda_timed(gpu, 2, warmup=1, device=device)
-        out["gpu_decode_jpeg_images_per_second"] = args.jpegs / seconds
-    out.update(_ltbench_batched_decode(blobs, spec, device))
+        out["gpu_decode_jpeg_images_per_second"] = len(nvjpeg) / seconds
+    out.update(_ltbench_batched_decode(blobs, kinds, spec, device))
     return out
 
 
-def _ltbench_batched_decode(blobs, spec, device):
+def _ltbench_batched_decode(blobs, kinds, spec, device):
     """ltbench's gpu_jpeg path (data/jpeg_decode.py: batched decode_jpeg, then the PIL-exact batch
     transform on the device) in batches of 256, and its largest difference from Pillow + the
-    eval transform over the first batch (on the CPU the path runs with torchvision's CPU decoder)."""
+    eval transform over the first batch, for the CMYK file apart (on the CPU the path runs with
+    torchvision's CPU decoder)."""
     from PIL import Image
 
     from ltbench.data.jpeg_decode import decode_payloads, transform_images
@@ -289,10 +351,13 @@ def _ltbench_batched_decode(blobs, spec, device):
     first = blobs[:256]
     batched = transform_images(decode_payloads(first, device), gpu_spec).cpu()
     transform = spec.pil_transform()
-    pillow = torch.stack([transform(Image.open(io.BytesIO(blob.numpy().tobytes()))) for blob in first])
+    pillow = torch.stack([transform(Image.open(io.BytesIO(blob.numpy().tobytes())).convert("RGB")) for blob in first])
+    difference = (batched - pillow).abs().flatten(1).max(dim=1).values
+    cmyk = torch.tensor([kind == "cmyk" for kind in kinds[:len(first)]])
     return {"ltbench_gpu_jpeg_device": str(device),
             "ltbench_gpu_jpeg_images_per_second": len(blobs) / seconds,
-            "ltbench_gpu_jpeg_max_abs_difference_vs_pillow": float((batched - pillow).abs().max())}
+            "ltbench_gpu_jpeg_max_abs_difference_vs_pillow": float(difference[~cmyk].max()),
+            "ltbench_gpu_jpeg_cmyk_max_abs_difference_vs_pillow": float(difference[cmyk].max()) if cmyk.any() else None}
 
 
 SECTIONS = {"extraction": extraction, "phase_a": phase_a, "decoder": decoder, "prompt_tuning": prompt_tuning,
@@ -311,7 +376,7 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--text-classes", type=int, default=1000)
     parser.add_argument("--prompt-classes", default="1000,8142", help="class counts of the prompt_tuning section")
-    parser.add_argument("--jpegs", type=int, default=2000)
+    parser.add_argument("--jpegs", type=int, default=2000, help="images in the jpeg section's mix (jpeg_mix)")
     parser.add_argument("--budget-s", type=float, default=420.0, help="no section starts after this many seconds")
     args = parser.parse_args(argv)
     args.backbones = [name for name in args.backbones.split(",") if name]
@@ -326,7 +391,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
-    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 here
+    if device.type == "cuda":  # the device in use is the current one: events, peaks and syncs read it
+        device = torch.device("cuda", device.index if device.index is not None else torch.cuda.current_device())
+        torch.cuda.set_device(device)
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "settings": {k: v for k, v in vars(args).items()}, "results": {},
               "errors": {}, "seconds": {}}
@@ -340,13 +407,25 @@ def main(argv=None):
             report["results"][name] = SECTIONS[name](args, device)
         except Exception:  # record and go on: one JSON with whatever could be measured
             report["errors"][name] = traceback.format_exc(limit=4)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # an out-of-memory section leaves its blocks cached
         report["seconds"][name] = time.perf_counter() - section_start
         print(f"{name}: {report['seconds'][name]:.1f} s" + (" (failed)" if name in report["errors"] else ""),
               file=sys.stderr, flush=True)
         with open(args.out, "w") as out:  # written after every section: a killed run keeps what it had
             json.dump(report, out, indent=2, default=str)
     print(json.dumps(report["results"], indent=2, default=str))
+    print(summary(report), flush=True)
     return 0 if not report["errors"] else 1
+
+
+def summary(report: dict) -> str:
+    """One line: the sections that ran, failed and were skipped."""
+    failed = [name for name, error in report["errors"].items() if not error.startswith("skipped")]
+    skipped = [name for name in report["errors"] if name not in failed]
+    return (f"gpu_check summary: {len(report['results'])} passed, {len(failed)} failed"
+            + (f" ({', '.join(failed)})" if failed else "") + f", {len(skipped)} skipped"
+            + (f" ({', '.join(skipped)})" if skipped else "") + f" on {report['device']}")
 
 
 if __name__ == "__main__":

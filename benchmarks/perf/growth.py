@@ -68,11 +68,20 @@ def parse_args(argv=None):
     return args
 
 
-def _best(repeats: int, function) -> float:
+def synchronize(device) -> None:
+    """Wait for the device's queued work (CUDA runs kernels after the Python call returns)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _best(repeats: int, function, device) -> float:
+    """The fastest of `repeats` calls, each timed from an idle device to an idle device."""
     times = []
     for _ in range(repeats):
+        synchronize(device)
         started = time.perf_counter()
         function()
+        synchronize(device)
         times.append(time.perf_counter() - started)
     return min(times)
 
@@ -87,13 +96,13 @@ def extraction_seconds(encoder, count: int, args, device, scratch: Path) -> floa
         ctx = RunContext(device=device, seed=0, work_dir=folder / "work", cache=ArrayCache(folder), amp=False,
                          progress=False)
         image_features(encoder, split, ctx, args.batch_size)
-    return _best(args.repeats, extract)
+    return _best(args.repeats, extract, device)
 
 
 def text_seconds(clip, count: int, args) -> float:
     names = (imagenet_clip_classnames() * -(-count // 1000))[:count]
     templates = openai_imagenet_templates()[: args.templates]
-    return _best(args.repeats, lambda: build_text_classifier(clip, names, templates, 1024))
+    return _best(args.repeats, lambda: build_text_classifier(clip, names, templates, 1024), clip.device)
 
 
 def decoder_step_seconds(count: int, args, device) -> float:
@@ -110,7 +119,7 @@ def decoder_step_seconds(count: int, args, device) -> float:
         F.cross_entropy(model(tokens), labels).backward()
         optimizer.step()
     step()  # first step: optimizer state and allocations
-    return _best(args.repeats, lambda: [step() for _ in range(args.decoder_steps)]) / args.decoder_steps
+    return _best(args.repeats, lambda: [step() for _ in range(args.decoder_steps)], device) / args.decoder_steps
 
 
 def _rows(cost: str, unit: str, per, measured):

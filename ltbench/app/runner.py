@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ltbench.core.cpus import loader_workers
 from ltbench.core import registry
 from ltbench.config import config_hash
 from ltbench.data import build_dataset
@@ -19,6 +20,8 @@ from ltbench.data.base import FileSplit
 from ltbench.core import distributed
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
+from ltbench.engine.devices import device_facts
+from ltbench.core.determinism import apply_determinism, numerics
 from ltbench.core.seeding import seed_everything
 from ltbench.core.errors import UserError, unknown_name
 from ltbench.metrics import SHOT_RULES, evaluate, per_sample_summary
@@ -137,6 +140,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         return path, None
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
+    apply_determinism(cfg.get("deterministic", False))  # before CUDA starts (distributed.setup, below)
     check_out_dir(out_dir)
     cache = ArrayCache(cfg["runtime"]["cache_dir"])
     cache.check_writable()
@@ -153,10 +157,10 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     # Under torchrun every process runs all of this; core/distributed.py splits the work.
     ctx = RunContext(device=distributed.setup(device), seed=seed,
                      work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
-                     amp=bool(cfg["amp"]), num_workers=int(runtime["num_workers"]),
+                     amp=bool(cfg["amp"]), num_workers=loader_workers(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)),
-                     gpu_jpeg=bool(cfg.get("gpu_jpeg", False)))
+                     gpu_jpeg=bool(cfg.get("gpu_jpeg", False)), deterministic=bool(cfg.get("deterministic", False)))
     with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
         data = build_dataset(cfg["dataset"])
         eval_name = cfg["eval_split"]
@@ -212,10 +216,12 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
                              seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
                              class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
+                             class_names=data.class_names,
                              timings=ctx.outputs.timings,
                              device=describe_device(ctx.device), split_files=split_hashes(data),
                              extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,
-                             details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample)
+                             details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample,
+                             devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics())
         if distributed.is_main():
             write_json_atomic(path, record)
     if lock is not None:

@@ -38,7 +38,7 @@ class SweepOptions:
 class SlurmOptions:
     partition: str
     gpus_per_node: int = 1
-    cpus_per_task: int = 8  # runtime.num_workers defaults to 8 image-decoding workers
+    cpus_per_task: int = 8  # runtime.num_workers auto then takes 7 image-decoding workers (core/cpus.py)
     mem_gb: Optional[float] = None
     timeout_min: int = 24 * 60
     array_parallelism: Optional[int] = None  # None: submitit's default

@@ -201,6 +201,15 @@ def all_gather_list(tensor: torch.Tensor) -> List[torch.Tensor]:
     return [part.to(tensor.device) for part in parts]
 
 
+def gather_batch(local: torch.Tensor) -> torch.Tensor:
+    """[world_size * b, ...]: every process's `local` [b, ...] in rank order, as constants (no
+    gradient): the global batch's inputs or labels, for a loss that every process computes whole
+    against outputs gathered by ``gather_for_loss``. Unchanged in a single process."""
+    if not is_active():
+        return local
+    return torch.cat(all_gather_list(local.detach()))
+
+
 class _ScaledGradient(torch.autograd.Function):
     """Identity forward; the backward multiplies the gradient by `scale`."""
 

@@ -4,13 +4,16 @@ Each registry names the modules that fill it (mmengine's ``locations``): they ar
 the first lookup, so nothing here imports the parts it lists and no import circle can form.
 Method plug-ins register with ``@METHODS.register_module(name=...)`` in ``ltbench.methods`` (the
 repository's ``methods/`` folder) or in any installed distribution that declares the
-``ltbench.methods`` entry-point group.
+``ltbench.methods`` entry-point group; dataset plug-ins likewise with ``DATASETS`` and the
+``ltbench.datasets`` group. A registry may also be filled on each lookup by a function its
+modules add with ``fill_on_lookup`` (the datasets defined by YAML files, which come and go with
+the config search path).
 """
 import inspect
 import sys
 import warnings
 from importlib import metadata
-from typing import Iterable, Mapping
+from typing import Callable, Dict, Iterable, List, Mapping
 
 from mmengine.registry import Registry
 
@@ -26,8 +29,12 @@ SECOND_STAGES = Registry("second stage", scope="ltbench", locations=["ltbench.mo
 # `ltbench list WHAT` for each registry, named in "unknown ..." errors.
 LISTINGS = {"method": "methods", "dataset": "datasets", "loss": "losses", "sampler": "samplers"}
 
-ENTRY_POINT_GROUP = "ltbench.methods"
-_plugins_loaded = False
+# The entry-point group of each registry that third-party packages may fill, by registry name.
+ENTRY_POINT_GROUPS = {"method": "ltbench.methods", "dataset": "ltbench.datasets"}
+ENTRY_POINT_GROUP = ENTRY_POINT_GROUPS["method"]
+_loaded_groups = set()
+# Registry name -> functions run before each of its lookups (after its modules and plug-ins).
+_fillers: Dict[str, List[Callable[[Registry], None]]] = {}
 
 
 def _entry_points(group):
@@ -36,23 +43,36 @@ def _entry_points(group):
     return metadata.entry_points().get(group, [])
 
 
-def load_plugins():
-    """Import every ``ltbench.methods`` entry point once (third-party method packages)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for entry_point in _entry_points(ENTRY_POINT_GROUP):
-        try:
-            entry_point.load()
-        except Exception as error:  # a broken third-party plug-in must not break ltbench
-            warnings.warn(f"ltbench: could not load method plug-in '{entry_point.name}': {error}")
+def load_plugins(*groups: str):
+    """Import every entry point of `groups` (default: all of ENTRY_POINT_GROUPS) once: the
+    third-party method and dataset packages."""
+    for group in groups or tuple(ENTRY_POINT_GROUPS.values()):
+        if group in _loaded_groups:
+            continue
+        _loaded_groups.add(group)
+        kind = next((name for name, known in ENTRY_POINT_GROUPS.items() if known == group), group)
+        for entry_point in _entry_points(group):
+            try:
+                entry_point.load()
+            except Exception as error:  # a broken third-party plug-in must not break ltbench
+                warnings.warn(f"ltbench: could not load {kind} plug-in '{entry_point.name}': {error}")
+
+
+def fill_on_lookup(registry: Registry, fill: Callable[[Registry], None]):
+    """Run ``fill(registry)`` before every lookup of `registry`, once its modules and plug-ins are
+    imported: for entries that files define (a YAML dataset), which may change between lookups."""
+    fills = _fillers.setdefault(registry.name, [])
+    if fill not in fills:
+        fills.append(fill)
 
 
 def _filled(registry: Registry) -> Registry:
     registry.import_from_location()
-    if registry is METHODS:
-        load_plugins()
+    group = ENTRY_POINT_GROUPS.get(registry.name)
+    if group is not None:
+        load_plugins(group)
+    for fill in _fillers.get(registry.name, ()):
+        fill(registry)
     return registry
 
 

@@ -98,6 +98,9 @@ class LTDataset:
     # Counts many / medium / few are grouped by, when not the training counts: a reference
     # profile (LIFT groups CIFAR-100-LT IR10 / IR50 by the IR100 counts).
     shot_counts: Optional[np.ndarray] = None
+    # What the dataset's definition promises: 'classes' and split name -> images (the published
+    # split files' sizes); `ltbench data check` compares them with what it read.
+    expected_counts: Dict[str, int] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

@@ -89,7 +89,31 @@ def check_report(dataset: LTDataset, shot_rule: str = "standard") -> str:
               tabulate(rows, headers=headers, disable_numparse=True)]
     for name in _ordered(dataset.missing):
         lines.append(f"{name}: NOT LOADED: {dataset.missing[name]}")
+    lines += _expected_lines(dataset)
     return "\n".join(lines)
+
+
+def _expected_lines(dataset: LTDataset) -> List[str]:
+    """What the dataset's definition promises (classes, images per split) against what was read:
+    another version of a split file, or a truncated copy, shows here before any run."""
+    if not dataset.expected_counts:
+        return []
+    lines = ["", "expected counts (the dataset's definition):"]
+    for key in ["classes"] + _ordered(key for key in dataset.expected_counts if key != "classes"):
+        if key not in dataset.expected_counts:
+            continue
+        expected = dataset.expected_counts[key]
+        if key == "classes":
+            found = dataset.num_classes
+        elif key in dataset.splits:
+            found = len(dataset.splits[key])
+        else:
+            lines.append(f"  {key}: {expected} images expected, not loaded")
+            continue
+        what = "classes" if key == "classes" else "images"
+        verdict = "ok" if found == expected else f"MISMATCH: {found} found; another version of the split file?"
+        lines.append(f"  {key}: {expected} {what} expected, {verdict}")
+    return lines
 
 
 def _ordered(names) -> List[str]:

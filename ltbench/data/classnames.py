@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import List
 
 from ltbench.core.errors import UserError
+from ltbench.data.prompts import imagenet_clip_classnames
 
 
 # Suffixes that are nouns rather than qualifiers read after the place, not before it
@@ -84,3 +85,15 @@ def read_plain_classnames(path: Path) -> List[str]:
     if not names:
         raise UserError(f"{path}: the class-names file lists no classes")
     return names
+
+
+# How a split-file dataset's class-names file is read, by the name its definition gives
+# (split_files.class_names.reader in datasets/<name>.yaml).
+CLASS_NAME_READERS = {
+    "plain": read_plain_classnames,
+    "places": read_places_classnames,
+    "inat_categories": read_inat_categories,
+}
+# Name lists a definition may give the prompts instead of its file's names
+# (split_files.class_names.names): the file, when there is one, then only confirms the count.
+BUILTIN_CLASS_NAMES = {"imagenet_clip": imagenet_clip_classnames}

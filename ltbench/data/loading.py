@@ -64,6 +64,8 @@ class _DecodedFileBatches:
 
     def __init__(self, split: FileSplit, transform: TransformSpec, loader: DataLoader, device):
         self.split, self.transform, self.loader, self.device = split, transform, loader, device
+        # The files the device decoder rejected and Pillow decoded (CMYK / YCCK JPEGs), by name.
+        self.decoded_by_pillow = []
 
     def __len__(self):
         return len(self.loader)
@@ -71,7 +73,7 @@ class _DecodedFileBatches:
     def __iter__(self):
         for payloads, labels, rows in self.loader:
             names = [f"{self.split.image_path(row)} (image {row + 1} of {self.split.list_file})" for row in rows]
-            images = decode_payloads(payloads, self.device, names)
+            images = decode_payloads(payloads, self.device, names, fallbacks=self.decoded_by_pillow)
             yield transform_images(images, self.transform), labels
 
 
@@ -146,10 +148,12 @@ class _ArrayBatches:
 
 
 class _AugmentedArrayBatches(_ArrayBatches):
-    """Batches of an in-memory split, each augmented from a seed of (seed, epoch, batch number)."""
+    """Batches of an in-memory split, each augmented from a seed of (seed, epoch, batch number),
+    on ``device`` if given (the uint8 pixels move; the draws are made on the host)."""
 
-    def __init__(self, split: ArraySplit, spec: AugmentSpec, batch_size, sampler, drop_last, seed, epoch):
-        super().__init__(split, spec, batch_size, sampler, drop_last)
+    def __init__(self, split: ArraySplit, spec: AugmentSpec, batch_size, sampler, drop_last, seed, epoch,
+                 device=None):
+        super().__init__(split, spec, batch_size, sampler, drop_last, device)
         self.seed, self.epoch = seed, epoch
 
     def _transform(self, images, number):
@@ -160,9 +164,10 @@ class _AugmentedArrayBatches(_ArrayBatches):
         generator = torch.Generator().manual_seed(int(_seeds(1, self.seed, self.epoch, number)[0]))
         processes, rank = get_world_size(), get_rank()
         if processes == 1:
-            return self.transform.apply_batch(images, generator)
+            return self.transform.apply_batch(images, generator, device=self.device)
         positions = np.arange(len(images)) * processes + rank
-        return self.transform.apply_batch(images, generator, positions=positions, total=len(images) * processes)
+        return self.transform.apply_batch(images, generator, positions=positions, total=len(images) * processes,
+                                          device=self.device)
 
 
 def _seeds(count: int, *entropy) -> np.ndarray:
@@ -197,7 +202,7 @@ def image_loader(split: Split, transform: TransformSpec, batch_size: int, sample
 
 
 def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, seed: int, epoch: int,
-                     num_workers: int = 0, pin_memory: bool = False, drop_last: bool = False):
+                     num_workers: int = 0, pin_memory: bool = False, drop_last: bool = False, device=None):
     """Iterable of augmented (images [B, 3, S, S] float, labels [B]) for ``epoch``, in sampler order.
 
     Every image's augmentation depends only on (seed, epoch, its position in the epoch): not on
@@ -207,38 +212,76 @@ def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, 
     positions of the global batch.) Sets the
     sampler's epoch.
     batch_size is the batch of one optimizer step: in a distributed run this process loads its
-    share of it (core/distributed.py).
+    share of it (core/distributed.py). device: where an in-memory split's batches are augmented
+    (file splits are augmented by Pillow in the loader workers). One epoch only: a training run
+    takes ``epoch_batches``, which keeps one loader (and its workers) for all epochs.
     """
     sampler.set_epoch(epoch)
     if isinstance(split, ArraySplit):
         sampler, batch_size = shard_batches(sampler, batch_size)
-        return _AugmentedArrayBatches(split, spec, batch_size, sampler, drop_last, seed, epoch)
+        return _AugmentedArrayBatches(split, spec, batch_size, sampler, drop_last, seed, epoch, device)
     if isinstance(split, FileSplit):
-        # Seeds follow positions in the global order: sharded after they are drawn.
-        seeded, batch_size = shard_batches(_SeededSampler(sampler, seed, epoch), batch_size)
-        # A private generator draws the workers' base seed, so iterating leaves the global RNG alone.
-        return _Loader(_SeededImageDataset(split, spec.pil_transform()), batch_size=batch_size,
-                          sampler=seeded, shuffle=False,
-                          num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
-                          generator=seeded_generator(seed, "augmented_loader", epoch))
+        return _FileEpochs(split, spec, batch_size, sampler, seed, num_workers, pin_memory, drop_last,
+                           persistent=False)(epoch)
     raise TypeError(f"no loader for split type {type(split).__name__}")
 
 
+class _FileEpochs:
+    """epoch -> the batches of a file split for that epoch, from one DataLoader kept for every
+    epoch: its workers (persistent_workers) start once, not once an epoch.
+
+    With ``augment`` (an AugmentSpec) items are (index, seed) and every image is augmented from
+    its own seed of (seed, epoch, position) (_SeededSampler, whose epoch is set here): the draws
+    depend neither on the workers nor on which epoch the loader was built in. Otherwise the eval
+    transform, in sampler order. The sampler's epoch is set before each epoch's iteration, which
+    the DataLoader starts anew (a persistent loader resets its workers' queues, so an epoch cut
+    short, as phase A's drop_last does, leaves nothing behind for the next).
+    """
+
+    def __init__(self, split: FileSplit, augment, batch_size: int, sampler, seed: int, num_workers: int,
+                 pin_memory: bool, drop_last: bool = False, eval_transform=None, persistent: bool = True):
+        self.sampler = sampler
+        if augment is not None:
+            # Seeds follow positions in the global order: sharded after they are drawn.
+            self.seeded = _SeededSampler(sampler, seed, epoch=0)
+            order, dataset = self.seeded, _SeededImageDataset(split, augment.pil_transform())
+        else:
+            self.seeded, order, dataset = None, sampler, _ImageFileDataset(split, eval_transform.pil_transform())
+        order, batch_size = shard_batches(order, batch_size)
+        # A private generator draws the workers' base seed, so iterating leaves the global RNG alone.
+        self.loader = _Loader(dataset, batch_size=batch_size, sampler=order, shuffle=False, num_workers=num_workers,
+                              pin_memory=pin_memory, drop_last=drop_last,
+                              persistent_workers=persistent and num_workers > 0,
+                              generator=seeded_generator(seed, "augmented_loader" if augment is not None
+                                                         else "image_loader"))
+
+    def __call__(self, epoch: int):
+        self.sampler.set_epoch(epoch)
+        if self.seeded is not None:
+            self.seeded.epoch = epoch
+        return self.loader
+
+
 def epoch_batches(split: Split, eval_transform: TransformSpec, augment: dict, batch_size: int, sampler,
-                  seed: int, num_workers: int = 0, pin_memory: bool = False):
+                  seed: int, num_workers: int = 0, pin_memory: bool = False, device=None):
     """epoch -> (images, labels) batches of a training split in sampler order: augmented per image
     when ``augment`` (a config section: enabled, crop_scale, ...) is enabled, else through the
-    eval transform. In a distributed run, this process's share of each batch."""
+    eval transform. In a distributed run, this process's share of each batch.
+
+    In-memory splits (CIFAR-LT, digits) are transformed a batch at a time on ``device`` (the
+    run's GPU: the uint8 pixels move, the host only draws the random numbers); file splits are
+    decoded by ``num_workers`` loader processes, started once for all epochs."""
     options = dict(augment or {})
     spec = AugmentSpec.from_eval(eval_transform, options) if options.pop("enabled", False) else None
+    if isinstance(split, FileSplit):
+        return _FileEpochs(split, spec, batch_size, sampler, seed, num_workers, pin_memory,
+                           eval_transform=eval_transform)
 
     def batches(epoch: int):
         if spec is not None:
-            return augmented_loader(split, spec, batch_size, sampler, seed=seed, epoch=epoch,
-                                    num_workers=num_workers, pin_memory=pin_memory)
+            return augmented_loader(split, spec, batch_size, sampler, seed=seed, epoch=epoch, device=device)
         sampler.set_epoch(epoch)
         shard, local_batch_size = shard_batches(sampler, batch_size)
-        return image_loader(split, eval_transform, local_batch_size, sampler=shard,
-                            num_workers=num_workers, pin_memory=pin_memory)
+        return image_loader(split, eval_transform, local_batch_size, sampler=shard, device=device)
 
     return batches

@@ -6,6 +6,13 @@ as PIL does, as two matrix products: PIL's filters (bicubic a = -0.5, not torch'
 to antialias when shrinking), its fixed-point coefficients, each pass rounded to 8 bits, in
 Pillow's order of passes. The two paths then give the same pixels (within one grey level), the
 pixels every reference implementation, resizing with PIL, feeds its model.
+
+The batch path runs on the device it is given (training batches of in-memory splits go to the
+run's GPU as uint8): random draws come from the caller's CPU generator, in the same order on
+every device, and reach the device in one small asynchronous copy each; nothing in it reads a
+value back to the host (no per-step sync). The two resize passes stay in float64, whose sums of
+PIL's fixed-point products are exact integers (float32's 24-bit significand is not), so the
+pixels are the same on every device; everything after them runs in float32.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -27,6 +34,17 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
+def to_device_async(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on ``device`` without blocking the host: through pinned memory on CUDA (a
+    copy from pageable memory waits for the device's queue)."""
+    device = torch.device(device) if device is not None else tensor.device
+    if tensor.device == device:
+        return tensor
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 def _pixel_batch(images: np.ndarray, device=None) -> torch.Tensor:
     """uint8 [N, H, W] or [N, H, W, 3] (numpy or torch) -> float64 [N, 3, H, W] of grey levels
     0..255, on ``device``.
@@ -36,9 +54,9 @@ def _pixel_batch(images: np.ndarray, device=None) -> torch.Tensor:
     the resize rounds to grey levels as PIL does, which float32 (or TF32) matmuls would blur.
     """
     if isinstance(images, torch.Tensor):  # decoded on the device already (data/jpeg_decode.py)
-        batch = images.to(device)
+        batch = to_device_async(images, device)
     else:
-        batch = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        batch = to_device_async(torch.from_numpy(np.ascontiguousarray(images)), device)
     if batch.ndim == 3:
         batch = batch.unsqueeze(-1).expand(-1, -1, -1, 3)
     return batch.permute(0, 3, 1, 2).double()
@@ -50,8 +68,8 @@ def _unit(batch: torch.Tensor) -> torch.Tensor:
 
 
 def _normalise(batch: torch.Tensor, mean, std) -> torch.Tensor:
-    mean = torch.tensor(mean, device=batch.device).view(1, 3, 1, 1)
-    return (batch - mean) / torch.tensor(std, device=batch.device).view(1, 3, 1, 1)
+    mean = to_device_async(torch.tensor(mean).view(1, 3, 1, 1), batch.device)
+    return (batch - mean) / to_device_async(torch.tensor(std).view(1, 3, 1, 1), batch.device)
 
 
 def _pil_cubic(x: torch.Tensor) -> torch.Tensor:
@@ -85,13 +103,15 @@ def resize_weights(starts, lengths, full: int, out: int, interpolation: str) -> 
     Image n's window [starts[n], starts[n] + lengths[n]) of a ``full``-pixel axis is resized to
     ``out`` pixels as PIL resizes the cropped image (precompute_coeffs in Resample.c: the kernel
     widened by the scale when shrinking, which antialiases, cut to the window, each row summing
-    to 1). Nearest takes the pixel under each output pixel's centre, as PIL does.
+    to 1). Nearest takes the pixel under each output pixel's centre, as PIL does. Computed on the
+    device of ``starts`` (a tensor), or the CPU.
     """
     starts = torch.as_tensor(starts, dtype=torch.float64).view(-1, 1, 1)
     lengths = torch.as_tensor(lengths, dtype=torch.float64).view(-1, 1, 1)
+    device = starts.device
     scale = lengths / out
-    source = torch.arange(full, dtype=torch.float64).view(1, 1, -1) - starts  # window coordinates
-    centre = (torch.arange(out, dtype=torch.float64).view(1, -1, 1) + 0.5) * scale
+    source = torch.arange(full, dtype=torch.float64, device=device).view(1, 1, -1) - starts  # window coordinates
+    centre = (torch.arange(out, dtype=torch.float64, device=device).view(1, -1, 1) + 0.5) * scale
     if interpolation == "nearest":
         return (source == _pil_nearest_sources(scale, out).clamp(max=lengths - 1)).double()
     support, kernel = _PIL_FILTERS[interpolation]
@@ -135,31 +155,42 @@ def _vertical_first(in_h, in_w, out_h: int, out_w: int) -> torch.Tensor:
     return (shrink > 0) & (shrink > 2 * (torch.as_tensor(in_w) - out_w))
 
 
-def _rows_of(matrices: torch.Tensor, picked: torch.Tensor) -> torch.Tensor:
-    return matrices if len(matrices) == 1 else matrices[picked]  # one matrix serves the whole batch
+def _rows_of(matrices: torch.Tensor, picked) -> torch.Tensor:
+    # One matrix serves the whole batch; picked None: every image.
+    return matrices if len(matrices) == 1 or picked is None else matrices.index_select(0, picked)
 
 
 def pil_resize(batch: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int], interpolation: str) -> torch.Tensor:
     """Grey levels [N, C, H, W] (float64) -> [N, C, size[0], size[1]]: each image's box (top, left,
     height, width; one box for all, or one per image) cropped and resized as PIL resizes it, each
-    pass rounded to 8 bits, the passes in Pillow's order."""
+    pass rounded to 8 bits, the passes in Pillow's order.
+
+    ``boxes`` are host numbers (drawn on the CPU): which images go vertically first is decided
+    there, so nothing here waits for the device; the coefficients are computed on the device."""
     if interpolation not in INTERPOLATIONS:
         raise UserError(f"interpolation '{interpolation}': choose one of {', '.join(INTERPOLATIONS)}")
     height, width = batch.shape[-2:]
-    top, left, box_h, box_w = boxes.unbind(1)
+    boxes = torch.as_tensor(boxes).cpu()
+    vertical_first = _vertical_first(boxes[:, 2], boxes[:, 3], *size).expand(len(batch))
+    top, left, box_h, box_w = to_device_async(boxes, batch.device).unbind(1)
     columns = _fixed_point(resize_weights(left, box_w, width, size[1], interpolation)).to(batch).unsqueeze(1)
     rows = _fixed_point(resize_weights(top, box_h, height, size[0], interpolation)).to(batch).unsqueeze(1)
-    vertical_first = _vertical_first(box_h, box_w, *size).to(batch.device).expand(len(batch))
+    if not vertical_first.any() or vertical_first.all():  # one order for the whole batch
+        groups = [(bool(vertical_first.all()), None)]
+    else:
+        groups = [(first, to_device_async(torch.nonzero(mask).squeeze(1), batch.device))
+                  for first, mask in ((False, ~vertical_first), (True, vertical_first))]
     out = batch.new_empty(*batch.shape[:2], *size)
-    for first, picked in ((False, ~vertical_first), (True, vertical_first)):
-        if not picked.any():
-            continue
-        images, row_weights = batch[picked], _rows_of(rows, picked)
-        column_weights = _rows_of(columns, picked).transpose(-1, -2)
+    for first, picked in groups:
+        images = batch if picked is None else batch.index_select(0, picked)
+        row_weights, column_weights = _rows_of(rows, picked), _rows_of(columns, picked).transpose(-1, -2)
         if first:
-            out[picked] = _to_grey_levels(_to_grey_levels(row_weights @ images) @ column_weights)
+            resized = _to_grey_levels(_to_grey_levels(row_weights @ images) @ column_weights)
         else:
-            out[picked] = _to_grey_levels(row_weights @ _to_grey_levels(images @ column_weights))
+            resized = _to_grey_levels(row_weights @ _to_grey_levels(images @ column_weights))
+        if picked is None:
+            return resized
+        out[picked] = resized
     return out
 
 
@@ -313,24 +344,28 @@ class AugmentSpec:
         return T.Compose(steps + [T.ToTensor(), T.Normalize(self.mean, self.std)])
 
     def apply_batch(self, images: np.ndarray, generator: torch.Generator, positions=None,
-                    total: int = None) -> torch.Tensor:
-        """uint8 [N, H, W] or [N, H, W, 3] -> float [N, 3, size, size], a different draw per image.
+                    total: int = None, device=None) -> torch.Tensor:
+        """uint8 [N, H, W] or [N, H, W, 3] -> float [N, 3, size, size], a different draw per image,
+        computed on ``device`` (default: where the images are; numpy: the CPU).
 
-        All randomness comes from ``generator``, so a batch is reproducible from its seed.
+        All randomness comes from ``generator`` (a CPU generator), drawn before any pixel work, in
+        the same order on every device, so a batch is reproducible from its seed.
         positions / total: the images are these positions of a batch of `total` images (a
         process's share of a global batch under torchrun): the draws are made for all `total`
         and each image takes those of its position, so the processes together augment as one
         process augments the whole batch.
         """
-        batch = _pixel_batch(images)
-        count, height, width = batch.shape[0], batch.shape[-2], batch.shape[-1]
+        count, height, width = len(images), images.shape[1], images.shape[2]
         total = count if total is None else int(total)
         rows = torch.arange(count) if positions is None else torch.as_tensor(positions, dtype=torch.long)
         boxes = _crop_boxes(total, height, width, self.crop_scale, self.crop_ratio, generator)[rows]
         flips = ((torch.rand(total, generator=generator) < 0.5) & self.flip)[rows]
+        jitters = _jitter_draws(self.color_jitter, generator, total, rows)
+        batch = _pixel_batch(images, device)
         batch = pil_resize(batch, boxes, (self.size, self.size), self.interpolation)
-        batch = _unit(torch.where(flips.view(-1, 1, 1, 1), batch.flip(-1), batch))
-        batch = _color_jitter(batch, self.color_jitter, generator, total, rows)
+        batch = _unit(torch.where(to_device_async(flips, batch.device).view(-1, 1, 1, 1), batch.flip(-1), batch))
+        for kind, factors in jitters:
+            batch = _JITTERS[kind](batch, to_device_async(factors, batch.device))
         return _normalise(batch, self.mean, self.std)
 
 
@@ -409,23 +444,22 @@ def _centre_box(height, width, ratio):
     return height, width
 
 
-def _color_jitter(batch, strengths, generator, total=None, rows=None) -> torch.Tensor:
-    """torchvision's ColorJitter with per-image factors, the adjustments in one random order per batch
-    (factors drawn for `total` images, these `rows` of them taken; default: the batch)."""
+def _jitter_draws(strengths, generator, total: int, rows: torch.Tensor):
+    """torchvision's ColorJitter with per-image factors, drawn on the host: [(adjustment, factors
+    of `rows`)] in one random order per batch (factors drawn for `total` images, `rows` taken)."""
+    draws = []
     for kind in torch.randperm(4, generator=generator).tolist():
         strength = strengths[kind]
         if strength == 0:
             continue
-        draws = torch.rand(len(batch) if total is None else total, generator=generator)
-        if rows is not None:
-            draws = draws[rows]
+        values = torch.rand(total, generator=generator)[rows]
         if kind == 3:
-            factors = (2 * draws - 1) * strength  # hue: a shift in [-hue, hue] turns
+            factors = (2 * values - 1) * strength  # hue: a shift in [-hue, hue] turns
         else:
             low = max(0.0, 1.0 - strength)
-            factors = low + draws * (1.0 + strength - low)
-        batch = _JITTERS[kind](batch, factors)
-    return batch
+            factors = low + values * (1.0 + strength - low)
+        draws.append((kind, factors))
+    return draws
 
 
 def _grey(batch):
@@ -465,7 +499,8 @@ def _shift_hue(batch, shifts):
     sixths = (hue + 6 * shifts.view(-1, 1, 1)) % 6
     # HSV -> RGB without a per-sector table: channel n (5, 3, 1 for R, G, B) at k = (n + 6 h) mod 6
     # is v - v s clamp(min(k, 4 - k), 0, 1).
-    k = (torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1) + sixths.unsqueeze(1)) % 6
+    offsets = torch.arange(5.0, 0.0, -2.0, dtype=sixths.dtype, device=sixths.device).view(1, 3, 1, 1)  # 5, 3, 1
+    k = (offsets + sixths.unsqueeze(1)) % 6
     ramp = torch.minimum(k, 4 - k).clamp_(0.0, 1.0)
     return ramp.mul_((value * saturation).unsqueeze(1)).neg_().add_(value.unsqueeze(1)).clamp_(0.0, 1.0)
 

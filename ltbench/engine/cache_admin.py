@@ -241,9 +241,12 @@ def select(root: Path, prefixes: Sequence[str] = (), kind: Optional[str] = None,
     return [item for item in chosen if item not in kept], kept
 
 
-def remove(items: List[CacheFile]) -> int:
-    """Delete the files of ``items`` (an entry's .npy and .json together); the bytes freed."""
-    freed = 0
+def remove(items: List[CacheFile], root: Optional[Path] = None) -> int:
+    """Delete the files of ``items`` (an entry's .npy and .json together); the bytes freed.
+
+    A file the file system refuses to delete (a read-only or someone else's cache folder) is a
+    one-line UserError naming the cache folder (``root``) and what was removed before it."""
+    freed, removed = 0, 0
     for item in items:
         for path in item.paths:
             try:
@@ -251,7 +254,14 @@ def remove(items: List[CacheFile]) -> int:
                 path.unlink()
             except FileNotFoundError:  # removed meanwhile (a concurrent rm, or a writer's rename)
                 continue
+            except OSError as error:
+                folder = root if root is not None else path.parent
+                done = f"; removed {_count_text(items[:removed])} before it" if removed else ""
+                raise UserError(f"cannot remove {path.name} from the cache folder {folder}: "
+                                f"{error.strerror or error}{done}; ask its owner, or pass --cache-dir DIR "
+                                "(or set LTBENCH_CACHE) to a cache you can write") from None
             freed += size
+        removed += 1
     return freed
 
 
@@ -274,7 +284,7 @@ def remove_report(root: Path, prefixes: Sequence[str] = (), kind: Optional[str] 
     verb = "would remove" if dry_run else "removed"
     lines = [f"{verb} {'  '.join(_row(item, now)[:5])}" for item in chosen]
     if chosen:
-        freed = sum(item.size for item in chosen) if dry_run else remove(chosen)
+        freed = sum(item.size for item in chosen) if dry_run else remove(chosen, root)
         lines.append(f"{verb} {_count_text(chosen)} from {root}, "
                      f"{'would free' if dry_run else 'freed'} {format_bytes(freed)}")
     else:

@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ltbench.core import distributed
+from ltbench.engine import stage_stats
 from ltbench.core.errors import UserError
 from ltbench.engine.cache import ArrayCache
 
@@ -63,6 +64,8 @@ class RunOutputs:
     # JSON-like facts about how a method reached its numbers (pseudo-labels added per class,
     # their precision, chosen ensemble weights), recorded as the record's "details".
     details: Dict[str, object] = field(default_factory=dict)
+    # phase -> {precision, peak_device_bytes, peak_host_bytes} of each timed stage (stage_stats).
+    stages: Dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class RunContext:
     compile: bool = False  # torch.compile the module the trainer trains
     jpeg_draft: bool = False  # config jpeg_draft: file images decode in Pillow's JPEG draft mode
     gpu_jpeg: bool = False  # config gpu_jpeg: file JPEGs decode a batch at a time on the GPU
+    deterministic: bool = False  # config deterministic: deterministic algorithms (core/determinism.py)
     outputs: RunOutputs = field(default_factory=RunOutputs)
     # What the run's numbers depend on besides its settings: split fingerprints (their images)
     # and the method's code. Epoch checkpoints store it; --resume refuses one made for another.
@@ -116,17 +120,23 @@ class RunContext:
 
     def autocast(self):
         if self.use_bf16:
+            stage_stats.note_bf16()  # the record's per-stage precision says what ran, not what was asked
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     @contextlib.contextmanager
     def timer(self, phase: str):
+        """Time a stage (seconds in outputs.timings) and record its precision and peak memory
+        (outputs.stages). On CUDA the clock is read after the device's queued work is done."""
+        stage = stage_stats.enter(self.device)
         start = time.perf_counter()
         try:
             yield
         finally:
+            stage_stats.synchronize(self.device)
             timings = self.outputs.timings
             timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
+            stage_stats.leave(stage, phase, self.outputs.stages)
 
     def log(self, message: str):
         if distributed.is_main():

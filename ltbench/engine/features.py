@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ltbench.data.loading import image_loader
 from ltbench.core import distributed
+from ltbench.engine.batches import RowReader
 from ltbench.engine.cache import format_bytes
 from ltbench.engine.trainer import uses_channels_last
 from ltbench.core.errors import UserError
@@ -27,10 +28,28 @@ def _batches_of(split, ctx, batch_size: int, rows, transform=None, inputs=None):
     if inputs is None:
         loader = image_loader(split, transform, batch_size, sampler=rows, num_workers=ctx.num_workers,
                               pin_memory=ctx.device.type == "cuda", device=ctx.device)
-        return (images for images, _ in loader)
+        return _images_then_report(loader, split, ctx)
     index = np.arange(len(split)) if rows is None else np.asarray(rows)
-    return (torch.from_numpy(np.asarray(inputs[index[start: start + batch_size]], dtype=np.float32))
-            for start in range(0, count, batch_size))
+    reader = RowReader(inputs, ctx.device)  # float32 on the device, cast there (engine/batches.py)
+    return (reader(index[start: start + batch_size]) for start in range(0, count, batch_size))
+
+
+def _images_then_report(loader, split, ctx):
+    """The loader's image batches; then, for gpu_jpeg, how many files the GPU decoder rejected
+    and Pillow decoded (data/jpeg_decode.py): logged, and recorded in the run's details."""
+    for images, _ in loader:
+        yield images
+    fallbacks = getattr(loader, "decoded_by_pillow", None)
+    if fallbacks is None:
+        return
+    # Every process decoded a block of the split: the count of the whole split (the wrapped
+    # rows of the last block may count twice).
+    count = int(sum(part.sum() for part in distributed.all_gather_list(torch.tensor([len(fallbacks)]))))
+    if count:
+        ctx.log(f"gpu_jpeg: {count} of {len(split):,} images of {split.name} decoded by Pillow: the GPU decoder "
+                f"rejected them (CMYK / YCCK JPEGs), e.g. {fallbacks[0] if fallbacks else 'another process'}")
+    counts = ctx.outputs.details.setdefault("gpu_jpeg", {}).setdefault("decoded_by_pillow", {})
+    counts[split.name] = max(count, counts.get(split.name, 0))
 
 
 def _on_device(batch: torch.Tensor, device: torch.device, channels_last=None) -> torch.Tensor:

@@ -31,7 +31,7 @@ PHASE_A = Stage(name="ballad_phase_a", label="phase A", file_name="phase_a.pt", 
 
 def clip_train_batches(split, clip, augment, batch_size, sampler, ctx):
     return epoch_batches(split, ctx.image_transform(clip.eval_transform), augment, batch_size, sampler, seed=ctx.seed,
-                         num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
+                         num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)
 
 
 def epoch_steps(images: int, batch_size: int, drop_last: bool, section: str = "phase_a") -> int:

@@ -25,6 +25,8 @@ class Stage:
     artifact: str  # the record's artifacts key, e.g. 'phase_a_checkpoint'
 
     def folder(self, ctx, backbone: str, identity: dict) -> Path:
+        if getattr(ctx, "deterministic", False):  # a deterministic run reuses only deterministic stages
+            identity = {**identity, "deterministic": True}
         key = config_hash(identity)[:10]
         return ctx.shared_work_dir(f"{self.name}__{backbone_slug(backbone)}__{key}__seed{ctx.seed}")
 

@@ -4,15 +4,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import List, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltbench.core import distributed
 from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
+from ltbench.models.weights import weights_available
 from ltbench.models.fingerprint import MemoizedFingerprint
-from ltbench.models.text_encoding import (causal_text_tower, encode_prompt_embeddings, encode_text_tokens,
-                                          text_lengths, token_embeddings)
+from ltbench.models.text_encoding import (PromptChunks, causal_text_tower, encode_prompt_embeddings,
+                                          encode_text_tokens, text_lengths, token_embeddings)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -54,6 +57,7 @@ class ClipModel(ImageEncoder):
         salt = "quick_gelu" if self.quick_gelu else ""
         self.visual_fingerprint = MemoizedFingerprint(model, _is_visual, salt)
         self.text_fingerprint = MemoizedFingerprint(model, _is_text, salt)
+        self._prompt_chunks = {}  # encode_prompt_embeddings' layouts, by (lengths, chunk, device, rank, world)
 
     @property
     def activation(self) -> str:
@@ -213,11 +217,24 @@ class ClipModel(ImageEncoder):
         return token_embeddings(self.model, tokens)
 
     def encode_prompt_embeddings(self, embed, tokens: torch.Tensor, chunk_size: int,
-                                 checkpoint: bool = True, lengths=None) -> torch.Tensor:
+                                 checkpoint: bool = True, lengths=None, shard: bool = False) -> torch.Tensor:
         """[C, D] float32 L2-normalised text features of prompts given as embeddings, encoded in
-        length-sorted chunks under activation checkpointing (models/text_encoding.py)."""
-        features = encode_prompt_embeddings(self.model, embed, tokens.to(self.device), chunk_size, checkpoint,
-                                            lengths)
+        length-sorted chunks under activation checkpointing (models/text_encoding.py).
+
+        With `lengths` (the prompts' host-side lengths) the chunk layout is kept from call to
+        call: a step then copies no index to the device. shard: under torchrun each process
+        encodes a share of the classes and the shares are gathered with their gradients (the
+        loss must then be the global batch's; see text_encoding.encode_prompt_embeddings)."""
+        tokens = tokens.to(self.device)
+        chunks = None
+        if lengths is not None:
+            world, rank = (distributed.get_world_size(), distributed.get_rank()) if shard else (1, 0)
+            lengths = np.asarray(lengths)
+            key = (lengths.tobytes(), int(chunk_size), str(tokens.device), rank, world)
+            chunks = self._prompt_chunks.get(key)
+            if chunks is None:
+                chunks = self._prompt_chunks[key] = PromptChunks(lengths, int(chunk_size), tokens.device, rank, world)
+        features = encode_prompt_embeddings(self.model, embed, tokens, chunk_size, checkpoint, lengths, chunks)
         return F.normalize(features.float(), dim=-1)
 
     def encode_texts(self, texts: List[str]) -> torch.Tensor:
@@ -253,7 +270,8 @@ def _warn_if_openai_checkpoint_without_quick_gelu(spec: BackboneSpec, quick_gelu
                       f"'{spec.model}-quickgelu:{spec.weights}'", UserWarning, stacklevel=3)
 
 
-def _check_names(spec: BackboneSpec):
+def check_names(spec: BackboneSpec):
+    """A one-line UserError for a model name or pretrained tag open_clip does not know."""
     open_clip = _open_clip()
     models = open_clip.list_models()
     if spec.model not in models:
@@ -269,16 +287,20 @@ def _check_names(spec: BackboneSpec):
 def create_clip(spec: BackboneSpec, device="cpu") -> ClipModel:
     """Build an open_clip model from a parsed backbone name; every failure is a one-line UserError."""
     open_clip = _open_clip()
-    _check_names(spec)
+    check_names(spec)
     weights = spec.weights
     quick_gelu = resolve_quick_gelu(spec)
     _warn_if_openai_checkpoint_without_quick_gelu(spec, quick_gelu)
     try:
-        # MODEL:none and tiny ask for random init: open_clip's line saying so is no news.
-        expected = ("No pretrained weights loaded",) if weights is None else ()
-        with quiet_hub_retries(expected):
+        # MODEL:none and tiny ask for random init: open_clip's line saying so is no news; nor is
+        # its line on a failed download, which the UserError below says again.
+        expected = ("No pretrained weights loaded",) if weights is None else ("Failed to download weights",)
+        # Cached weights load without a request; missing ones fail here at once when offline.
+        with weights_available(spec), quiet_hub_retries(expected):
             model, _, _ = open_clip.create_model_and_transforms(spec.model, pretrained=weights, device=device,
                                                                 force_quick_gelu=quick_gelu)
+    except UserError:
+        raise
     except Exception as error:  # network, hub cache, or a checkpoint of another architecture
         reason = first_line_of(error)
         if spec.is_checkpoint:
@@ -286,7 +308,8 @@ def create_clip(spec: BackboneSpec, device="cpu") -> ClipModel:
                             f"{spec.model}: {reason}") from None
         raise UserError(
             f"backbone '{spec.text}': could not fetch pretrained weights '{weights}' ({reason}); "
-            f"connect to the internet or fill the Hugging Face cache, or use '{spec.model}:none' for "
+            f"connect to the internet or fill the cache (`ltbench weights fetch {spec.text}` on a machine "
+            f"with internet), try --backbone tiny for a first offline run, or use '{spec.model}:none' for "
             f"random init or '{spec.model}:/path/to/checkpoint.pt' for local weights"
         ) from None
     model.eval()

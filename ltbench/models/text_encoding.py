@@ -21,7 +21,14 @@ the work of a text tower by 4-9x. It applies only where it is exact:
 ``encode_text_tokens`` is ``model.encode_text`` (unnormalised) with the cut; ``text_lengths``
 gives the positions each row needs (the full context where the cut is not exact), so callers
 can sort prompts by length into batches.
+
+Prompt learning (CoOp) encodes all C class prompts with gradients every step: ``PromptChunks``
+lays them out once (length-sorted chunks, index tensors kept on the device) and, under torchrun,
+gives each process a share of the classes; the shares are gathered with the gradient-preserving
+``distributed.gather_for_loss``, so more GPUs divide the text tower's work.
 """
+import math
+import weakref
 from functools import lru_cache
 from typing import Callable, Optional
 
@@ -29,6 +36,8 @@ import numpy as np
 import torch
 import torch.utils.checkpoint
 from torch import nn
+
+from ltbench.core import distributed
 
 EXACT_POOLS = ("argmax", "eos")
 
@@ -88,6 +97,21 @@ def _is_causal_mask(mask) -> bool:
     return bool(torch.equal(mask.float(), causal))
 
 
+# owner module -> (mask shape, whether it is the causal mask): the comparison reads the mask back
+# from the device (a sync on a GPU), so each model's mask is checked once, not at every call (a
+# CoOp step asks several times). A model moved to another device keeps its mask's values.
+_CAUSAL_MASKS = weakref.WeakKeyDictionary()
+
+
+def _has_causal_mask(owner: nn.Module) -> bool:
+    mask = getattr(owner, "attn_mask", None)
+    shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else None
+    known = _CAUSAL_MASKS.get(owner)
+    if known is None or known[0] != shape:
+        known = _CAUSAL_MASKS[owner] = (shape, _is_causal_mask(mask))
+    return known[1]
+
+
 def causal_text_tower(model: nn.Module) -> Optional[_Tower]:
     """The model's text tower if cutting it at the last pooled token is exact, else None."""
     clip_type, custom_type, text_type = _open_clip_types()
@@ -102,8 +126,7 @@ def causal_text_tower(model: nn.Module) -> Optional[_Tower]:
         return None
     if pool_type not in EXACT_POOLS or (pool_type == "eos" and eos_id is None):
         return None
-    mask = getattr(owner, "attn_mask", None)
-    if not _is_causal_mask(mask) or mask.shape[0] != owner.positional_embedding.shape[0]:
+    if not _has_causal_mask(owner) or owner.attn_mask.shape[0] != owner.positional_embedding.shape[0]:
         return None
     return _Tower(owner, pool_type, eos_id)
 
@@ -163,8 +186,46 @@ def token_embeddings(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return tower.owner.token_embedding(tokens)
 
 
+class PromptChunks:
+    """How C prompts of known lengths are encoded, worked out once on the host: this process's
+    share of the classes in length-sorted chunks of at most `chunk_size` (each with its longest
+    length), and where each class's feature lands once the shares are gathered. The index
+    tensors live on `device`, so a step copies nothing to it.
+
+    Under torchrun (`world_size` processes) the classes, sorted by length, are dealt out in turn
+    (process r takes positions r, r + world_size, ... of that order), so every process gets
+    prompts of every length and the same count, ceil(C / world_size): the order wraps around to
+    its start to fill the last positions, as ``distributed.shard_rows`` pads. A class encoded
+    twice takes its first copy. With one process: every class, the chunks of
+    ``length_sorted_batches``.
+    """
+
+    def __init__(self, lengths, chunk_size: int, device, rank: int = 0, world_size: int = 1):
+        lengths = np.asarray(lengths, dtype=np.int64)
+        count, self.rank, self.world_size = len(lengths), int(rank), int(world_size)
+        order = np.argsort(lengths, kind="stable")
+        share = math.ceil(count / self.world_size)
+        dealt = np.resize(order, share * self.world_size).reshape(share, self.world_size)  # [position, process]
+        self.rows = dealt[:, self.rank]  # this process's classes, shortest first
+        self.chunks = [(_on(self.rows[start: start + chunk_size], device),
+                        int(lengths[self.rows[start: start + chunk_size]].max()))
+                       for start in range(0, share, chunk_size)]
+        # The gathered features are the processes' shares in rank order: class dealt[j, r] at r * share + j.
+        gathered = dealt.T.reshape(-1)
+        first = np.full(count, -1, dtype=np.int64)
+        for position in range(len(gathered) - 1, -1, -1):
+            first[gathered[position]] = position
+        self.order = _on(first, device)
+
+
+def _on(rows: np.ndarray, device) -> torch.Tensor:
+    index = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
+    return index if torch.device(device).type == "cpu" else index.to(device)
+
+
 def encode_prompt_embeddings(model: nn.Module, embed: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor,
-                             chunk_size: int, checkpoint: bool = True, lengths=None) -> torch.Tensor:
+                             chunk_size: int, checkpoint: bool = True, lengths=None,
+                             chunks: Optional[PromptChunks] = None) -> torch.Tensor:
     """[C, D] ``encode_text`` (not normalised) of C prompts given as embeddings, with gradients
     to whatever `embed` builds them from (CoOp's learnt context).
 
@@ -175,15 +236,22 @@ def encode_prompt_embeddings(model: nn.Module, embed: Callable[[torch.Tensor], t
     the activations of one chunk, not of all C prompts, are in memory at once, so the cost of
     C = 8142 classes is one more forward pass, not 8142 prompts' activations. lengths: [C] each
     row's need (``text_lengths``), if the caller keeps them (no device sync per call).
+
+    chunks: the layout (``PromptChunks``, which the caller keeps: then a call copies nothing to
+    the device and reads nothing back). One for several processes encodes this process's share
+    and gathers every share (``distributed.gather_for_loss``: the gradient reaches this
+    process's context through its own classes, scaled for DDP's average, so the loss must be
+    the global batch's, the same in every process). None: all classes here, laid out now.
     """
     tower = causal_text_tower(model)
     if tower is None:
         raise ValueError("prompt embeddings as text-tower inputs need an open_clip causal text tower")
-    if lengths is None:
-        lengths = (tower.pool_positions(tokens) + 1).cpu().numpy()
-    parts, rows = [], []
-    for batch_rows, longest in length_sorted_batches(lengths, chunk_size):
-        index = torch.from_numpy(batch_rows).to(tokens.device)
+    if chunks is None:
+        if lengths is None:
+            lengths = (tower.pool_positions(tokens) + 1).cpu().numpy()
+        chunks = PromptChunks(lengths, chunk_size, tokens.device)
+    parts = []
+    for index, longest in chunks.chunks:
 
         def run(index=index, longest=longest):
             return tower.forward_embeddings(embed(index)[:, :longest], tokens[index, :longest])
@@ -192,8 +260,7 @@ def encode_prompt_embeddings(model: nn.Module, embed: Callable[[torch.Tensor], t
             parts.append(torch.utils.checkpoint.checkpoint(run, use_reentrant=False))
         else:
             parts.append(run())
-        rows.append(batch_rows)
-    order = np.concatenate(rows)
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return torch.cat(parts)[torch.from_numpy(inverse).to(parts[0].device)]
+    features = torch.cat(parts)
+    if chunks.world_size > 1:
+        features = distributed.gather_for_loss(features)
+    return features.index_select(0, chunks.order)

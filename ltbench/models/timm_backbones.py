@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
+from ltbench.models.weights import weights_available
 from ltbench.models.fingerprint import MemoizedFingerprint
 
 
@@ -48,14 +49,25 @@ def timm_eval_transform(model: torch.nn.Module, input_size: int = None) -> Trans
                          interpolation=cfg.get("interpolation", "bicubic"))
 
 
-def _create_timm_model(name: str, pretrained: bool, label: str, random_init_hint: str, **kwargs) -> torch.nn.Module:
+def check_timm_name(name: str):
+    """A one-line UserError for a model name timm does not know."""
     import timm
 
     if not timm.is_model(name):
         raise unknown_name("timm model", name, timm.list_models(), listing="backbones")
+
+
+def _create_timm_model(name: str, pretrained: bool, label: str, random_init_hint: str, **kwargs) -> torch.nn.Module:
+    import timm
+
+    check_timm_name(name)
+    spec = BackboneSpec("timm", name, "pretrained" if pretrained else None, f"timm:{name}")
     try:
-        with quiet_hub_retries():
+        # Cached weights load without a request; missing ones fail here at once when offline.
+        with weights_available(spec), quiet_hub_retries():
             return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except UserError:
+        raise
     except Exception as error:  # network or hub cache
         raise UserError(f"backbone '{label}': could not fetch timm weights ({first_line_of(error)}); "
                         f"connect to the internet or fill the Hugging Face cache, or {random_init_hint}") from None

@@ -147,10 +147,16 @@ def _run_sections(record: dict) -> List[dict]:
 
 
 def _per_class_rows(record: dict) -> List[dict]:
+    """One row per class; its name where the record keeps the class names (records from before
+    them show the index alone)."""
     counts = record["class_counts"]
     class_groups = shot_groups(record.get("shot_counts") or counts, record["metrics"]["shot_rule"])
-    return [{"index": index, "count": count, "group": str(class_groups[index]), "accuracy": _number(value),
-             "sort": _sort(value)} for index, (count, value) in enumerate(zip(counts, record["metrics"]["per_class_accuracy"]))]
+    names = record.get("class_names")
+    if not isinstance(names, list) or len(names) != len(counts):
+        names = None
+    return [{"index": index, "name": None if names is None else names[index], "count": count,
+             "group": str(class_groups[index]), "accuracy": _number(value), "sort": _sort(value)}
+            for index, (count, value) in enumerate(zip(counts, record["metrics"]["per_class_accuracy"]))]
 
 
 def _relative(path: Path, results_dir) -> str:

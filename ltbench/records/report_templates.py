@@ -105,9 +105,10 @@ RUN = """{% extends "base.html" %}{% block content %}
 {% endfor %}
 <h2>Per-class accuracy</h2>
 <table class="sortable" id="per-class">
-<thead><tr><th class="num">Class</th><th class="num">Training images</th><th>Group</th><th class="num">Top-1 (%)</th></tr></thead>
+{% set named = classes and classes[0].name is not none %}
+<thead><tr><th class="num">Class</th>{% if named %}<th>Name</th>{% endif %}<th class="num">Training images</th><th>Group</th><th class="num">Top-1 (%)</th></tr></thead>
 <tbody>
-{% for c in classes %}<tr><td class="num" data-sort="{{ c.index }}">{{ c.index }}</td><td class="num" data-sort="{{ c.count }}">{{ c.count }}</td>
+{% for c in classes %}<tr><td class="num" data-sort="{{ c.index }}">{{ c.index }}</td>{% if named %}<td>{{ c.name }}</td>{% endif %}<td class="num" data-sort="{{ c.count }}">{{ c.count }}</td>
 <td>{{ c.group }}</td><td class="num" data-sort="{{ c.sort }}">{{ c.accuracy }}</td></tr>
 {% endfor %}</tbody>
 </table>

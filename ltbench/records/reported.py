@@ -21,8 +21,8 @@ TOP_LEVEL_KEYS = ("sources", "entries")
 
 # The eval splits of ltbench that hold the same images as the split a paper reports on, where
 # they differ by name. iNaturalist 2018 results are published on its val file; ltbench's inat2018
-# reads that file for both its 'val' and its 'test' split (INAT_FILES in
-# ltbench/data/datasets/files.py), so an entry reported on 'val' matches runs evaluated on either.
+# reads that file for both its 'val' and its 'test' split (split_files.files in
+# benchmarks/datasets/inat2018.yaml), so an entry reported on 'val' matches runs evaluated on either.
 SPLIT_ALIASES: Dict[Tuple[str, str], Tuple[str, ...]] = {
     ("inat2018", "val"): ("val", "test"),
 }

@@ -87,6 +87,8 @@ def make_record(
     split_files: Optional[Dict[str, str]] = None, extra_metrics: Optional[Dict[str, dict]] = None,
     logits_path: Optional[str] = None, artifacts: Optional[Dict[str, str]] = None,
     details: Optional[dict] = None, shot_counts=None, per_sample: Optional[dict] = None,
+    devices: Optional[dict] = None, stages: Optional[Dict[str, dict]] = None, numerics: Optional[dict] = None,
+    class_names: Optional[List[str]] = None,
 ) -> dict:
     """The record of one run.
 
@@ -100,6 +102,12 @@ def make_record(
     the dataset names a reference profile). per_sample: the per-sample predictions file
     (``ltbench.records.per_sample.save_per_sample``: path relative to the record's folder, SHA-256,
     split fingerprints); every run has one, records from before them have none.
+    devices: the hardware (engine/devices.py: type, name, count, driver, CUDA and cuDNN versions; CPU
+    model and threads). stages: per timed phase, the precision it computed in and its peak device
+    and host memory (engine/stage_stats.py). numerics: deterministic mode, TF32 and cuDNN settings
+    (core/determinism.py). Records from before them have none of the three. class_names: the
+    dataset's class names in class-index order (what the report's per-class table shows; records
+    from before them have none).
     """
     config_hash = compute_config_hash(config)
     return {
@@ -115,11 +123,15 @@ def make_record(
         "versions": versions,
         "split_files": split_files or {},
         "class_counts": [int(count) for count in class_counts],
+        "class_names": None if class_names is None else [str(name) for name in class_names],
         "shot_counts": [int(count) for count in (class_counts if shot_counts is None else shot_counts)],
         "metrics": metrics,
         "extra_metrics": extra_metrics or {},
         "timings": {phase: round(float(seconds), 3) for phase, seconds in timings.items()},
         "device": device,
+        "devices": devices or {},
+        "stages": stages or {},
+        "numerics": numerics or {},
         "logits_path": logits_path,
         "per_sample": per_sample,
         "artifacts": artifacts or {},
@@ -180,9 +192,45 @@ def _value_problem(record: dict, metrics: dict) -> Optional[str]:
                None)
     if bad is not None:
         return f"metrics.per_class_accuracy holds {bad!r}, not an accuracy in [0, 100]"
-    if not all(isinstance(count, int) and not isinstance(count, bool) and count >= 0
-               for count in record["class_counts"]):
+    if not all(_is_count(count) for count in record["class_counts"]):
         return "'class_counts' must hold integers >= 0"
+    return _hardware_problem(record)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def _hardware_problem(record: dict) -> Optional[str]:
+    """devices, stages and numerics (optional: records from before them have none): their types."""
+    devices = record.get("devices", {})
+    if not isinstance(devices, dict):
+        return "'devices' is not a JSON object"
+    if devices:
+        if devices.get("type") not in ("cpu", "cuda"):
+            return f"devices.type is {devices.get('type')!r}, not 'cpu' or 'cuda'"
+        if not isinstance(devices.get("name"), str):
+            return f"devices.name is {devices.get('name')!r}, not a string"
+        if not _is_count(devices.get("count")) or devices["count"] < 1:
+            return f"devices.count is {devices.get('count')!r}, not an integer >= 1"
+    stages = record.get("stages", {})
+    if not isinstance(stages, dict) or not all(isinstance(stage, dict) for stage in stages.values()):
+        return "'stages' must map each stage to a JSON object"
+    for name, stage in stages.items():
+        if stage.get("precision") not in PRECISIONS:
+            return f"stages.{name}.precision is {stage.get('precision')!r}, not one of {', '.join(PRECISIONS)}"
+        for key in ("peak_device_bytes", "peak_host_bytes"):
+            value = stage.get(key)
+            if not (_is_count(value) or (value is None and key == "peak_device_bytes")):
+                return f"stages.{name}.{key} is {value!r}, not a byte count"
+    numerics = record.get("numerics", {})
+    if not isinstance(numerics, dict):
+        return "'numerics' is not a JSON object"
+    if "deterministic" in numerics and not isinstance(numerics["deterministic"], bool):
+        return f"numerics.deterministic is {numerics['deterministic']!r}, not true or false"
     return None
 
 

@@ -86,11 +86,11 @@ class Decoder(Method):
                                 "have new tokens every step")
             tokens = image_tokens(self.encoder, train, ctx, batch_size=self.cfg["eval_batch_size"],
                                   transform=self.transform)
-            batches, forward = ArrayRowBatches(tokens, train.labels, sampler, batch_size), None
+            batches, forward = ArrayRowBatches(tokens, train.labels, sampler, batch_size, ctx.device), None
         else:
             batches = epoch_batches(train, self.transform, stage["augment"], batch_size, sampler,
                                     seed=ctx.seed, num_workers=ctx.num_workers,
-                                    pin_memory=ctx.device.type == "cuda")
+                                    pin_memory=ctx.device.type == "cuda", device=ctx.device)
             forward = self._encode_then_decode
         loss, class_counts = build_loss(self.cfg["loss"]), data.class_counts
         batches = EpochProgress(batches, epochs)

@@ -129,7 +129,7 @@ class Lift(Method):
         sampler = build_sampler_from_spec(train_cfg["sampler"], train.labels, seed=ctx.seed)
         batch_size = int(train_cfg["batch_size"])
         batches = epoch_batches(train, self.transform, train_cfg["augment"], batch_size, sampler, seed=ctx.seed,
-                                num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
+                                num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)
         steps = -(-len(sampler) // batch_size)  # the code's loader keeps the last partial batch
         loss, class_counts = build_loss(cfg["loss"]), data.class_counts
         # --resume continues only on the same frozen weights (the head starts from their text features).

@@ -3,7 +3,10 @@ vectors in every class's prompt, both CLIP encoders frozen, logits = scale x cos
 
 Every step encodes all C prompts with gradients to the context, in length-sorted chunks under
 activation checkpointing (ClipModel.encode_prompt_embeddings), so memory holds one chunk's
-activations plus the [C, D] features. The image side is frozen: without augmentation the image
+activations plus the [C, D] features. Under torchrun each process encodes a share of the classes
+(C / world_size prompts a step) and the shares are gathered with their gradients; the logits and
+the loss are then those of the global batch (every process's image features and labels
+gathered), computed whole in every process, which makes the gathered gradients exact. The image side is frozen: without augmentation the image
 features come from the feature cache and an epoch costs only the text side; with augmentation
 (CoOp's code: random resized crop + flip) each batch's images are encoded without gradients.
 """
@@ -14,7 +17,7 @@ import torch
 from torch import nn
 
 from ltbench.api import (EpochProgress, Method, Stage, TensorBatches, UserError, build_loss, build_sampler_from_spec,
-                         clip_train_batches, create_clip_backbone, first_line_of, image_features,
+                         clip_train_batches, create_clip_backbone, first_line_of, gather_batch, image_features,
                          read_stage_checkpoint)
 from ltbench.methods.prompt_tuning.prompts import PromptLearner, class_prompts, initial_context, phrase_ids
 from ltbench.methods.prompt_tuning.settings import check_settings, context_identity
@@ -34,12 +37,20 @@ class PromptTuner(nn.Module):
         self.clip, self.logit_scale, self.chunk, self.checkpointing = clip, float(logit_scale), chunk, checkpointing
 
     def text_features(self) -> torch.Tensor:
-        """[C, D] L2-normalised features of the C prompts."""
+        """[C, D] L2-normalised features of the C prompts (under torchrun each process encodes a
+        share, and every process gets them all)."""
         return self.clip.encode_prompt_embeddings(self.learner.embeddings, self.learner.tokens, self.chunk,
-                                                  self.checkpointing, self.learner.lengths)
+                                                  self.checkpointing, self.learner.lengths, shard=True)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale * image_features.float() @ self.text_features().t()
+        """[B, C] logits of the global batch: under torchrun every process's image features (the
+        labels go with them: ``global_targets``); one process: its own batch."""
+        return self.logit_scale * gather_batch(image_features.float()) @ self.text_features().t()
+
+
+def global_targets(targets: torch.Tensor) -> torch.Tensor:
+    """The labels of PromptTuner's global-batch logits (in rank order, as the features)."""
+    return gather_batch(targets)
 
 
 def build_tuner(clip, class_names, options: dict, seed: int, logit_scale, chunk: int, checkpointing: bool,
@@ -105,7 +116,8 @@ class PromptTuning(Method):
                 f"{data.num_classes} prompts encoded every step")
         trainer = ctx.trainer(train_cfg, name="train", work_dir=work_dir)
         trainer.fit(self.tuner, batches, steps, forward=forward,
-                    loss_fn=lambda logits, targets: self.loss(logits, targets, class_counts, progress=batches.value))
+                    loss_fn=lambda logits, targets: self.loss(logits, global_targets(targets), class_counts,
+                                                              progress=batches.value))
         state = {"format": CHECKPOINT_FORMAT, "model_name": self.clip.spec.model, "backbone": self.clip.label,
                  "class_names": list(data.class_names), "context": dict(self.cfg["context"]),
                  "ctx": self.tuner.learner.ctx.detach().cpu()}

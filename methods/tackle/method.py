@@ -126,7 +126,7 @@ class Tackle(Method):
         sampler = build_sampler_from_spec(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
         batch_size = int(cfg["batch_size"])
         images = epoch_batches(train, self.transform, cfg["augment"], batch_size, sampler, seed=ctx.seed,
-                               num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda")
+                               num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)
         batches = EpochProgress(images, cfg["train"]["epochs"])
         loss = build_loss(cfg["loss"])
         # Balanced Softmax and friends see the class counts of what the model trains on: train + pool.

@@ -92,6 +92,8 @@ def test_the_report_is_the_same_bytes_twice_and_holds_every_part(quickstart_resu
     run_page = pages["a"][runs[0]].decode()
     for part in ("Config hash", "Versions", "Split hashes", "Timings", "Per-class accuracy", "Config", "Details"):
         assert part in run_page
+    # The per-class table names each class (the record keeps digits_lt's class names).
+    assert "<th>Name</th>" in run_page and run_page.count("<td>seven</td>") == 1
 
 
 def test_the_readme_figure_is_committed_small_and_regenerated_by_a_documented_script(repo_root):

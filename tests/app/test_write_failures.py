@@ -126,3 +126,33 @@ def test_a_disk_that_fills_at_the_record_leaves_no_logits_or_per_sample_file(run
     exit_code, out, err = run_cli(*RUN, "--out", results, "--resume", "--cfg-options", "train.epochs=1",
                                   f"runtime.cache_dir={tmp_path / 'cache'}")
     assert exit_code == 0, err
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_cache_rm_all_on_a_read_only_cache_is_one_line_naming_the_folder(run_cli, tmp_path, monkeypatch,
+                                                                         checksum, code):
+    """`ltbench cache rm --all` where the file system refuses the removals (root ignores chmod,
+    so unlink refuses here): one line naming the cache folder, the cache as it was."""
+    import numpy as np
+
+    from ltbench.engine.cache import ArrayCache, cache_key
+
+    cache = ArrayCache(tmp_path / "cache")
+    for n in range(2):
+        description = {"kind": "image_features", "n": n}
+        cache.save(cache_key(description), np.zeros((3, 4), np.float32), description)
+    before = checksum(cache.root)
+    real_unlink = Path.unlink
+
+    def refusing_unlink(path, *args, **kwargs):
+        if _under(path, cache.root):
+            raise OSError(code, os.strerror(code), str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", refusing_unlink)
+    exit_code, out, err = run_cli("cache", "rm", "--all", "--cache-dir", cache.root)
+    lines = err.strip().splitlines()
+    assert exit_code != 0 and len(lines) == 1 and "Traceback" not in out + err, err
+    assert lines[0].startswith("ltbench: error: cannot remove ") and str(cache.root) in lines[0], lines[0]
+    assert os.strerror(code) in lines[0] and "--cache-dir DIR" in lines[0]
+    assert checksum(cache.root) == before

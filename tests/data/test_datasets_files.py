@@ -8,7 +8,7 @@ from PIL import Image
 from ltbench.core import registry
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
-from ltbench.data.datasets import files
+from ltbench.data import classnames
 from ltbench.core.errors import UserError
 from ltbench.metrics import group_sizes
 
@@ -143,7 +143,7 @@ def test_missing_split_folder_is_named(tmp_path):
 @pytest.fixture
 def fake_clip_names(monkeypatch):
     # Avoids importing open_clip here; the real names are checked against the real split files below.
-    monkeypatch.setattr(files, "imagenet_clip_classnames", lambda: [f"class {i}" for i in range(1000)])
+    monkeypatch.setitem(classnames.BUILTIN_CLASS_NAMES, "imagenet_clip", lambda: [f"class {i}" for i in range(1000)])
 
 
 def make_imagenet_splits(split_dir: Path):

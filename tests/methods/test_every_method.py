@@ -58,3 +58,10 @@ def test_method_runs_end_to_end_on_digits_lt(run_cli, out, method):
     per_class = [100 * np.mean(top1[labels == label] == label) for label in range(10)]
     assert record["metrics"]["per_class_accuracy"] == pytest.approx(per_class)
     assert record["metrics"]["overall"] == pytest.approx(100 * np.mean(top1 == labels))
+    # What the run used, stage by stage (issue 22): on the CPU, fp32 (amp is CUDA-only), no device memory.
+    stages = record["stages"]
+    assert {"data", "fit", "predict"} <= set(stages) <= set(record["timings"])
+    assert all(stage["precision"] == "fp32" and stage["peak_device_bytes"] is None and stage["peak_host_bytes"] > 0
+               for stage in stages.values())
+    assert record["devices"]["type"] == "cpu" and record["devices"]["threads"] >= 1
+    assert record["numerics"]["deterministic"] is False

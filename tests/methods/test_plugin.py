@@ -5,7 +5,7 @@ import re
 
 def _example_code(readme):
     blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
-    return next(block for block in blocks if "register_module" in block)
+    return next(block for block in blocks if "METHODS.register_module" in block)
 
 
 def test_readme_method_example_runs_and_reaches_the_table(run_cli, tmp_path, repo_root):

@@ -52,8 +52,9 @@ def test_the_hub_is_offline_however_early_it_was_imported():
 
 
 def test_unfetchable_weights_suggest_none_or_a_checkpoint(monkeypatch):
-    # HF_HUB_OFFLINE=1 (conftest): the hub answers at once that the file is not cached.
-    with pytest.raises(UserError, match=r"could not fetch pretrained weights 'openai'.*RN50:none.*checkpoint"):
+    # HF_HUB_OFFLINE=1 (conftest): the weights are not cached and cannot be downloaded.
+    with pytest.raises(UserError, match=r"RN50:openai.*not on this machine.*HF_HUB_OFFLINE.*ltbench weights fetch "
+                                        r"RN50:openai.*--backbone tiny.*RN50:none.*checkpoint"):
         create_backbone("RN50:openai")
 
 

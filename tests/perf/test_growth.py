@@ -25,3 +25,22 @@ def test_growth_table_has_every_cost_and_size(tmp_path, capsys, repo_root):
     assert [row["growth"] for row in rows[::2]] == [1.0, 1.0, 1.0]
     assert all(row["seconds"] > 0 for row in rows)
     assert printed.count("| extraction") == 2 and "1.00x" in printed and "ms / class" in printed
+
+
+def test_growth_timers_wait_for_the_device(monkeypatch, repo_root):
+    """On CUDA a call returns before its kernels finish: each timing starts and ends on an idle device."""
+    spec = importlib.util.spec_from_file_location("growth", repo_root / "benchmarks" / "perf" / "growth.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    clock = {"now": 0.0, "queued": 0.0}
+
+    def synchronize(device=None):
+        assert torch.device(device) == torch.device("cuda", 2)
+        clock["now"] += clock["queued"]
+        clock["queued"] = 0.0
+
+    monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
+    monkeypatch.setattr(script.time, "perf_counter", lambda: clock["now"])
+    clock["queued"] = 100.0  # work queued before: not this measurement's
+    seconds = script._best(1, lambda: clock.__setitem__("queued", 3.0), torch.device("cuda", 2))
+    assert seconds == 3.0

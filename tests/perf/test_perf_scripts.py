@@ -1,7 +1,10 @@
 """benchmarks/perf/text_encoding.py and gpu_check.py run end to end on tiny sizes on the CPU
 (no timings checked: only that every number comes out and the classifiers agree)."""
 import importlib.util
+import io
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,15 +41,45 @@ def test_the_gpu_check_runs_its_sections_on_the_cpu(tmp_path):
     try:
         _load("gpu_check").main(["--device", "cpu", "--out", str(out), "--backbones", "tiny", "--clip", "tiny",
                                  "--batch", "2", "--phase-a-batch", "4", "--steps", "1", "--text-classes", "2",
-                                 "--jpegs", "2", "--sections", "extraction,phase_a,decoder,text_classifier,jpeg"])
+                                 "--jpegs", "8", "--sections", "extraction,phase_a,decoder,text_classifier,jpeg"])
     finally:
         torch.set_num_threads(threads)
     report = json.loads(out.read_text())
     assert report["errors"] == {} and set(report["results"]) == {"extraction", "phase_a", "decoder",
                                                                  "text_classifier", "jpeg"}
     assert report["results"]["text_classifier"]["fp32"]["max_abs_difference"] < 1e-5
+    # fp32 is fp32 for convolutions too: TF32 off in cuDNN as in cuBLAS while it is measured.
+    fp32 = report["results"]["extraction"]["tiny"]["fp32"]
+    assert fp32["tf32_matmul"] is False and fp32["tf32_cudnn"] is False
+    assert torch.backends.cudnn.allow_tf32  # put back afterwards
     jpeg = report["results"]["jpeg"]  # ltbench's gpu_jpeg path, on the CPU decoder here
+    assert jpeg["kinds"] == {"baseline": 6, "cmyk": 1, "progressive": 1}  # the realistic mix, a CMYK file in it
     assert jpeg["ltbench_gpu_jpeg_device"] == "cpu" and jpeg["ltbench_gpu_jpeg_max_abs_difference_vs_pillow"] < 0.02
+    assert jpeg["ltbench_gpu_jpeg_cmyk_max_abs_difference_vs_pillow"] < 0.02
+
+
+def test_the_gpu_check_mix_has_every_size_progressive_grey_and_one_cmyk():
+    from PIL import Image
+
+    mix = _load("gpu_check").jpeg_mix(50)
+    kinds = [kind for _, kind, _ in mix]
+    assert kinds.count("cmyk") == 1 and kinds.count("progressive") >= 5 and kinds.count("grey") == 2
+    sizes = {Image.open(io.BytesIO(blob.numpy().tobytes())).size for blob, _, _ in mix}
+    assert {(500, 375), (375, 500), (1600, 1200)} <= sizes and len(sizes) >= 5
+    cmyk = next(blob for blob, kind, _ in mix if kind == "cmyk")
+    assert Image.open(io.BytesIO(cmyk.numpy().tobytes())).mode == "CMYK"
+
+
+def test_the_gpu_check_script_prints_its_summary_when_a_section_fails(tmp_path):
+    out = tmp_path / "gpu.json"
+    result = subprocess.run(["bash", str(PERF / "gpu_check.sh"), str(out), "--device", "cpu", "--sections",
+                             "extraction,decoder", "--backbones", "NoSuchModel:none", "--batch", "2", "--steps", "1"],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert "gpu_check summary: 1 passed, 1 failed (extraction), 0 skipped on cpu" in lines
+    assert lines[-1].startswith(f"gpu_check: wrote {out} (exit 1: some sections failed")
+    assert "NoSuchModel" in json.loads(out.read_text())["errors"]["extraction"]
 
 
 def test_the_loader_benchmark_reads_every_image_through_each_path(tmp_path):

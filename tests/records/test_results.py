@@ -163,3 +163,15 @@ def test_git_state_outside_a_checkout_or_without_git(tmp_path, monkeypatch):
     assert results._git_state(Path(ltbench.__file__).resolve().parent) == unknown
     monkeypatch.setenv("PATH", str(tmp_path))  # no git executable
     assert results._git_state(Path(ltbench.__file__).resolve().parent.parent) == unknown
+
+
+def test_the_record_keeps_the_class_names_and_the_report_shows_them():
+    from ltbench.records.report import _per_class_rows
+
+    record = synthetic_record(class_names=("tench", "goldfish", "great white shark"))
+    assert record["class_names"] == ["tench", "goldfish", "great white shark"]
+    assert [row["name"] for row in _per_class_rows(record)] == record["class_names"]
+    # Records from before the names (or with a list that does not fit) show class indices alone.
+    for older in (synthetic_record(), {**record, "class_names": ["tench"]}):
+        assert [row["name"] for row in _per_class_rows(older)] == [None] * 3
+        assert [row["index"] for row in _per_class_rows(older)] == [0, 1, 2]

@@ -25,8 +25,10 @@ def command(args) -> int:
     from ltbench.app import runner
     from ltbench.config import resolve
     from ltbench.core import distributed
+    from ltbench.core.versions import require_versions
     from ltbench.metrics import format_scores
 
+    require_versions()  # an older torch / torchvision: one line before any work
     cfg = resolve(run_request(args))
     path, record = runner.run(cfg, Path(args.out), skip_existing=args.skip_existing, resume=args.resume)
     if not distributed.is_main():  # the other processes of a torchrun launch stay quiet

@@ -1,21 +1,38 @@
-"""Datasets listed by split files (``relative/path label`` lines): ImageNet-LT, Places-LT, iNat 2018, any folder."""
+"""The one builder of datasets listed by split files (``relative/path label`` lines).
+
+``build_split_file_dataset`` reads the split files and the class names of one dataset and checks
+them. Two kinds of dataset use it: those a YAML file defines (the ``split_files:`` section of
+datasets/<name>.yaml, see definitions.py: ImageNet-LT, Places-LT, iNaturalist 2018 and any a
+user or a plug-in adds), whose file names are fixed, and ``folder_lt``, whose files are options
+of the run (dataset.train_list, ...).
+"""
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ltbench.data.base import FileSplit, LTDataset
-from ltbench.data.classnames import read_inat_categories, read_places_classnames, read_plain_classnames
-from ltbench.data.split_files import read_split_file
 from ltbench.core.errors import UserError
-from ltbench.data.prompts import imagenet_clip_classnames
 from ltbench.core.registry import DATASETS
+from ltbench.data.base import FileSplit, LTDataset
+from ltbench.data.classnames import BUILTIN_CLASS_NAMES, CLASS_NAME_READERS
+from ltbench.data.split_files import read_split_file
 
-IMAGENET_FILES = {"train": "ImageNet_LT_train.txt", "val": "ImageNet_LT_val.txt", "test": "ImageNet_LT_test.txt"}
-PLACES_FILES = {"train": "Places_LT_train.txt", "val": "Places_LT_val.txt", "test": "Places_LT_test.txt"}
-# iNat 2018 has no test labels: the literature reports on the val file, so it serves as both.
-INAT_FILES = {"train": "iNaturalist18_train.txt", "val": "iNaturalist18_val.txt", "test": "iNaturalist18_val.txt"}
+# The splits a split-file dataset may list: train and test always, val (else val is the test
+# split) and an unlabeled pool where it has them.
+SPLITS = ("train", "val", "test", "pool")
+REQUIRED_SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassNames:
+    """Where a split-file dataset's class names come from: ``file`` (in the split folder) read by
+    ``reader`` (a key of CLASS_NAME_READERS), or ``names`` (a key of BUILTIN_CLASS_NAMES) for the
+    prompts, the file then being optional and only confirming the count."""
+
+    file: Optional[str] = None
+    reader: str = "plain"
+    names: Optional[str] = None
 
 
 class _SplitFileMissing(UserError):
@@ -26,13 +43,63 @@ def _optional_path(value) -> Optional[Path]:
     return Path(value).expanduser() if value else None
 
 
-def _standard_split_dir(options: dict, dataset: str, file_names: List[str]) -> Path:
-    """--split-dir, else the data root: where the standard split files are looked for."""
+def split_folder(options: dict, dataset: str, file_names: List[str]) -> Path:
+    """--split-dir, else the data root: where a defined dataset's split files are looked for."""
     split_dir = _optional_path(options.get("split_dir")) or _optional_path(options.get("root"))
     if split_dir is None:
         raise UserError(f"{dataset}: no split directory; pass --split-dir DIR holding "
                         f"{', '.join(file_names)} (or --data-root if they lie in the image root)")
     return split_dir
+
+
+def build_split_file_dataset(dataset: str, files: Mapping[str, Path], class_names: ClassNames, folder: Path,
+                             options: dict, require_all_splits: bool, missing_hint: str, val_note: str,
+                             expected: Optional[Mapping[str, int]] = None,
+                             notes: Optional[Mapping[str, str]] = None, pool_note: str = "") -> LTDataset:
+    """The dataset `dataset` of split files `files` (split -> path; train and test, optionally val
+    and pool) and `class_names` (their file relative to `folder`).
+
+    A missing split file raises, or with require_all_splits=False is recorded for `data check`
+    (missing_hint ends its message). Without a val file val is the test split (`val_note` says
+    so); pool_note says where the pool comes from. expected: 'classes' and split -> images the definition promises; the class count is
+    checked here, the image counts by `data check`. Without a class count, the names must be used
+    by the labels (more names would train a head wider than the data)."""
+    expected = dict(expected or {})
+    names, names_file = _read_class_names(dataset, class_names, folder, expected.get("classes"))
+    list_files = {split: Path(files[split]) for split in ("train", "val", "test") if split in files}
+    data = _load_splits(dataset, names, list_files, options, require_all_splits, missing_hint)
+    data.notes = dict(notes or {})
+    data.expected_counts = expected
+    if "classes" not in expected and names_file is not None:
+        _check_names_are_used(names_file, names, data)
+    if "val" not in files:
+        _use_test_as_val(data, val_note)
+    if "pool" in files:
+        _add_pool(data, Path(files["pool"]), _optional_path(options.get("root")), require_all_splits, missing_hint,
+                  pool_note or f"from {Path(files['pool']).name}")
+    return data
+
+
+def _read_class_names(dataset: str, spec: ClassNames, folder: Path,
+                      expected_classes: Optional[int]) -> Tuple[List[str], Optional[Path]]:
+    """(class names, the file they were read from or None)."""
+    names_file = folder / spec.file if spec.file else None
+    read = CLASS_NAME_READERS[spec.reader]
+    if spec.names is not None:
+        names = list(BUILTIN_CLASS_NAMES[spec.names]())
+        count = expected_classes if expected_classes is not None else len(names)
+        if len(names) != count:
+            raise UserError(f"{dataset}: the built-in class names '{spec.names}' are {len(names)}, but the dataset "
+                            f"has {count} classes; fix split_files.class_names or split_files.expected.classes")
+        if names_file is not None and names_file.is_file():
+            # The distributed names file (ImageNet's `wnid name` lines) only confirms the class count.
+            _check_name_count(names_file, len(read(names_file)), dataset, count)
+        return names, None
+    names = read(names_file)
+    if expected_classes is not None:
+        _check_name_count(names_file, len(names), dataset, expected_classes)
+    _check_unique_names(names_file, names)
+    return names, names_file
 
 
 def _load_splits(dataset: str, class_names: List[str], list_files: Dict[str, Path], options: dict,
@@ -61,70 +128,10 @@ def _read_split(split: str, list_file: Path, num_classes: int, root: Optional[Pa
     return FileSplit(name=split, root=root, paths=paths, labels=labels, list_file=list_file, list_sha256=sha256)
 
 
-def _standard_dataset(dataset: str, file_names: Dict[str, str], class_names: List[str], options: dict,
-                      require_all_splits: bool, split_dir: Path) -> LTDataset:
-    names = list(dict.fromkeys(file_names.values()))  # train, val, test order; iNat's val file once
-    hint = f"pass --split-dir DIR holding {', '.join(names)}; see `ltbench data check {dataset}`"
-    list_files = {split: split_dir / file_name for split, file_name in file_names.items()}
-    return _load_splits(dataset, class_names, list_files, options, require_all_splits, hint)
-
-
 def _check_name_count(names_file: Path, found: int, dataset: str, expected: int):
     if found != expected:
         raise UserError(f"{names_file} has {found} names but {dataset} has {expected} classes; "
                         f"use the class-names file distributed with the {dataset} split files")
-
-
-@DATASETS.register_module(name="imagenet_lt")
-def build_imagenet_lt(options: dict, require_all_splits: bool = True) -> LTDataset:
-    """ImageNet-LT (OLTR split files): 1000 classes, CLIP's curated ImageNet names; test = ILSVRC2012 val."""
-    split_dir = _standard_split_dir(options, "imagenet_lt", list(IMAGENET_FILES.values()))
-    class_names = imagenet_clip_classnames()
-    wnid_file = split_dir / "classnames.txt"
-    if wnid_file.is_file():
-        # Prompts use CLIP's names; the distributed `wnid name` file only confirms the class count.
-        _check_name_count(wnid_file, len(read_plain_classnames(wnid_file)), "imagenet_lt", len(class_names))
-    dataset = _standard_dataset("imagenet_lt", IMAGENET_FILES, class_names, options, require_all_splits, split_dir)
-    dataset.notes = {
-        "layout": "image root holds train/<wnid>/ (ILSVRC2012 train) and val/<wnid>/ (ILSVRC2012 val)",
-        "test": "ILSVRC2012 val, read from val/<wnid>/: missing test images usually mean the val folder "
-                "was not sorted into wnid folders",
-        "val": "20 images per class taken from ILSVRC2012 train",
-    }
-    return dataset
-
-
-@DATASETS.register_module(name="places_lt")
-def build_places_lt(options: dict, require_all_splits: bool = True) -> LTDataset:
-    """Places-LT (OLTR split files): 365 scene classes from Places365-Standard; test = Places365 val."""
-    split_dir = _standard_split_dir(options, "places_lt", list(PLACES_FILES.values()) + ["classnames.txt"])
-    names_file = split_dir / "classnames.txt"
-    class_names = read_places_classnames(names_file)
-    _check_name_count(names_file, len(class_names), "places_lt", 365)
-    dataset = _standard_dataset("places_lt", PLACES_FILES, class_names, options, require_all_splits, split_dir)
-    dataset.notes = {
-        "layout": "image root holds train/<folder>/ and val/<folder>/ named as in classnames.txt "
-                  "(e.g. train/apartment_building-outdoor/), Places365-Standard 256x256 images",
-        "test": "Places365-Standard val, read from val/<folder>/: its download (val_256) is one flat "
-                "folder, so missing test images usually mean it was not sorted into class folders",
-        "val": "20 images per class taken from Places365 train",
-    }
-    return dataset
-
-
-@DATASETS.register_module(name="inat2018")
-def build_inat2018(options: dict, require_all_splits: bool = True) -> LTDataset:
-    """iNaturalist 2018: 8142 species (Latin names); the val file is the test split, as in the literature."""
-    split_dir = _standard_split_dir(options, "inat2018", list(dict.fromkeys(INAT_FILES.values())) + ["categories.json"])
-    names_file = split_dir / "categories.json"
-    class_names = read_inat_categories(names_file)
-    _check_name_count(names_file, len(class_names), "inat2018", 8142)
-    dataset = _standard_dataset("inat2018", INAT_FILES, class_names, options, require_all_splits, split_dir)
-    dataset.notes = {
-        "layout": "image root holds train_val2018/<supercategory>/<id>/ as extracted from the 2018 release",
-        "test": "iNaturalist18_val.txt: the 2018 test labels are not public, so val is also the test split",
-    }
-    return dataset
 
 
 @DATASETS.register_module(name="folder_lt")
@@ -141,22 +148,13 @@ def build_folder_lt(options: dict, require_all_splits: bool = True) -> LTDataset
         if option_path(required) is None:
             raise UserError(f"folder_lt: set dataset.{required} in the config "
                             f"(a file path; relative paths are resolved against --split-dir)")
-    names_file = option_path("classnames")
-    class_names = read_plain_classnames(names_file)
-    _check_unique_names(names_file, class_names)
-    list_files = {split: option_path(f"{split}_list") for split in ("train", "val", "test")}
-    if list_files["val"] is None:
-        del list_files["val"]
+    files = {split: option_path(f"{split}_list") for split in SPLITS}
     hint = "check dataset.train_list / val_list / test_list (relative paths are resolved against " \
            f"--split-dir {base}); see `ltbench data check folder_lt`"
-    dataset = _load_splits("folder_lt", class_names, list_files, options, require_all_splits, hint)
-    _check_names_are_used(names_file, class_names, dataset)
-    if "val" not in list_files:
-        _use_test_as_val(dataset, "no dataset.val_list given: val is the test split")
-    pool_file = option_path("pool_list")
-    if pool_file is not None:
-        _add_pool(dataset, pool_file, _optional_path(options.get("root")), require_all_splits, hint)
-    return dataset
+    return build_split_file_dataset(
+        "folder_lt", {split: path for split, path in files.items() if path is not None},
+        ClassNames(file=str(_optional_path(options["classnames"]))), base, options, require_all_splits, hint,
+        val_note="no dataset.val_list given: val is the test split", pool_note="from dataset.pool_list")
 
 
 def _check_unique_names(names_file: Path, class_names: List[str]):
@@ -189,7 +187,8 @@ def _use_test_as_val(dataset: LTDataset, note: str):
         dataset.missing["val"] = f"val is the test split, which is missing: {dataset.missing['test']}"
 
 
-def _add_pool(dataset: LTDataset, pool_file: Path, root: Optional[Path], require_all_splits: bool, hint: str):
+def _add_pool(dataset: LTDataset, pool_file: Path, root: Optional[Path], require_all_splits: bool, hint: str,
+              source: str):
     """Pool labels are hidden ground truth, or -1 where unknown, so they are checked against -1..C-1."""
     try:
         pool = _read_split("pool", pool_file, None, root, hint)
@@ -204,4 +203,4 @@ def _add_pool(dataset: LTDataset, pool_file: Path, root: Optional[Path], require
                         f"(-1 = unknown, else a class index of {dataset.num_classes} class names)")
     dataset.splits["pool"] = pool
     dataset.split_files["pool"] = pool.list_sha256
-    dataset.notes["pool"] = "unlabeled pool from dataset.pool_list; its labels (-1 = unknown) are hidden ground truth"
+    dataset.notes["pool"] = f"unlabeled pool {source}; its labels (-1 = unknown) are hidden ground truth"
