@@ -70,6 +70,7 @@ def test_the_gpu_check_mix_has_every_size_progressive_grey_and_one_cmyk():
     assert Image.open(io.BytesIO(cmyk.numpy().tobytes())).mode == "CMYK"
 
 
+@pytest.mark.slow  # every section of the GPU check: outside the inner loop
 def test_the_gpu_check_script_prints_its_summary_when_a_section_fails(tmp_path):
     out = tmp_path / "gpu.json"
     result = subprocess.run(["bash", str(PERF / "gpu_check.sh"), str(out), "--device", "cpu", "--sections",
