@@ -87,7 +87,7 @@ def load_yaml(path: Path) -> dict:
 
 def benchmarks_dir(check: bool = True) -> Path:
     """The config folder: $LTBENCH_BENCHMARKS, or the package ``ltbench.benchmarks`` (the
-    repository's benchmarks/ folder, shipped inside the wheel). With `check`, a folder without
+    repository's benchmarks/ folder, shipped inside the wheel; docs/architecture.md, "Layout"). With `check`, a folder without
     defaults.yaml is a one-line error: resolving a run without the defaults would give a config
     missing required keys."""
     env = os.environ.get("LTBENCH_BENCHMARKS")
@@ -95,7 +95,7 @@ def benchmarks_dir(check: bool = True) -> Path:
         root, origin = Path(env).expanduser(), "$LTBENCH_BENCHMARKS"
     else:
         try:
-            root = Path(str(resources.files("ltbench.benchmarks"))).resolve()  # the real folder, not the link
+            root = Path(str(resources.files("ltbench.benchmarks"))).resolve()
         except ModuleNotFoundError:
             raise UserError("ltbench's config package (ltbench.benchmarks) is not installed; "
                             "reinstall ltbench (pip install .) or set LTBENCH_BENCHMARKS to a config folder") from None

@@ -22,11 +22,31 @@ if str(TESTS.parent) not in sys.path:
     sys.path.append(str(TESTS.parent))
 
 
+# The tiers (README, "Tests"; markers in pyproject.toml). A test that takes one of these fixtures
+# (or a fixture that does) runs ltbench's command line and is marked e2e here; a test that starts
+# `python -m ltbench` itself says so with @pytest.mark.e2e. slow and browser are marked in the files.
+E2E_FIXTURES = ("run_cli", "quickstart_results")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in E2E_FIXTURES):
+            item.add_marker(pytest.mark.e2e)
+
+
+# Tests never wait on the network. Set when this file loads, before any test module is imported:
+# huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported, and a test module that
+# imports open_clip at its top imports it during collection, before any fixture runs (the hub then
+# tried the network for 45 s in test_unfetchable_weights_suggest_none_or_a_checkpoint).
+_SAVED_ENVIRONMENT = {key: os.environ.get(key) for key in ("LTBENCH_CACHE", "HF_HUB_OFFLINE")}
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_environment(tmp_path_factory):
-    """Tests never read or fill the user's cache, and never wait on the network."""
+    """Tests never read or fill the user's cache (and never wait on the network, above)."""
     cache = tmp_path_factory.mktemp("ltbench-cache")
-    saved = {key: os.environ.get(key) for key in ("LTBENCH_CACHE", "HF_HUB_OFFLINE")}
+    saved = _SAVED_ENVIRONMENT
     os.environ["LTBENCH_CACHE"] = str(cache)
     os.environ["HF_HUB_OFFLINE"] = "1"
     yield
@@ -57,6 +77,20 @@ def real_splits(tmp_path_factory):
         with gzip.open(archive, "rb") as source, open(target, "wb") as destination:
             shutil.copyfileobj(source, destination)
     return folder
+
+
+@pytest.fixture(scope="session")
+def quickstart_results(tmp_path_factory):
+    """A results folder with the README quick start's digits_lt runs (tiny CLIP): zeroshot_clip and a
+    short linear_probe, each with its per-sample file. Shared by the compare, plot, report, browser,
+    packaging and perf tests: read it, write nothing into it but figures (plots/)."""
+    from ltbench.app.cli import main
+
+    out = tmp_path_factory.mktemp("quickstart") / "results"
+    assert main(["run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--method", "linear_probe", "--dataset", "digits_lt", "--out", str(out), "--no-progress",
+                 "--cfg-options", "train.epochs=5"]) == 0
+    return out
 
 
 @pytest.fixture

@@ -20,19 +20,6 @@ def checksum():
 
 
 @pytest.fixture(scope="session")
-def quickstart_results(tmp_path_factory):
-    """A results folder with the README quick start's digits_lt runs (tiny CLIP): zeroshot_clip and a
-    short linear_probe, each with its per-sample file. Shared by the plot, report and browser tests."""
-    from ltbench.app.cli import main
-
-    out = tmp_path_factory.mktemp("quickstart") / "results"
-    assert main(["run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--out", str(out), "--no-progress"]) == 0
-    assert main(["run", "--method", "linear_probe", "--dataset", "digits_lt", "--out", str(out), "--no-progress",
-                 "--cfg-options", "train.epochs=5"]) == 0
-    return out
-
-
-@pytest.fixture(scope="session")
 def digits_reported(tmp_path_factory):
     """A published-numbers file with one digits_lt entry (linear_probe, tiny), for the Reported column."""
     path = tmp_path_factory.mktemp("reported") / "reported.yaml"

@@ -153,6 +153,8 @@ def test_missing_data_root_points_to_data_check(run_cli, tmp_path):
     assert code == 2 and "nowhere" in stderr and "ltbench data check folder_lt" in stderr
 
 
+@pytest.mark.slow  # a fresh interpreter: outside the inner loop
+@pytest.mark.e2e
 def test_console_script_prints_no_traceback(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-m", "ltbench", "run", "--method", "nope", "--dataset", "digits_lt",

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # three runs in fresh processes, per method: outside the inner loop
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("method, options", [
     ("linear_probe", ["train.epochs=3"]),
     ("decoder_bs", ["stage1.iterations=20", "stage2.iterations=10"]),

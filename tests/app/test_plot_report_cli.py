@@ -1,6 +1,5 @@
 """`ltbench plot` and `ltbench report` on the quick start's digits_lt records."""
 import re
-import time
 
 import pytest
 
@@ -16,13 +15,11 @@ def test_the_cli_offers_every_kind_and_format():
     assert plot_cli.KINDS == KINDS and plot_cli.FORMATS == FORMATS
 
 
-def test_every_figure_in_png_and_svg_in_under_10_seconds_with_the_same_bytes_twice(quickstart_results, run_cli, tmp_path):
-    started = time.perf_counter()
+def test_every_figure_in_png_and_svg_with_the_same_bytes_twice(quickstart_results, run_cli, tmp_path):
+    # Its speed: benchmarks/perf/quick_commands.py --only plot (under 10 s was the budget).
     code, out, err = run_cli("plot", "all", "--dataset", "digits_lt", "--results", quickstart_results,
                              "--format", "png", "svg")
-    elapsed = time.perf_counter() - started
     assert code == 0, err
-    assert elapsed < 10, f"plot all took {elapsed:.1f}s"
     folder = quickstart_results / "plots" / "digits_lt"
     first = _files(folder)
     assert set(first) == {f"{kind}.{fmt}" for kind in KINDS for fmt in ("png", "svg")}
@@ -78,12 +75,10 @@ def test_no_records_at_all(run_cli, tmp_path):
 
 def test_the_report_is_the_same_bytes_twice_and_holds_every_part(quickstart_results, digits_reported, run_cli, tmp_path):
     pages = {}
-    for attempt in ("a", "b"):
-        started = time.perf_counter()
+    for attempt in ("a", "b"):  # its speed: benchmarks/perf/quick_commands.py --only report (10 s was the budget)
         code, out, err = run_cli("report", "--results", quickstart_results, "--out", tmp_path / attempt,
                                  "--reported", digits_reported)
         assert code == 0, err
-        assert time.perf_counter() - started < 10
         pages[attempt] = _files(tmp_path / attempt)
     assert pages["a"] == pages["b"]
     names = set(pages["a"])

@@ -33,6 +33,7 @@ def _column_texts(page, column):
                                      "cells => cells.map(cell => cell.textContent.trim())")
 
 
+@pytest.mark.browser
 def test_the_report_renders_sorts_and_links_in_chromium(chromium, quickstart_results, digits_reported, run_cli, tmp_path):
     sync_playwright, executable = chromium
     site = tmp_path / "site"

@@ -74,6 +74,7 @@ def test_an_unknown_suite_name_lists_the_suites(run_cli):
     assert code == 2 and "suite file not found: digits_smok" in err and "digits_smoke" in err
 
 
+@pytest.mark.slow  # a whole suite: outside the inner loop
 def test_digits_smoke_suite_end_to_end(run_cli, tmp_path):
     out = tmp_path / "results"
     code, stdout, stderr = run_cli("sweep", "digits_smoke", "--out", out, *FAST)
@@ -168,6 +169,7 @@ def test_slurm_launcher_needs_slurm_and_a_partition(run_cli, tmp_path, monkeypat
     assert code == 2 and "srun" in err and "Slurm login node" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # fresh processes: outside the inner loop
 def test_slurm_jobs_run_the_entry_in_a_fresh_process(tmp_path):
     """submitit's local executor pickles each job and runs it in its own process, as Slurm would."""
     submitit = pytest.importorskip("submitit")

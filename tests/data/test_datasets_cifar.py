@@ -139,6 +139,7 @@ def test_label_outside_meta_names_the_batch(tmp_path, make_cifar10):
         build_dataset({"name": "cifar10_lt", "root": str(tmp_path), "imbalance_ratio": 10})
 
 
+@pytest.mark.slow  # a run: outside the inner loop
 def test_shot_groups_by_a_reference_profile_as_lift_does(tmp_path, make_cifar100):
     from ltbench.metrics import group_sizes
 

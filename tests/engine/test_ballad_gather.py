@@ -57,6 +57,7 @@ def _worker(rank, world, port, out):
     torch.save({"loss": loss, "grads": grads}, Path(out) / f"rank{rank}.pt")
 
 
+@pytest.mark.slow  # two spawned processes: outside the inner loop
 def test_two_processes_optimise_the_global_batch_loss(tmp_path, spawn_two):
     spawn_two(_worker, str(tmp_path))
     tuner = _tuner_and_prompts()
@@ -116,6 +117,7 @@ def _run_worker(rank, world, port, out):
     torch.save({"code": code}, Path(out) / f"run{rank}.pt")
 
 
+@pytest.mark.slow  # two spawned processes: outside the inner loop
 def test_a_two_process_ballad_run_gives_the_single_process_metrics(run_cli, tmp_path, spawn_two):
     import json
 

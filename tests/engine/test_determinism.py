@@ -56,6 +56,7 @@ def _cold_then_warm(run_cli, tmp_path, method, dataset_args, warm_workers):
     assert warm == cold, f"cold cache: {cold}\nwarm cache: {warm}"
 
 
+@pytest.mark.slow  # every method twice or more: outside the inner loop
 @pytest.mark.parametrize("method", registry.names(registry.METHODS))
 def test_digits_numbers_do_not_depend_on_cache_progress_or_saved_logits(run_cli, tmp_path, method):
     _cold_then_warm(run_cli, tmp_path, method, ["--dataset", "digits_lt", "--cfg-options"], warm_workers=0)
@@ -81,6 +82,7 @@ def _folder_dataset(root: Path):
             "dataset.val_list=val.txt", "dataset.test_list=test.txt", "dataset.classnames=names.txt"]
 
 
+@pytest.mark.slow  # runs with image workers: outside the inner loop
 @pytest.mark.parametrize("method", ["linear_probe", "decoder_crt", "ballad"])
 def test_file_dataset_numbers_do_not_depend_on_cache_workers_or_progress(run_cli, tmp_path, method):
     root = tmp_path / "data"
@@ -104,6 +106,7 @@ SWITCHES = {
 }
 
 
+@pytest.mark.slow  # a run per switch: outside the inner loop
 @pytest.mark.parametrize("kind", ["digits_lt", "folder_lt"])
 def test_each_switch_alone_leaves_linear_probe_numbers_unchanged(run_cli, tmp_path, kind):
     if kind == "digits_lt":

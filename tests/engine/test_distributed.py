@@ -155,6 +155,7 @@ def _record(out):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow  # two spawned processes: outside the inner loop
 def test_two_processes_train_evaluate_and_resume_like_one(run_cli, tmp_path, spawn_two):
     spawn_two(_worker, str(tmp_path))
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]

@@ -89,6 +89,7 @@ def _worker(rank, world, port, out):
     torch.save(results, Path(out) / f"rank{rank}.pt")
 
 
+@pytest.mark.slow  # two spawned processes: outside the inner loop
 def test_two_processes_share_the_prompts_and_match_one_process(tmp_path, spawn_two):
     spawn_two(_worker, str(tmp_path))
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]

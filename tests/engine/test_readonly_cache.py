@@ -26,6 +26,7 @@ def _run(run_cli, out, cache, method, *options):
     return record["metrics"], stderr
 
 
+@pytest.mark.slow  # runs twice per method: outside the inner loop
 @pytest.mark.parametrize("method, options", [
     ("linear_probe", ["train.epochs=3"]),
     ("decoder_ce", ["stage1.iterations=20", "stage1.tokens_cache=true", "stage1.augment.enabled=false"]),

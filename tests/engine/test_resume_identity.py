@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # every test trains, interrupts or resumes a folder_lt run: outside the inner loop
+
 
 @pytest.fixture
 def folder_run(run_cli, tmp_path, folder_dataset):

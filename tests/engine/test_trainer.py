@@ -141,6 +141,7 @@ def test_gradient_accumulation_matches_a_big_batch(tmp_path):
     assert torch.allclose(results[0], results[1], atol=1e-5)
 
 
+@pytest.mark.slow  # torch.compile: outside the inner loop
 def test_compiled_module_trains_like_the_eager_one(tmp_path, monkeypatch):
     # Inductor needs a C++ build on the CPU (over 30 s here): the eager backend still runs the
     # module through TorchDynamo, which is what the trainer's wiring is about.

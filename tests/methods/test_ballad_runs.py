@@ -1,5 +1,6 @@
 """BALLAD end to end on digits_lt with the random-init tiny CLIP."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ def _numbers(record):
     return record["metrics"]["per_class_accuracy"], record["extra_metrics"]["after_phase_a"]["per_class_accuracy"]
 
 
+@pytest.mark.slow  # 20 phase-A epochs: outside the inner loop
 def test_ballad_beats_zero_shot_of_the_same_tiny_model_by_a_wide_margin(run_cli, tmp_path):
     # 20 phase-A epochs instead of the config's 40 keep the test short.
     record, _ = _run(run_cli, tmp_path, "phase_a.epochs=20")
@@ -34,6 +36,7 @@ def test_ballad_beats_zero_shot_of_the_same_tiny_model_by_a_wide_margin(run_cli,
     assert Path(record["artifacts"]["phase_a_checkpoint"]).is_file()
 
 
+@pytest.mark.slow  # two BALLAD runs: outside the inner loop
 def test_phase_b_from_a_phase_a_checkpoint_reproduces_the_run(run_cli, tmp_path):
     first, _ = _run(run_cli, tmp_path / "a", *SHORT)
     checkpoint = first["artifacts"]["phase_a_checkpoint"]
@@ -61,6 +64,7 @@ def test_a_finished_phase_a_serves_runs_that_differ_in_phase_b(run_cli, tmp_path
     assert second["timings"]["phase_a"] < first["timings"]["phase_a"]
 
 
+@pytest.mark.slow  # two BALLAD runs: outside the inner loop
 def test_interrupted_phase_a_resumes_to_the_uninterrupted_result(run_cli, tmp_path, interrupt_after_saves):
     options = ("phase_a.epochs=4", "phase_b.epochs=2")
     uninterrupted, _ = _run(run_cli, tmp_path / "whole", *options)
@@ -79,18 +83,66 @@ def test_interrupted_phase_a_resumes_to_the_uninterrupted_result(run_cli, tmp_pa
     assert not list((tmp_path / "cut" / "work").glob("ballad_phase_a__*/phase_a_last.pt"))
 
 
-def test_best_val_selection_and_class_ce_run(run_cli, tmp_path):
-    record, stderr = _run(run_cli, tmp_path, "phase_a.epochs=2", "phase_a.loss=class_ce",
-                          "phase_b.epochs=3", "phase_b.select=best_val")
-    assert record["config"]["phase_a"]["loss"] == "class_ce"
+@pytest.mark.slow  # 3 + 6 epochs: outside the inner loop
+def test_best_val_keeps_the_best_val_epoch_after_a_class_ce_phase_a(run_cli, tmp_path, monkeypatch):
+    """phase_a.loss=class_ce trains phase A on [B, C] class logits, never the contrastive loss;
+    phase_b.select=best_val ends with the adapter of the best val epoch, here not the last one."""
+    from ltbench.engine import finetune, hooks
+
+    class_logits, val_top1 = [], []
+
+    class Functional:  # torch.nn.functional, its cross_entropy noting the logits' shape
+        def __getattr__(self, name):
+            return getattr(torch.nn.functional, name)
+
+        @staticmethod
+        def cross_entropy(logits, labels, *args, **kwargs):
+            class_logits.append(tuple(logits.shape))
+            return torch.nn.functional.cross_entropy(logits, labels, *args, **kwargs)
+
+    def no_contrastive(*args, **kwargs):
+        raise AssertionError("phase_a.loss=class_ce computed the contrastive loss")
+
+    after_epoch = hooks.BestOnVal.after_epoch
+
+    def noting_val(self, epoch):
+        note = after_epoch(self, epoch)
+        val_top1.append(float(re.match(r"val top-1 ([\d.]+) ", note).group(1)))
+        return note
+
+    monkeypatch.setattr(finetune, "F", Functional())
+    monkeypatch.setattr(finetune, "global_batch_contrastive", no_contrastive)
+    monkeypatch.setattr(hooks.BestOnVal, "after_epoch", noting_val)
+    record, stderr = _run(run_cli, tmp_path, "phase_a.epochs=3", "phase_a.loss=class_ce",
+                          "phase_b.epochs=6", "phase_b.select=best_val")
+    assert "phase A: class_ce loss" in stderr
+    assert class_logits and all(shape[1] == 10 for shape in class_logits)  # one logit per digits_lt class
+    assert len(val_top1) == 6
+    best = val_top1.index(max(val_top1))
+    assert best < 5 and val_top1[-1] < max(val_top1)  # (seeded) so keeping the last epoch would show
+    # The record's val numbers are the final adapter's: the best epoch's, not the last one's.
+    assert record["extra_metrics"]["val"]["overall"] == pytest.approx(max(val_top1))
     assert any((tmp_path / "work").glob("ballad__*/phase_b_best.pt"))
 
 
-def test_augmented_phases_encode_images_every_step(run_cli, tmp_path):
+def test_augmented_phase_b_encodes_images_every_step(run_cli, tmp_path, monkeypatch):
+    """With phase_b.augment.enabled, phase B cannot read cached features: each step encodes its
+    (augmented) images through the frozen model."""
+    from ltbench.methods.ballad.method import Ballad
+
+    encoded = []
+    encode_then_classify = Ballad._encode_then_classify
+
+    def noting_images(self, classifier, images):
+        encoded.append(len(images))
+        return encode_then_classify(self, classifier, images)
+
+    monkeypatch.setattr(Ballad, "_encode_then_classify", noting_images)
     record, _ = _run(run_cli, tmp_path, "phase_a.epochs=1", "phase_a.augment.enabled=true",
-                     "phase_b.epochs=1", "phase_b.augment.enabled=true")
-    assert record["config"]["phase_b"]["augment"]["enabled"] is True
-    assert 0 <= record["metrics"]["overall"] <= 100
+                     "phase_b.epochs=2", "phase_b.augment.enabled=true")
+    batch_size = record["config"]["phase_b"]["batch_size"]
+    steps = max(1, sum(record["class_counts"]) // batch_size)  # per epoch, the public code's count
+    assert len(encoded) == 2 * steps and all(count == batch_size for count in encoded)
 
 
 def test_adapter_only_on_the_given_weights_with_zero_phase_a_epochs(run_cli, tmp_path):

@@ -14,6 +14,7 @@ def _run(run_cli, out, method="clip_finetune", *options, resume=False):
     return json.loads(Path(stdout.strip().splitlines()[-1].removeprefix("record: ")).read_text()), stderr
 
 
+@pytest.mark.slow  # full fine-tuning, twice: outside the inner loop
 def test_fine_tuning_beats_zero_shot_and_balanced_softmax_lifts_the_tail(run_cli, tmp_path):
     zero_shot, _ = _run(run_cli, tmp_path, "zeroshot_clip")
     ce, stderr = _run(run_cli, tmp_path, "clip_finetune")
@@ -26,6 +27,7 @@ def test_fine_tuning_beats_zero_shot_and_balanced_softmax_lifts_the_tail(run_cli
     assert bs["metrics"]["few"] > ce["metrics"]["few"] + 15
 
 
+@pytest.mark.slow  # two fine-tunings: outside the inner loop
 def test_interrupted_fine_tuning_resumes_to_the_uninterrupted_result(run_cli, tmp_path, interrupt_after_saves):
     options = ("train.epochs=3", "trainable.scope=last_blocks", "trainable.last_blocks=1")
     uninterrupted, _ = _run(run_cli, tmp_path / "whole", "clip_finetune", *options)

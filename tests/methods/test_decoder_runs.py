@@ -27,11 +27,14 @@ def _run(run_cli, out, method, *options):
     return json.loads(Path(stdout.strip().splitlines()[-1].removeprefix("record: ")).read_text()), stderr
 
 
+@pytest.mark.slow  # test_every_method runs each in the inner loop: outside the inner loop
 @pytest.mark.parametrize("method", NAMES)
 def test_every_decoder_method_runs_end_to_end(run_cli, tmp_path, method):
     record, _ = _run(run_cli, tmp_path, method, *SHORT)
-    assert record["method"] == method and 0 <= record["metrics"]["overall"] <= 100
     two_stage = method in SECOND_STAGES
+    # The decoder learnt (seeded): chance on digits_lt's 10 balanced test classes is 10.
+    decoder = record["extra_metrics"]["after_stage1"] if two_stage else record["metrics"]
+    assert record["method"] == method and decoder["overall"] > 15
     assert ("after_stage1" in record["extra_metrics"]) == two_stage
     assert ("stage2" in record["timings"]) == two_stage
     assert Path(record["artifacts"]["stage1_checkpoint"]).is_file()
@@ -41,11 +44,31 @@ def test_every_decoder_method_runs_end_to_end(run_cli, tmp_path, method):
     assert registry.get(registry.METHODS, method).saves_linear_head(record["config"]) == linear
 
 
-def test_ldam_with_drw_runs_through_the_generic_decoder(run_cli, tmp_path):
+def test_ldam_with_drw_runs_through_the_generic_decoder(run_cli, tmp_path, monkeypatch):
+    """The generic decoder trains with the configured LDAM: every step passes the training class
+    counts and its progress, so DRW re-weights from halfway on."""
+    import functools
+
+    from ltbench.core.registry import LOSSES
+
+    calls = []
+    ldam = registry.get(LOSSES, "ldam")
+
+    @functools.wraps(ldam)
+    def noting_ldam(logits, targets, class_counts, progress=None, **options):
+        calls.append((list(map(int, class_counts)), progress, options))
+        return ldam(logits, targets, class_counts, progress=progress, **options)
+
+    monkeypatch.setitem(LOSSES.module_dict, "ldam", noting_ldam)
     record, _ = _run(run_cli, tmp_path, "decoder", *SHORT, "loss={type: ldam, max_margin: 0.5, drw_start: 0.5}")
-    assert record["config"]["loss"]["type"] == "ldam"
+    assert len(calls) == 30  # one per stage-1 iteration
+    assert all(counts == record["class_counts"] for counts, _, _ in calls)
+    assert all(options == {"max_margin": 0.5, "drw_start": 0.5} for _, _, options in calls)
+    progress = [value for _, value, _ in calls]
+    assert progress == sorted(progress) and progress[0] < 0.5 <= progress[-1]  # DRW off, then on
 
 
+@pytest.mark.slow  # three runs: outside the inner loop
 def test_second_stages_share_one_stage_1_and_a_checkpoint_hands_it_over(run_cli, tmp_path):
     first, _ = _run(run_cli, tmp_path / "a", "decoder_crt", *SHORT)
     second, stderr = _run(run_cli, tmp_path / "a", "decoder_disalign", *SHORT)
@@ -57,6 +80,7 @@ def test_second_stages_share_one_stage_1_and_a_checkpoint_hands_it_over(run_cli,
     assert third["metrics"]["per_class_accuracy"] == second["metrics"]["per_class_accuracy"]
 
 
+@pytest.mark.slow  # two runs: outside the inner loop
 def test_a_stage_1_checkpoint_of_another_decoder_shape_is_a_one_line_error(run_cli, tmp_path):
     first, _ = _run(run_cli, tmp_path, "decoder_ce", *SHORT)
     code, _, stderr = run_cli("run", "--method", "decoder_disalign", "--dataset", "digits_lt", "--out", tmp_path,
@@ -73,11 +97,26 @@ def test_taunorm_records_its_grid_the_split_and_the_chosen_tau(run_cli, tmp_path
     assert "tau-normalisation: tau" in stderr and "warning" not in stderr
 
 
-def test_best_val_selection_keeps_the_best_epoch_and_records_it(run_cli, tmp_path):
+def test_best_val_selection_keeps_the_best_epoch_and_records_it(run_cli, tmp_path, monkeypatch):
+    from ltbench.engine import hooks
+
+    val_top1 = {}  # per stage (its BestOnVal hook), in the order the stages ran: each epoch's val top-1
+    after_epoch = hooks.BestOnVal.after_epoch
+
+    def noting_val(self, epoch):
+        note = after_epoch(self, epoch)
+        val_top1.setdefault(id(self), []).append(float(note.split()[2]))  # "val top-1 X (best ...)"
+        return note
+
+    monkeypatch.setattr(hooks.BestOnVal, "after_epoch", noting_val)
     record, _ = _run(run_cli, tmp_path, "decoder_lws", *SHORT, "stage1.select=best_val", "stage2.select=best_val")
-    for stage in ("stage1_select", "stage2_select"):
+    assert len(val_top1) == 2
+    for stage, epochs in zip(("stage1_select", "stage2_select"), val_top1.values()):
         chosen = record["details"][stage]
-        assert chosen["selected_on"] == "val" and chosen["best_epoch"] >= 1 and 0 <= chosen["val_top1"] <= 100
+        assert chosen["selected_on"] == "val" and chosen["best_epoch"] == epochs.index(max(epochs)) + 1
+        assert chosen["val_top1"] == pytest.approx(max(epochs), abs=0.005)
+    # The record's val numbers are those of the kept (best) stage-2 weights.
+    assert record["extra_metrics"]["val"]["overall"] == pytest.approx(max(list(val_top1.values())[1]), abs=0.005)
 
 
 def test_code_preprocessing_needs_the_backbones_input_size(run_cli, tmp_path):

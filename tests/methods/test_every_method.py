@@ -6,6 +6,7 @@ need an option to run at all (clip_ensemble's members) or whose defaults would t
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ltbench.core import registry
@@ -48,10 +49,15 @@ def test_method_runs_end_to_end_on_digits_lt(run_cli, out, method):
     code, stdout, stderr = run_cli("run", "--method", method, "--dataset", "digits_lt", "--out", out, "--no-progress",
                                    *(["--cfg-options", *options] if options else []))
     assert code == 0, stderr
-    record = json.loads(Path(stdout.strip().splitlines()[-1].removeprefix("record: ")).read_text())
+    path = Path(stdout.strip().splitlines()[-1].removeprefix("record: "))
+    record = json.loads(path.read_text())
     assert record["method"] == method and record["dataset"] == "digits_lt"
-    assert len(record["metrics"]["per_class_accuracy"]) == 10
-    assert 0 <= record["metrics"]["overall"] <= 100
+    # Its numbers are those of the predictions it publishes beside it (the per-sample file).
+    with np.load(path.parent / record["per_sample"]["path"]) as saved:
+        labels, top1 = saved["labels_test"], saved["top_k_test"][:, 0]
+    per_class = [100 * np.mean(top1[labels == label] == label) for label in range(10)]
+    assert record["metrics"]["per_class_accuracy"] == pytest.approx(per_class)
+    assert record["metrics"]["overall"] == pytest.approx(100 * np.mean(top1 == labels))
     # What the run used, stage by stage (issue 22): on the CPU, fp32 (amp is CUDA-only), no device memory.
     stages = record["stages"]
     assert {"data", "fit", "predict"} <= set(stages) <= set(record["timings"])

@@ -25,6 +25,7 @@ def run(run_cli, out, method, *options, flags=()):
     return path, json.loads(path.read_text()), stderr
 
 
+@pytest.mark.slow  # teacher + student: outside the inner loop
 def test_pseudo_labelled_pool_images_join_only_few_shot_classes(run_cli, out):
     _, record, stderr = run(run_cli, out, "tackle", *SHORT)
     counts = np.asarray(record["class_counts"])
@@ -49,6 +50,7 @@ def test_without_the_pool_the_vision_model_trains_on_the_labeled_split_only(run_
     assert "phase_a_checkpoint" not in record["artifacts"]  # no teacher needed
 
 
+@pytest.mark.slow  # teacher + student: outside the inner loop
 def test_ensemble_with_clip_records_both_members_and_saves_logits(run_cli, out):
     path, record, _ = run(run_cli, out, "tackle", *SHORT, "ensemble.with_clip=true", flags=("--save-logits",))
     assert record["backbone"] == "test_resnet+tiny"
@@ -62,6 +64,7 @@ def test_ensemble_with_clip_records_both_members_and_saves_logits(run_cli, out):
     assert accuracy == pytest.approx(record["metrics"]["overall"])
 
 
+@pytest.mark.slow  # teacher + student: outside the inner loop
 def test_clip_ensemble_of_a_saved_run_reproduces_it_at_weight_one(run_cli, out):
     saved_path, saved, _ = run(run_cli, out, "tackle", *SHORT, flags=("--save-logits",))
     _, record, _ = run(run_cli, out, "clip_ensemble", f"members=[{saved_path},zeroshot]", "ensemble.weights=[1,0]")

@@ -43,6 +43,14 @@ def test_unknown_backbones_list_close_matches(name, message):
         create_backbone(name)
 
 
+def test_the_hub_is_offline_however_early_it_was_imported():
+    # tests/conftest.py sets HF_HUB_OFFLINE before collection; huggingface_hub reads it on import,
+    # which test modules that import open_clip at their top do during collection.
+    import huggingface_hub.constants
+
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is True
+
+
 def test_unfetchable_weights_suggest_none_or_a_checkpoint(monkeypatch):
     # HF_HUB_OFFLINE=1 (conftest): the weights are not cached and cannot be downloaded.
     with pytest.raises(UserError, match=r"RN50:openai.*not on this machine.*HF_HUB_OFFLINE.*ltbench weights fetch "

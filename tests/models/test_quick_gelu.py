@@ -59,6 +59,7 @@ def test_every_openai_tag_asks_open_clip_for_quick_gelu(model, monkeypatch):
     assert backbone_details(f"{model}:openai") == {"activation": "quick_gelu"}
 
 
+@pytest.mark.slow  # builds RN50 and ViT-B-32: outside the inner loop
 @pytest.mark.parametrize("model, towers", [("RN50", ("text",)), ("ViT-B-32", ("text", "visual"))])
 def test_openai_models_build_quick_gelu_towers(model, towers, no_download):
     with warnings.catch_warnings():
@@ -79,6 +80,7 @@ def test_a_laion_tag_builds_gelu(no_download):
     assert resolve_quick_gelu(parse_backbone("ViT-B-32:laion400m_e31"))
 
 
+@pytest.mark.slow  # builds and saves models: outside the inner loop
 def test_quick_gelu_checkpoints_load_by_the_quickgelu_name(tmp_path):
     assert "RN50-quickgelu" in open_clip.list_models()
     torch.manual_seed(0)

@@ -23,21 +23,39 @@ def _reference(model, tokens):
     return F.normalize(model.encode_text(tokens).float(), dim=-1)
 
 
+def _positions_run(model):
+    """A list that gets the positions (sequence length) of every text-transformer call on `model`,
+    and the hook's handle."""
+    transformer = model.transformer
+    seen = []
+
+    def note(module, args):
+        seen.append(args[0].shape[1] if getattr(transformer, "batch_first", True) else args[0].shape[0])
+
+    return seen, transformer.register_forward_pre_hook(note)
+
+
 def test_the_tiny_tower_cut_gives_open_clips_features(tiny):
     tokens = tiny.tokenize(PROMPTS)
     lengths = text_lengths(tiny.model, tokens)
-    assert causal_text_tower(tiny.model) is not None
-    assert lengths.tolist()[:4] == [8, 8, 3, 2] and lengths[4] == 77  # the long prompt uses the whole context
+    assert lengths.tolist() == [8, 8, 3, 2, 77, 13]  # the long prompt uses the whole context
     with torch.no_grad():
         expected = _reference(tiny.model, tokens)
-        assert (tiny.encode_texts(PROMPTS) - expected).abs().max() < 1e-6
-        # Short prompts alone: the batch is cut to 13 positions.
-        short = [0, 1, 2, 3, 5]
-        assert (tiny.encode_texts([PROMPTS[i] for i in short]) - expected[short]).abs().max() < 1e-6
-        sorted_out = F.normalize(encode_text_sorted(tiny.model, tokens, batch_size=2), dim=-1)
+        positions, hook = _positions_run(tiny.model)
+        try:
+            assert (tiny.encode_texts(PROMPTS) - expected).abs().max() < 1e-6
+            # Short prompts alone: the tower runs on 13 positions, not 77, with the same features.
+            short = [0, 1, 2, 3, 5]
+            assert (tiny.encode_texts([PROMPTS[i] for i in short]) - expected[short]).abs().max() < 1e-6
+            # Sorted by length in batches of 2, each cut to its longest row: (2, 3), (8, 8), (13, 77).
+            sorted_out = F.normalize(encode_text_sorted(tiny.model, tokens, batch_size=2), dim=-1)
+        finally:
+            hook.remove()
+        assert positions == [77, 13, 3, 8, 77]  # (_reference ran before the hook)
         assert (sorted_out - expected).abs().max() < 1e-6  # class order restored
 
 
+@pytest.mark.slow  # builds a ViT-B-16: outside the inner loop
 def test_a_vit_b_16_size_text_tower_cut_gives_open_clips_features():
     import open_clip
 

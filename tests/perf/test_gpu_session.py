@@ -53,6 +53,7 @@ def test_bad_arguments_are_refused(session, args, message):
     assert result.returncode == 2 and message in result.stderr
 
 
+@pytest.mark.slow  # runs the session's steps: outside the inner loop
 def test_a_step_runs_for_real_and_a_failing_step_fails_the_session(session, tmp_path):
     out = tmp_path / "rehearsal"
     result = session("--device", "cpu", "--small", "--steps", "lift", "--out", str(out))

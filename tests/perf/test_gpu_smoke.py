@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # every check of the smoke script: outside the inner loop
 def test_the_smoke_check_passes_on_the_cpu(repo_root, tmp_path):
     out = tmp_path / "smoke"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

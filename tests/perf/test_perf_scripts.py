@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 PERF = Path(__file__).resolve().parents[2] / "benchmarks" / "perf"
@@ -32,6 +33,7 @@ def test_the_text_classifier_benchmark_agrees_with_open_clip(tmp_path, capsys):
     assert json.loads((tmp_path / "t.json").read_text())["results"] == json.loads(json.dumps(results))
 
 
+@pytest.mark.slow  # every section of the GPU check: outside the inner loop
 def test_the_gpu_check_runs_its_sections_on_the_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     threads = torch.get_num_threads()
@@ -68,6 +70,7 @@ def test_the_gpu_check_mix_has_every_size_progressive_grey_and_one_cmyk():
     assert Image.open(io.BytesIO(cmyk.numpy().tobytes())).mode == "CMYK"
 
 
+@pytest.mark.slow  # every section of the GPU check: outside the inner loop
 def test_the_gpu_check_script_prints_its_summary_when_a_section_fails(tmp_path):
     out = tmp_path / "gpu.json"
     result = subprocess.run(["bash", str(PERF / "gpu_check.sh"), str(out), "--device", "cpu", "--sections",
