@@ -92,7 +92,7 @@ def group_accuracy(row: dict, resamples: int = 10_000, seed: int = 0, level: flo
     correct = np.mean([(run["top_k"][:, 0] == run["labels"]).astype(np.float64) for run in runs], axis=0)
     values = stats.point_statistics(correct, labels, class_groups)
     replicates = stats.within_class_bootstrap(correct, labels, class_groups, resamples, seed)
-    return {name: {"value": values[name], "ci": stats.percentile_interval(replicates[name], level)}
+    return {name: {"value": values[name], "ci": stats.percentile_interval(replicates[name], level, values[name])}
             for name in BAR_STATISTICS}
 
 

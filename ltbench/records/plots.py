@@ -102,6 +102,20 @@ def per_class_figure(rows: List[dict], dataset: str, rule: str, window: Optional
     return figure
 
 
+def bar_errors(values: List[dict]) -> np.ndarray:
+    """[2, bars] error-bar lengths below and above each bar from its {'value', 'ci'}: 0 for a bar
+    without a value or an interval (an empty group, a run without per-sample file), and never
+    negative (an interval from before intervals contained their estimate, or a NaN bound, draws
+    no bar on that side rather than failing the figure)."""
+    error = np.zeros((2, len(values)))
+    for index, entry in enumerate(values):
+        value, ci = entry["value"], entry["ci"]
+        if value is None or ci is None:
+            continue
+        error[:, index] = [value - ci[0], ci[1] - value]
+    return np.clip(np.nan_to_num(error, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+
+
 def groups_figure(rows: List[dict], dataset: str, rule: str, resamples: int = 10_000, seed: int = 0):
     """Grouped bars of many / medium / few / overall with 95% within-class bootstrap intervals."""
     figure, axes = _figure()
@@ -115,9 +129,7 @@ def groups_figure(rows: List[dict], dataset: str, rule: str, resamples: int = 10
         s = style(index)
         x = np.arange(len(statistics)) - 0.4 + width * (index + 0.5)
         heights = np.array([np.nan if values[name]["value"] is None else values[name]["value"] for name in statistics])
-        error = np.array([[0.0, 0.0] if values[name]["ci"] is None else
-                          [values[name]["value"] - values[name]["ci"][0], values[name]["ci"][1] - values[name]["value"]]
-                          for name in statistics]).T
+        error = bar_errors([values[name] for name in statistics])
         if all(values[name]["ci"] is None for name in statistics):
             without_ci.append(label)
         axes.bar(x, np.nan_to_num(heights), width * 0.92, color=s["color"], hatch=s["hatch"], edgecolor="black",
