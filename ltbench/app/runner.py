@@ -29,7 +29,7 @@ from ltbench.core.locks import RunLock
 from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.per_sample import per_sample_file_for, save_per_sample
-from ltbench.records.saved_logits import logits_file_for, save_logits
+from ltbench.records.saved_logits import logits_file_for, logits_format, save_logits
 
 
 def check_image_root(data, split_names, dataset_name):
@@ -138,6 +138,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         return path, None
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
+    saved_format = logits_format(cfg["runtime"].get("save_logits"))
     check_out_dir(out_dir)
     cache = ArrayCache(cfg["runtime"]["cache_dir"])
     cache.check_writable()
@@ -205,9 +206,9 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         if distributed.is_main():
             per_sample = save_per_sample(per_sample_file_for(path), summaries)
         logits_path = None
-        if runtime.get("save_logits"):
+        if saved_format:
             if distributed.is_main():
-                save_logits(logits_file_for(path), saved)
+                save_logits(logits_file_for(path), saved, saved_format)
             logits_path = logits_file_for(path).name
         ctx.outputs.timings["total"] = time.perf_counter() - started
         record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
