@@ -66,6 +66,33 @@ def per_class(row: dict, window: Optional[int] = None) -> dict:
             "smoothed": moving_average(mean[order], window), "window": window}
 
 
+MAX_CLASS_POINTS = 400  # [ours] per-class figures draw every class up to this many, bins beyond
+CLASS_BINS = 200  # [ours] bins of a per-class figure with more classes (iNaturalist: about 41 classes a bin)
+
+
+def class_bins(num_classes: int, bins: int = CLASS_BINS) -> list:
+    """Consecutive slices of classes (in the order given: most training images first), as equal in
+    size as can be: every class in one bin, none empty."""
+    bins = max(1, min(bins, num_classes))
+    edges = np.linspace(0, num_classes, bins + 1).round().astype(int)
+    return [slice(low, high) for low, high in zip(edges[:-1], edges[1:]) if high > low]
+
+
+def binned_per_class(data: dict, bins: int = CLASS_BINS) -> dict:
+    """per_class's classes (counts > 0, most training images first) in `bins` bins of consecutive
+    classes: 'counts' the median training images of each bin's classes, 'accuracy' the mean over
+    the bin's classes with evaluation images (NaN if none), 'smoothed' the moving average at the
+    bin's middle class, 'sizes' classes per bin. The rule a per-class figure states when it bins."""
+    shown = data["counts"] > 0
+    counts, accuracy, smoothed = data["counts"][shown], data["accuracy"][shown], data["smoothed"][shown]
+    slices = class_bins(len(counts), bins)
+    with np.errstate(invalid="ignore"):
+        means = [np.nanmean(accuracy[part]) if (~np.isnan(accuracy[part])).any() else np.nan for part in slices]
+    return {"counts": np.array([np.median(counts[part]) for part in slices]), "accuracy": np.array(means),
+            "smoothed": np.array([smoothed[(part.start + part.stop - 1) // 2] for part in slices]),
+            "sizes": np.array([part.stop - part.start for part in slices])}
+
+
 def _loaded(row: dict) -> List[dict]:
     arrays = [load_per_sample(path, record) for path, record in zip(row["paths"], row["records"])]
     for other, path in zip(arrays[1:], row["paths"][1:]):
