@@ -88,3 +88,15 @@ def test_empty_shot_groups_are_drawn_as_empty_bars(tmp_path, fake_record):
     assert heights[:2] == [0.0, 0.0] and heights[2] > 0 and heights[3] > 0  # many, medium, few, overall
     ticks = [label.get_text() for label in axes.get_xticklabels()]
     assert ticks[0] == "Many\n(0 classes)" and ticks[1] == "Medium\n(0 classes)" and ticks[2] == "Few\n(4 classes)"
+
+
+def test_the_tables_overall_interval_contains_the_value_it_shows(tmp_path, fake_record):
+    from ltbench.records.tables import add_overall_ci
+
+    labels, correct, _ = _degenerate()
+    predicted = np.where(correct > 0, labels, (labels + 1) % 1000)
+    row = _row(tmp_path, fake_record, labels, np.eye(1000, dtype=np.float32)[predicted] * 5, [50] * 1000)
+    [record] = row["records"]
+    assert add_overall_ci([row], {id(record): row["paths"][0]}, resamples=20) == []
+    low, high = row["overall"]["ci"]
+    assert low <= row["overall"]["mean"] <= high
