@@ -17,4 +17,4 @@ class ZeroShotCLIP(Method):
     def predict(self, split, ctx) -> np.ndarray:
         features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"])
         logits = torch.from_numpy(np.array(features)) @ self.classifier.t()  # copy: cache hits are read-only memmaps
-        return (float(self.cfg["text"]["logit_scale"]) * logits).numpy()
+        return logits.mul_(float(self.cfg["text"]["logit_scale"])).numpy()  # in place: one [N, C] array, not two
