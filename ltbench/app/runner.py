@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltbench.core.cpus import loader_workers
+from ltbench.core.cpus import cpu_threads, loader_workers, set_cpu_threads
 from ltbench.core import registry
 from ltbench.config import config_hash
 from ltbench.data import build_dataset
@@ -21,7 +21,6 @@ from ltbench.core import distributed
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
 from ltbench.core.seeding import seed_everything
-from ltbench.core.threads import cpu_threads, set_cpu_threads
 from ltbench.core.errors import UserError, unknown_name
 from ltbench.metrics import SHOT_RULES, evaluate, per_sample_summary
 from ltbench.models.backbones import parse_backbone

@@ -3,13 +3,13 @@ one core; null gives each process its share of the cores it may use."""
 import pytest
 import torch
 
-from ltbench.core import threads
+from ltbench.core import cpus
 from ltbench.core.errors import UserError
 
 
 @pytest.fixture
 def sixteen_cores(monkeypatch):
-    monkeypatch.setattr(threads, "available_cores", lambda: 16)
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda pid: set(range(16)))
     for name in ("LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -17,24 +17,24 @@ def sixteen_cores(monkeypatch):
 
 def test_under_torchrun_each_process_gets_its_share_of_the_cores(sixteen_cores):
     sixteen_cores.setenv("LOCAL_WORLD_SIZE", "4")
-    assert threads.cpu_threads(None) == 4
+    assert cpus.cpu_threads(None) == 4
     sixteen_cores.setenv("LOCAL_WORLD_SIZE", "32")
-    assert threads.cpu_threads(None) == 1  # at least one
+    assert cpus.cpu_threads(None) == 1  # at least one
     sixteen_cores.setenv("LOCAL_WORLD_SIZE", "1")
     sixteen_cores.setenv("TORCHELASTIC_RUN_ID", "x")  # torchrun with one process: still its 1 thread
-    assert threads.cpu_threads(None) == 16
+    assert cpus.cpu_threads(None) == 16
 
 
 def test_a_plain_process_keeps_torchs_default_and_a_number_wins(sixteen_cores):
-    assert threads.cpu_threads(None) is None
+    assert cpus.cpu_threads(None) is None
     sixteen_cores.setenv("LOCAL_WORLD_SIZE", "4")
-    assert threads.cpu_threads(3) == 3
+    assert cpus.cpu_threads(3) == 3
 
 
 def test_set_cpu_threads_applies_it(sixteen_cores):
     before = torch.get_num_threads()
     try:
-        assert threads.set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
+        assert cpus.set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 
@@ -42,4 +42,4 @@ def test_set_cpu_threads_applies_it(sixteen_cores):
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "4"])
 def test_a_bad_value_is_one_line(value):
     with pytest.raises(UserError, match="runtime.cpu_threads="):
-        threads.cpu_threads(value)
+        cpus.cpu_threads(value)
