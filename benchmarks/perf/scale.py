@@ -45,6 +45,9 @@ records with their per-sample files, saved logits, checkpoints and work files, f
 pages) and images a second (the images the stage reads from disk or the cache, / wall time),
 with the 1-minute load average when the stage started. ``--json OUT`` writes the numbers.
 
+``--growth A.json B.json ...`` prints, from earlier ``--json`` outputs, each stage's numbers per
+shape and how they grow from the first to the last (the cost-growth table of docs/performance.md).
+
 Pareto-shaped train profile: class at rank r (0 = most images) gets n(r) = max (1 + r / s)^-a,
 a such that n(C - 1) = min, s found by bisection so that the counts add up to the total
 (largest-remainder rounding); s -> infinity would be the exponential profile of CIFAR-LT.
@@ -427,11 +430,44 @@ def table(rows) -> str:
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
 
 
+def _disk_total(row) -> int:
+    return sum(row["disk"].values())
+
+
+def growth_tables(results) -> str:
+    """Markdown: each stage's wall time, peak RSS and disk written per shape, then how they grow
+    from the first shape to the last beside the growth of N (the images the stage reads) and of
+    N x C (evaluated images x classes: the size of the logits). results: --json outputs."""
+    from tabulate import tabulate
+
+    names = [f"{r['dataset']['dataset']} x {r['dataset']['scale']:g}" for r in results]
+    by_stage = [{row["stage"]: row for row in r["rows"]} for r in results]
+    stages = [stage for stage in STAGES if all(stage in rows for rows in by_stage)]
+    absolute = [[stage] + [f"{rows[stage]['seconds']:.1f} s / {_size(rows[stage]['peak_rss'])} / "
+                           f"{_size(_disk_total(rows[stage]))}" for rows in by_stage] for stage in stages]
+    first, last = by_stage[0], by_stage[-1]
+    logits = [r["sizes"]["evaluated"] * r["dataset"]["classes"] for r in (results[0], results[-1])]
+    growth = []
+    for stage in stages:
+        a, b = first[stage], last[stage]
+        growth.append([stage, f"{b['seconds'] / a['seconds']:.1f}x", f"{b['images'] / a['images']:.1f}x",
+                       f"{logits[1] / logits[0]:.1f}x", f"{b['peak_rss'] / a['peak_rss']:.2f}x",
+                       f"{_size(b['peak_rss'] - a['peak_rss'])}",
+                       f"{_disk_total(b) / max(1, _disk_total(a)):.1f}x"])
+    return "\n\n".join([
+        tabulate(absolute, headers=["stage", *[f"{name}: wall / peak RSS / disk" for name in names]],
+                 tablefmt="pipe", disable_numparse=True),
+        tabulate(growth, headers=["stage", f"wall {names[0]} -> {names[-1]}", "N (images read)", "N x C (logits)",
+                                  "peak RSS", "peak RSS added", "disk"], tablefmt="pipe", disable_numparse=True)])
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", required=True, choices=("places", "imagenet", "inat"))
+    parser.add_argument("--growth", nargs="+", type=Path, metavar="JSON",
+                        help="print the growth tables of earlier --json outputs (smallest shape first) and stop")
+    parser.add_argument("--shape", choices=("places", "imagenet", "inat"))
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of each class's images (default 1)")
-    parser.add_argument("--work", required=True, type=Path, help="folder for the images (kept), results and cache")
+    parser.add_argument("--work", type=Path, help="folder for the images (kept), results and cache")
     parser.add_argument("--splits", type=Path, default=DEFAULT_SPLITS,
                         help="folder with Places_LT/, ImageNet_LT/, iNaturalist18/ split files")
     parser.add_argument("--image-size", type=int, default=32)
@@ -449,6 +485,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     options = parse_args(argv)
+    if options.growth:
+        print(growth_tables([json.loads(path.read_text()) for path in options.growth]))
+        return 0
+    if options.shape is None or options.work is None:
+        raise SystemExit("give --shape and --work (or --growth JSON ...)")
     unknown = sorted(set(options.stages.split(",")) - set(STAGES))
     if unknown:
         raise SystemExit(f"unknown stage(s) {', '.join(unknown)}: choose from {', '.join(STAGES)}")

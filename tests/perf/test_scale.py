@@ -62,3 +62,22 @@ def test_every_stage_runs_on_a_sliver_of_places_lt(scale, repo_root, real_splits
     described = scale.build_dataset("places", 0.001, tmp_path / "work", real_splits, 32, said.append)
     assert said[0].startswith("reusing") and described == numbers["dataset"]
 
+
+
+def test_the_growth_tables_compare_the_first_and_last_shape(scale, tmp_path, capsys):
+    def result(dataset, classes, evaluated, seconds, images):
+        rows = [{"stage": "zeroshot", "seconds": seconds, "peak_rss": 1e9, "images": images,
+                 "disk": {kind: 1000 for kind in scale.DISK}}]
+        return {"dataset": {"dataset": dataset, "scale": 1, "classes": classes}, "sizes": {"evaluated": evaluated},
+                "rows": rows}
+
+    files = []
+    for name, numbers in (("a", result("places_lt", 365, 100, 2.0, 100)), ("b", result("inat2018", 8142, 50, 20.0, 50))):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(numbers))
+    assert scale.main(["--growth", *map(str, files)]) == 0
+    printed = capsys.readouterr().out
+    assert "2.0 s / 1.0 GB / 5.0 kB" in printed and "20.0 s / 1.0 GB / 5.0 kB" in printed
+    row = next(line for line in printed.splitlines()[4:] if line.startswith("| zeroshot"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1:5] == ["10.0x", "0.5x", f"{8142 * 50 / (365 * 100):.1f}x", "1.00x"]
