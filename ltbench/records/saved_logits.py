@@ -9,9 +9,10 @@ run checks it evaluates the same images in the same order) and, by FORMAT:
 - ``float32`` (the default; ``--save-logits`` alone): ``logits_<split>`` [N, C] as the method
   returned them;
 - ``float16``: ``logits_<split>`` [N, C] rounded to float16, half the size: each logit to 11
-  significant bits (relative error at most 2^-11, 0.05 %; 0.03 at most for a logit of 64-128),
-  so a prediction can change where an image's two highest logits are closer than that. Read back
-  as float32. A split with a logit beyond float16's range (65504) is kept in float32;
+  significant bits (relative error at most 2^-11, 0.05 %, for |z| >= 6.1e-5; below that, where
+  float16 is subnormal, an absolute error of at most 2^-25), so a prediction can change where an
+  image's two highest logits are closer than that. Read back as float32. A split with a logit
+  beyond float16's range (65504) is kept in float32;
 - ``topK`` (``top5``, ``top100``, ...): only ``top_classes_<split>`` [N, K] int32 (the K highest
   logits' classes, highest first, ties by class index), ``top_logits_<split>`` [N, K] float32 and
   ``true_logit_<split>`` [N] float32: about (8K + 12) bytes an image instead of 4C. Enough to
