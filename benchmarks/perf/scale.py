@@ -29,7 +29,8 @@ importing torch) in this order:
 - lift: ``lift`` for 1 epoch;
 - prompt_tuning: ``prompt_tuning`` for ``--prompt-steps`` steps of 32 images: trained on a train
   split file of that many images (the first images of the train file's classes, round robin),
-  evaluated on the full val and test splits;
+  evaluated on the full val and test splits; its record goes to a results folder of its own
+  (another train split: not a row beside the others);
 - posthoc: ``posthoc_la`` of the linear probe's saved logits; ensemble: ``clip_ensemble`` of the
   zero-shot and linear-probe runs' saved logits (weights chosen on val);
 - compare, table, plot (``plot all``), report.
@@ -274,11 +275,11 @@ def folder_bytes(folder: Path, suffix: str = None, exclude: str = None) -> int:
 
 
 def disk_usage(paths: dict) -> dict:
-    runs = paths["results"] / "runs"
+    results = [paths["results"], paths["prompt_results"]]
     return {"cache": folder_bytes(paths["cache"]),
-            "records": folder_bytes(runs, exclude=".logits.npz"),
-            "logits": folder_bytes(runs, suffix=".logits.npz"),
-            "work": folder_bytes(paths["results"] / "work"),
+            "records": sum(folder_bytes(folder / "runs", exclude=".logits.npz") for folder in results),
+            "logits": sum(folder_bytes(folder / "runs", suffix=".logits.npz") for folder in results),
+            "work": sum(folder_bytes(folder / "work") for folder in results),
             "figures": folder_bytes(paths["figures"]) + folder_bytes(paths["site"])}
 
 
@@ -395,7 +396,9 @@ def stage_commands(described: dict, paths: dict, options) -> list:
                                    "preprocess.resize=36", f"stage1.iterations={options.decoder_steps}",
                                    "stage1.epochs=1", "stage1.warmup_iterations=0"], decoder_images + evaluated),
         ("lift", lambda: run + ["--method", "lift", "--cfg-options", *runtime, "train.epochs=1"], train + evaluated),
-        ("prompt_tuning", lambda: [arg if arg != described["split_dir"] else paths["prompt_splits"] for arg in run]
+        # Its own results folder: trained on another train split file, it is not a row of the others' tables.
+        ("prompt_tuning", lambda: [paths["prompt_splits"] if arg == described["split_dir"] else
+                                   paths["prompt_results"] if arg == paths["results"] else arg for arg in run]
          + ["--method", "prompt_tuning", "--cfg-options", *runtime, "train.epochs=1"], prompt_images + evaluated),
         ("posthoc", lambda: run + ["--method", "posthoc_la", "--cfg-options", *runtime,
                                    f"source={records['linear_probe']}"], evaluated),
@@ -505,9 +508,9 @@ def main(argv=None) -> int:
 
     described = build_dataset(options.shape, options.scale, options.work, options.splits, options.image_size, log)
     root = options.work / f"{options.shape}-{options.scale:g}"
-    paths = {"results": root / "results", "cache": root / "cache", "figures": root / "figures", "site": root / "site",
-             "logs": root / "logs", "records": {}}
-    for key in ("results", "cache", "figures", "site", "logs"):
+    paths = {"results": root / "results", "prompt_results": root / "results-prompt-tuning", "cache": root / "cache",
+             "figures": root / "figures", "site": root / "site", "logs": root / "logs", "records": {}}
+    for key in ("results", "prompt_results", "cache", "figures", "site", "logs"):
         shutil.rmtree(paths[key], ignore_errors=True)
     paths["logs"].mkdir(parents=True)
     wanted = options.stages.split(",")

@@ -104,10 +104,11 @@ def per_class_figure(rows: List[dict], dataset: str, rule: str, window: Optional
     if binned:
         classes, bins, smallest, largest = binned
         size = f"{smallest}" if smallest == largest else f"{smallest}-{largest}"
+        hidden_line = f"\n({hidden} classes without training images not shown)" if hidden else ""
         axes.set_title(f"{dataset}: per-class top-1 accuracy against training images\n"
-                       f"({_subtitle(rows, rule)}; lines: moving average over {window_used} classes{note})\n"
+                       f"({_subtitle(rows, rule)}; lines: moving average over {window_used} classes)\n"
                        f"points: {classes} classes by training images in {bins} bins of {size}, "
-                       f"mean at the median count", fontsize=9)
+                       f"mean at the median count{hidden_line}", fontsize=9)
     else:
         axes.set_title(f"{dataset}: per-class top-1 accuracy against training images\n"
                        f"({_subtitle(rows, rule)}; points: classes, lines: moving average over {window_used} "

@@ -57,6 +57,10 @@ def test_every_stage_runs_on_a_sliver_of_places_lt(scale, repo_root, real_splits
     assert rows["linear_probe_warm"]["disk"]["cache"] == 0  # its features come from the cache
     assert rows["plot"]["disk"]["figures"] > 0 and rows["report"]["disk"]["figures"] > 0
     assert "| decoder " in done.stdout and "| report " in done.stdout
+    # Prompt tuning trains on another train split file: its record is not a row beside the others.
+    results = tmp_path / "work" / "places-0.001"
+    assert [path.name.split("__")[0] for path in (results / "results-prompt-tuning").rglob("*.json")] == ["prompt_tuning"]
+    assert not list((results / "results").rglob("prompt_tuning*.json"))
     # A second call reuses the images.
     said = []
     described = scale.build_dataset("places", 0.001, tmp_path / "work", real_splits, 32, said.append)
