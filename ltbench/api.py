@@ -16,6 +16,7 @@ from ltbench.core.registry import DATASETS, LOSSES, METHODS, SAMPLERS
 from ltbench.core.registry import get as registered
 from ltbench.core.registry import register_variant
 from ltbench.core.values import is_real, is_whole
+from ltbench.core.chunks import row_chunks
 from ltbench.core.distributed import gather_batch
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
@@ -53,7 +54,7 @@ from ltbench.records.saved_logits import SavedRun
 
 __all__ = [
     "METHODS", "DATASETS", "LOSSES", "SAMPLERS", "add_config_path", "registered", "register_variant", "Method", "RunContext", "UserError", "first_line_of",
-    "unknown_name", "is_real", "is_whole", "related_method_config", "ComputedMethod", "seed_everything",
+    "unknown_name", "is_real", "is_whole", "row_chunks", "related_method_config", "ComputedMethod", "seed_everything",
     "derive_seed", "generator", "seeded", "gather_batch",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",

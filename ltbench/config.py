@@ -304,7 +304,7 @@ def runtime_overrides(data_root=None, split_dir=None, device=None, progress=True
         "dataset.split_dir": split_dir,
         "runtime.device": device,
         "runtime.progress": None if progress else False,
-        "runtime.save_logits": True if save_logits else None,
+        "runtime.save_logits": save_logits or None,  # True or a format name (records/saved_logits.py)
     }
 
 

@@ -8,6 +8,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from ltbench.core.chunks import row_chunks
+
 SHOT_RULES = {
     # rule: (is_many(n), is_few(n)); everything else is medium.
     "standard": (lambda n: n > 100, lambda n: n < 20),
@@ -63,6 +65,21 @@ def macro_f1(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> f
     return float(100.0 * f1.mean()) if present.any() else 0.0
 
 
+def top1_and_top5(logits: np.ndarray, labels: np.ndarray):
+    """([N] argmax class, [N] bool: the label among the 5 highest logits), a chunk of rows at a
+    time (core.chunks; argpartition works row by row, so the same answer as on the whole array)."""
+    n, num_classes = logits.shape
+    k = min(5, num_classes)
+    predictions = np.empty(n, dtype=np.int64)
+    in_top5 = np.empty(n, dtype=bool)
+    for rows in row_chunks(n, num_classes):
+        block = logits[rows]
+        predictions[rows] = block.argmax(axis=1)
+        top_k = np.argpartition(-block, kth=k - 1, axis=1)[:, :k]
+        in_top5[rows] = (top_k == labels[rows, None]).any(axis=1)
+    return predictions, in_top5
+
+
 def evaluate(logits, labels, class_counts, rule: str = "standard", train_counts=None, summary=None) -> dict:
     """All metrics of one evaluation: overall top-1 / top-5, mean per-class, macro-F1, shot groups,
     'test_agnostic' (agnostic_accuracy, classes ranked by train_counts, default class_counts) and
@@ -74,15 +91,13 @@ def evaluate(logits, labels, class_counts, rule: str = "standard", train_counts=
     num_classes = logits.shape[1]
     if len(class_counts) != num_classes:
         raise ValueError(f"{len(class_counts)} class counts for {num_classes}-way logits")
-    predictions = logits.argmax(axis=1)
-    k = min(5, num_classes)
-    top_k = np.argpartition(-logits, kth=k - 1, axis=1)[:, :k]
+    predictions, in_top5 = top1_and_top5(logits, labels)
     per_class = per_class_accuracy(predictions, labels, num_classes)
     return {
         "overall": float(100.0 * (predictions == labels).mean()),
         **grouped_accuracy(per_class, class_counts, rule),
         "mean_per_class": float(np.nanmean(per_class)),
-        "top5": float(100.0 * (top_k == labels[:, None]).any(axis=1).mean()),
+        "top5": float(100.0 * in_top5.mean()),
         "macro_f1": macro_f1(predictions, labels, num_classes),
         "num_images": int(len(labels)),
         "shot_rule": rule,
@@ -124,14 +139,14 @@ def per_sample_summary(logits, labels, k: int = TOP_K, chunk: Optional[int] = No
     labels = np.asarray(labels, dtype=np.int64)
     n, num_classes = logits.shape
     k = min(k, num_classes)
-    chunk = chunk or max(1, 2_000_000 // num_classes)  # rows at a time: 16 MB of float64 probabilities
     top_k = np.empty((n, k), dtype=np.int32)
     top_prob = np.empty((n, k), dtype=np.float32)
     true_prob = np.empty(n, dtype=np.float32)
     sq_sum = np.empty(n, dtype=np.float32)
-    for start in range(0, n, chunk):
-        block = np.asarray(logits[start:start + chunk], dtype=np.float64)
-        rows = np.arange(len(block))
+    # A chunk of rows at a time (core.chunks: 16 MB of float64 probabilities), never N x C of them.
+    for rows in row_chunks(n, num_classes, None if chunk is None else chunk * num_classes):
+        block = np.asarray(logits[rows], dtype=np.float64)
+        index = np.arange(len(block))
         shifted = np.exp(block - block.max(axis=1, keepdims=True))
         probs = shifted / shifted.sum(axis=1, keepdims=True)
         candidates = np.argpartition(-block, kth=k - 1, axis=1)[:, :k] if k < num_classes else \
@@ -142,10 +157,10 @@ def per_sample_summary(logits, labels, k: int = TOP_K, chunk: Optional[int] = No
         # A tie at the top that argpartition left out of the candidates: sort that row in full.
         for row in np.flatnonzero(chosen[:, 0] != block.argmax(axis=1)):
             chosen[row] = np.argsort(-block[row], kind="stable")[:k]
-        top_k[start:start + len(block)] = chosen
-        top_prob[start:start + len(block)] = probs[rows[:, None], chosen]
-        true_prob[start:start + len(block)] = probs[rows, labels[start:start + chunk]]
-        sq_sum[start:start + len(block)] = (probs ** 2).sum(axis=1)
+        top_k[rows] = chosen
+        top_prob[rows] = probs[index[:, None], chosen]
+        true_prob[rows] = probs[index, labels[rows]]
+        sq_sum[rows] = (probs ** 2).sum(axis=1)
     return {"labels": labels.astype(np.int32), "top_k": top_k, "top_prob": top_prob,
             "true_prob": true_prob, "sq_sum": sq_sum}
 

@@ -16,6 +16,7 @@ ALIASES = {"zeroshot": "zeroshot_clip"}
 class SavedMember:
     def __init__(self, path: str):
         self.run = SavedRun(path)
+        self.run.require_every_class("an ensemble member")  # before any work
         self.name = str(path)
 
     def fit(self, data, ctx):

@@ -15,4 +15,5 @@ class ZeroShotCLIP(Method):
 
     def predict(self, split, ctx) -> np.ndarray:
         features = image_features(self.clip, split, ctx, batch_size=self.cfg["eval_batch_size"], device=ctx.device)
-        return (float(self.cfg["text"]["logit_scale"]) * features @ self.classifier.t()).cpu().numpy()
+        logits = features @ self.classifier.t()  # on ctx.device; a new tensor, so scaling in place is safe
+        return logits.mul_(float(self.cfg["text"]["logit_scale"])).cpu().numpy()  # in place: one [N, C] array, not two

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltbench.core.cpus import loader_workers
+from ltbench.core.cpus import cpu_threads, loader_workers, set_cpu_threads
 from ltbench.core import registry
 from ltbench.config import config_hash
 from ltbench.data import build_dataset
@@ -31,7 +31,7 @@ from ltbench.core.locks import RunLock
 from ltbench.models.factory import backbone_details
 from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.per_sample import per_sample_file_for, save_per_sample
-from ltbench.records.saved_logits import logits_file_for, save_logits
+from ltbench.records.saved_logits import logits_file_for, logits_format, save_logits
 
 
 def check_image_root(data, split_names, dataset_name):
@@ -141,6 +141,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
     apply_determinism(cfg.get("deterministic", False))  # before CUDA starts (distributed.setup, below)
+    saved_format = logits_format(cfg["runtime"].get("save_logits"))
+    cpu_threads(cfg["runtime"].get("cpu_threads"))  # checked before any work
     check_out_dir(out_dir)
     cache = ArrayCache(cfg["runtime"]["cache_dir"])
     cache.check_writable()
@@ -161,6 +163,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)),
                      gpu_jpeg=bool(cfg.get("gpu_jpeg", False)), deterministic=bool(cfg.get("deterministic", False)))
+    set_cpu_threads(runtime.get("cpu_threads"))  # torchrun's OMP_NUM_THREADS=1 would leave cores idle
     with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
         data = build_dataset(cfg["dataset"])
         eval_name = cfg["eval_split"]
@@ -176,6 +179,17 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         method.fit(data, ctx)
     with ctx.timer("predict"):
         logits = validate_logits(method.predict(eval_split, ctx), eval_split, data.num_classes, cfg["method"])
+    val = data.splits.get("val")
+    # Some datasets evaluate on val itself (iNat's val file is its test split; CIFAR-LT's val is test).
+    separate_val = "val" in evaluated and val is not None and val.fingerprint != eval_split.fingerprint
+    val_logits = validate_logits(method.predict(val, ctx), val, data.num_classes, cfg["method"]) \
+        if separate_val else None
+    if not distributed.is_main():
+        # Every process predicted (the predictions are gathered); metrics, the per-sample file and
+        # the record are rank 0's work alone: the others would compute the same numbers, each an
+        # N x C softmax, on a CPU that torchrun shares among them.
+        return path, None
+
     class_counts = data.grouping_counts  # the training counts, or the dataset's reference profile
     summary = per_sample_summary(logits, eval_split.labels)
     metrics = evaluate(logits, eval_split.labels, class_counts, cfg["shot_rule"], train_counts=data.class_counts,
@@ -184,17 +198,14 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     extra_metrics = {}
     saved = {eval_split.name: (logits, eval_split)}
     summaries = {eval_split.name: (summary, eval_split.fingerprint)}
-    val = data.splits.get("val")
-    # Some datasets evaluate on val itself (iNat's val file is its test split; CIFAR-LT's val is test).
-    if "val" in evaluated and val is not None and val.fingerprint != eval_split.fingerprint:
-        val_logits = validate_logits(method.predict(val, ctx), val, data.num_classes, cfg["method"])
+    if separate_val:
         val_summary = per_sample_summary(val_logits, val.labels)
         extra_metrics["val"] = evaluate(val_logits, val.labels, class_counts, cfg["shot_rule"],
                                         train_counts=data.class_counts, summary=val_summary)
         saved["val"] = (val_logits, val)
         summaries["val"] = (val_summary, val.fingerprint)
     elif val is not None and val.fingerprint == eval_split.fingerprint:
-        saved["val"] = (logits, val)  # the same images: an ensemble can still choose weights on "val"
+        saved["val"] = (logits, val)  # the same images (stored once): an ensemble can still choose weights on "val"
         summaries["val"] = (summary, val.fingerprint)
     for label, (reported_logits, split) in ctx.outputs.reported.items():
         extra_metrics[label] = evaluate(validate_logits(reported_logits, split, data.num_classes, cfg["method"]),
@@ -204,13 +215,10 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     # that fills up (or turns read-only) while they are written leaves none of them, and a record
     # never names a file that is not there.
     with publish_together():
-        per_sample = None
-        if distributed.is_main():
-            per_sample = save_per_sample(per_sample_file_for(path), summaries)
+        per_sample = save_per_sample(per_sample_file_for(path), summaries)
         logits_path = None
-        if runtime.get("save_logits"):
-            if distributed.is_main():
-                save_logits(logits_file_for(path), saved)
+        if saved_format:
+            save_logits(logits_file_for(path), saved, saved_format)
             logits_path = logits_file_for(path).name
         ctx.outputs.timings["total"] = time.perf_counter() - started
         record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
@@ -222,8 +230,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                              extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,
                              details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample,
                              devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics())
-        if distributed.is_main():
-            write_json_atomic(path, record)
+        write_json_atomic(path, record)
     if lock is not None:
         lock.release()
     return path, record

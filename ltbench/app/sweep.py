@@ -29,7 +29,7 @@ class SweepOptions:
     cfg_options: Tuple[Tuple[str, object], ...] = ()  # the command line's: after the suite's, so they win
     device: Optional[str] = None
     progress: bool = True
-    save_logits: bool = False
+    save_logits: object = False  # False, True (float32) or a format name (records/saved_logits.py)
     skip_existing: bool = True
     resume: bool = False
 

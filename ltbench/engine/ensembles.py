@@ -10,11 +10,12 @@ Weights are non-negative and sum to 1. Chosen on val, they are the point of a gr
 simplex (step ``step``) with the best val top-1 accuracy; ties go to the first grid point.
 """
 import itertools
-from typing import List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
 
+from ltbench.core.chunks import row_chunks
 from ltbench.core.errors import UserError, unknown_name
 
 COMBINE_RULES = ("probs", "logit_adjusted")
@@ -54,13 +55,26 @@ def simplex_grid(num_members: int, step: float) -> np.ndarray:
 
 def choose_weights(val_scores: Sequence[np.ndarray], val_labels, rule: str, step: float):
     """(weights, val top-1 %) of the grid point with the best val accuracy."""
-    labels = np.asarray(val_labels)
-    best_weights, best_accuracy = None, -1.0
-    for weights in simplex_grid(len(val_scores), step):
-        accuracy = float(100.0 * (combine(val_scores, weights, rule).argmax(axis=1) == labels).mean())
-        if accuracy > best_accuracy:
-            best_weights, best_accuracy = weights, accuracy
-    return [float(weight) for weight in best_weights], best_accuracy
+    return choose_weights_in_chunks([val_scores], [np.asarray(val_labels)], rule, step)
+
+
+def choose_weights_in_chunks(chunks: Iterable[Sequence[np.ndarray]], labels: Sequence[np.ndarray], rule: str,
+                             step: float):
+    """choose_weights over val images given as chunks of rows (each chunk: the members' scores of
+    those rows, and its labels), so that no member's scores of every image are in memory at once."""
+    grid = None
+    correct = None
+    for scores, chunk_labels in zip(chunks, labels):
+        if grid is None:
+            grid = simplex_grid(len(scores), step)
+            correct = np.zeros(len(grid), dtype=np.int64)
+        for index, weights in enumerate(grid):
+            correct[index] += int((combine(scores, weights, rule).argmax(axis=1) == chunk_labels).sum())
+    total = sum(len(chunk_labels) for chunk_labels in labels)
+    # 100 * (count / N): the value the mean of the correct flags gives; ties go to the first grid point.
+    accuracies = [float(100.0 * (count / total)) for count in correct]
+    best = int(np.argmax(accuracies))
+    return [float(weight) for weight in grid[best]], accuracies[best]
 
 
 def fixed_weights(weights, num_members: int) -> List[float]:
@@ -90,23 +104,37 @@ class WeightedEnsemble:
         self.weights = fixed_weights(section["weights"], num_members) if self.fixed else None
         self.val_top1 = None
 
-    def _scores(self, member_logits):
-        return [member_scores(logits, self.rule, self.log_prior, adjust)
+    def _scores(self, member_logits, rows=slice(None)):
+        return [member_scores(np.asarray(logits)[rows], self.rule, self.log_prior, adjust)
                 for logits, adjust in zip(member_logits, self.adjust)]
+
+    @staticmethod
+    def _chunks(member_logits):
+        """Row chunks of the members' [N, C] logits: every pass below holds the members' scores of
+        one chunk (core.chunks), not of all N images (iNaturalist: 0.8 GB a member in float32)."""
+        num_rows, num_classes = np.shape(member_logits[0])
+        return row_chunks(num_rows, num_classes * len(member_logits))
 
     def fit(self, val_member_logits, val_labels):
         """Choose the weights on val (unless fixed); records the val top-1 of the chosen weights."""
-        scores = self._scores(val_member_logits)
+        labels = np.asarray(val_labels)
+        chunks = self._chunks(val_member_logits)
         if self.weights is None:
-            self.weights, self.val_top1 = choose_weights(scores, val_labels, self.rule, self.step)
+            self.weights, self.val_top1 = choose_weights_in_chunks(
+                (self._scores(val_member_logits, rows) for rows in chunks), [labels[rows] for rows in chunks],
+                self.rule, self.step)
         else:
-            predictions = combine(scores, self.weights, self.rule).argmax(axis=1)
-            self.val_top1 = float(100.0 * (predictions == np.asarray(val_labels)).mean())
+            correct = sum(int((combine(self._scores(val_member_logits, rows), self.weights, self.rule).argmax(axis=1)
+                               == labels[rows]).sum()) for rows in chunks)
+            self.val_top1 = float(100.0 * (correct / len(labels)))
 
     def __call__(self, member_logits) -> np.ndarray:
         if self.weights is None:
             raise RuntimeError("WeightedEnsemble.fit must run before the ensemble predicts")
-        return combine(self._scores(member_logits), self.weights, self.rule)
+        out = np.empty(np.shape(member_logits[0]), dtype=np.float32)
+        for rows in self._chunks(member_logits):
+            out[rows] = combine(self._scores(member_logits, rows), self.weights, self.rule)
+        return out
 
     def summary(self, member_names, chosen_on: str) -> dict:
         return {"members": list(member_names), "combine": self.rule, "adjust": self.adjust,

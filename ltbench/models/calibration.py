@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ltbench.core import registry
+from ltbench.core.chunks import row_chunks
 from ltbench.core.errors import unknown_name
 from ltbench.core.registry import SECOND_STAGES
 from ltbench.models.heads import Float32Linear, float32_forward
@@ -113,9 +114,13 @@ def tau_normalised_logits(logits: np.ndarray, weight: np.ndarray, bias: np.ndarr
     """The logits of ``tau_normalised(head, tau)`` from the head's own logits z = W x + b, without
     its input x: W_c x / ||W_c||^tau = (z_c - b_c) / ||W_c||^tau. So a finished run's saved logits
     and its saved head weights are enough (no features are encoded again)."""
-    norms = np.linalg.norm(np.asarray(weight, dtype=np.float64), axis=1)
-    shifted = np.asarray(logits, dtype=np.float64) - np.asarray(bias, dtype=np.float64)
-    return (shifted / norms ** float(tau)).astype(np.float32)
+    scale = np.linalg.norm(np.asarray(weight, dtype=np.float64), axis=1) ** float(tau)
+    bias = np.asarray(bias, dtype=np.float64)
+    logits = np.asarray(logits)
+    out = np.empty(logits.shape, dtype=np.float32)
+    for rows in row_chunks(*logits.shape):  # no float64 copy of all [N, C] logits
+        out[rows] = (logits[rows].astype(np.float64) - bias) / scale
+    return out
 
 
 def select_on_grid(grid, top1_of):

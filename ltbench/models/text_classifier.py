@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ltbench.models.prompt_tokens import PromptTokens
 from ltbench.models.text_encoding import length_sorted_batches
 
 # Prompts are tokenised this many batches at a time and sorted by length within that window.
@@ -25,14 +26,24 @@ def build_text_classifier(clip, class_names: List[str], templates: List[str], ba
 
     Each batch is added into per-class sums at once, so memory holds C x D numbers, not one
     embedding per prompt (iNaturalist's 8142 classes x 80 templates x 768 floats would be 2 GB).
+
+    Tokens come from models/prompt_tokens.py: each class name and template cleaned once, each
+    distinct word encoded once (the same tokens as tokenising every prompt, about 30x faster:
+    that tokenising took two thirds of the tiny CLIP's iNaturalist classifier).
     """
-    prompts = [template.format(name) for name in class_names for template in templates]
+    tokenizer = getattr(clip, "tokenizer", None)
+    prompts = PromptTokens(tokenizer, class_names, templates) if tokenizer is not None else None
+    count = len(class_names) * len(templates)
     sums = None
     window = batch_size * SORT_WINDOW_BATCHES
-    bar = tqdm(total=-(-len(prompts) // batch_size), desc="text classifier", leave=False,
-               disable=not progress or len(prompts) <= batch_size)
-    for first in range(0, len(prompts), window):
-        tokens = clip.tokenize(prompts[first: first + window])
+    bar = tqdm(total=-(-count // batch_size), desc="text classifier", leave=False,
+               disable=not progress or count <= batch_size)
+    for first in range(0, count, window):
+        if prompts is not None:
+            tokens = prompts(first, first + window)
+        else:  # a model without open_clip's tokenizer object: its own tokenize on the texts
+            tokens = clip.tokenize([templates[index % len(templates)].format(class_names[index // len(templates)])
+                                    for index in range(first, min(count, first + window))])
         for rows, longest in length_sorted_batches(clip.text_lengths(tokens), batch_size):
             with autocast() if autocast else torch.autocast("cpu", enabled=False):
                 embeddings = clip.encode_text_tokens(tokens[torch.from_numpy(rows)], longest).float()

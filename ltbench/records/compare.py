@@ -159,12 +159,13 @@ def compare(sides: List[Side], resamples: int = 10_000, seed: int = 0, seed_test
             "mcnemar": mcnemar,
             "statistics": {},
         }
+        point_differences = stats.point_statistics(differences, labels, groups)
         for name in stats.STATISTICS:
-            difference = stats.point_statistics(differences, labels, groups)[name]
+            difference = point_differences[name]
             seed_differences = [row[name] for row in per_seed]
             entry["statistics"][name] = {
                 "a": a_values[name], "b": b_values[name], "difference": difference,
-                "ci": stats.percentile_interval(replicates[name], level),
+                "ci": stats.percentile_interval(replicates[name], level, estimate=difference),
                 "per_seed_differences": seed_differences if len(pairs) > 1 else None,
                 "seed_test_p": stats.seed_test(seed_differences, seed_test) if len(pairs) > 1 else None,
             }

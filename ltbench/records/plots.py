@@ -65,15 +65,24 @@ def _legend_handle(index: int, label: str, line: bool = True):
 
 def per_class_figure(rows: List[dict], dataset: str, rule: str, window: Optional[int] = None):
     """Per-class top-1 against the class's training images (log x): each class a point, and a moving
-    average over classes sorted by training images; the many / medium / few boundaries drawn."""
+    average over classes sorted by training images; the many / medium / few boundaries drawn.
+
+    With more than figure_data.MAX_CLASS_POINTS classes (iNaturalist's 8142), the classes sorted by
+    training images go into CLASS_BINS bins of consecutive classes (figure_data.binned_per_class):
+    a point is a bin's mean accuracy at its median training count and the line the moving average
+    at each bin's middle class, so the figure stays readable and its file small; the title says so."""
     from matplotlib.transforms import blended_transform_factory
 
     figure, axes = _figure()
-    handles, hidden = [], 0
+    handles, hidden, binned = [], 0, None
     for index, (row, label) in enumerate(zip(rows, row_labels(rows))):
         data = figure_data.per_class(row, window)
         shown = data["counts"] > 0  # a class without training images has no place on a log axis
         hidden = max(hidden, int((~shown).sum()))
+        if shown.sum() > figure_data.MAX_CLASS_POINTS:
+            bins = figure_data.binned_per_class(data)
+            binned = (int(shown.sum()), len(bins["sizes"]), int(bins["sizes"].min()), int(bins["sizes"].max()))
+            data, shown = bins, np.ones(len(bins["counts"]), dtype=bool)
         s = style(index)
         axes.scatter(data["counts"][shown], data["accuracy"][shown], color=s["color"], marker=s["marker"],
                      s=22, alpha=0.55, linewidths=0)
@@ -92,14 +101,37 @@ def per_class_figure(rows: List[dict], dataset: str, rule: str, window: Optional
               ha="center", va="top", color="0.3")
     note = f"; {hidden} classes without training images not shown" if hidden else ""
     window_used = figure_data.per_class(rows[0], window)["window"]
-    axes.set_title(f"{dataset}: per-class top-1 accuracy against training images\n"
-                   f"({_subtitle(rows, rule)}; points: classes, lines: moving average over {window_used} "
-                   f"classes{note})", fontsize=9)
+    if binned:
+        classes, bins, smallest, largest = binned
+        size = f"{smallest}" if smallest == largest else f"{smallest}-{largest}"
+        hidden_line = f"\n({hidden} classes without training images not shown)" if hidden else ""
+        axes.set_title(f"{dataset}: per-class top-1 accuracy against training images\n"
+                       f"({_subtitle(rows, rule)}; lines: moving average over {window_used} classes)\n"
+                       f"points: {classes} classes by training images in {bins} bins of {size}, "
+                       f"mean at the median count{hidden_line}", fontsize=9)
+    else:
+        axes.set_title(f"{dataset}: per-class top-1 accuracy against training images\n"
+                       f"({_subtitle(rows, rule)}; points: classes, lines: moving average over {window_used} "
+                       f"classes{note})", fontsize=9)
     axes.set_xlabel("training images of the class (log scale)")
     axes.set_ylabel("top-1 accuracy of the class (%)")
     axes.grid(True, which="major", color="0.9", linewidth=0.6)
     axes.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
     return figure
+
+
+def bar_errors(values: List[dict]) -> np.ndarray:
+    """[2, bars] error-bar lengths below and above each bar from its {'value', 'ci'}: 0 for a bar
+    without a value or an interval (an empty group, a run without per-sample file), and never
+    negative (an interval from before intervals contained their estimate, or a NaN bound, draws
+    no bar on that side rather than failing the figure)."""
+    error = np.zeros((2, len(values)))
+    for index, entry in enumerate(values):
+        value, ci = entry["value"], entry["ci"]
+        if value is None or ci is None:
+            continue
+        error[:, index] = [value - ci[0], ci[1] - value]
+    return np.clip(np.nan_to_num(error, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
 
 
 def groups_figure(rows: List[dict], dataset: str, rule: str, resamples: int = 10_000, seed: int = 0):
@@ -115,9 +147,7 @@ def groups_figure(rows: List[dict], dataset: str, rule: str, resamples: int = 10
         s = style(index)
         x = np.arange(len(statistics)) - 0.4 + width * (index + 0.5)
         heights = np.array([np.nan if values[name]["value"] is None else values[name]["value"] for name in statistics])
-        error = np.array([[0.0, 0.0] if values[name]["ci"] is None else
-                          [values[name]["value"] - values[name]["ci"][0], values[name]["ci"][1] - values[name]["value"]]
-                          for name in statistics]).T
+        error = bar_errors([values[name] for name in statistics])
         if all(values[name]["ci"] is None for name in statistics):
             without_ci.append(label)
         axes.bar(x, np.nan_to_num(heights), width * 0.92, color=s["color"], hatch=s["hatch"], edgecolor="black",

@@ -3,8 +3,10 @@
 <out>/index.html lists the datasets; <out>/<dataset>/index.html holds the leaderboard (sortable by
 any column), the Reported column and the figures of ltbench.records.plots embedded as SVG data;
 <out>/<dataset>/runs/<run id>.html holds one run's config, versions, split hashes, timings,
-metrics, details and per-class table. Plain HTML and CSS and a few lines of JavaScript, every
-link relative, nothing fetched: it opens offline or can be published as it is.
+metrics, details and per-class table (beyond MAX_CLASS_ROWS classes, iNaturalist's 8142: a table
+of CLASS_TABLE_BINS bins of classes by training images, and every class in <run id>.per-class.csv).
+Plain HTML and CSS and a few lines of JavaScript, every link relative, nothing fetched: it opens
+offline or can be published as it is.
 
 Pages hold only what the records hold (no time of writing), in a fixed order, so the same
 records give the same bytes and a committed report diffs cleanly.
@@ -146,6 +148,10 @@ def _run_sections(record: dict) -> List[dict]:
     return sections
 
 
+MAX_CLASS_ROWS = 1000  # [ours] a run page lists every class up to this many (ImageNet-LT's 1000)
+CLASS_TABLE_BINS = 50  # [ours] beyond, bins of classes by training images, every class in a CSV file
+
+
 def _per_class_rows(record: dict) -> List[dict]:
     """One row per class; its name where the record keeps the class names (records from before
     them show the index alone)."""
@@ -157,6 +163,49 @@ def _per_class_rows(record: dict) -> List[dict]:
     return [{"index": index, "name": None if names is None else names[index], "count": count,
              "group": str(class_groups[index]), "accuracy": _number(value), "sort": _sort(value)}
             for index, (count, value) in enumerate(zip(counts, record["metrics"]["per_class_accuracy"]))]
+
+
+def per_class_csv(record: dict) -> str:
+    """Every class of a run: index, name (where the record keeps the class names), training images,
+    shot group, top-1 (empty: no evaluation images)."""
+    import csv
+    import io
+
+    rows = _per_class_rows(record)
+    named = bool(rows) and rows[0]["name"] is not None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")  # quotes a name with a comma
+    writer.writerow(["class"] + (["name"] if named else []) + ["training_images", "group", "top1"])
+    for row in rows:
+        writer.writerow([row["index"]] + ([row["name"]] if named else [])
+                        + [row["count"], row["group"], "" if row["accuracy"] == "-" else row["accuracy"]])
+    return out.getvalue()
+
+
+def _per_class_bins(record: dict) -> List[dict]:
+    """Classes sorted by training images (most first, ties by index) in CLASS_TABLE_BINS bins of
+    consecutive classes: their ranks, training images, groups and the mean / min / max top-1 of
+    those with evaluation images. What a run page shows instead of thousands of rows."""
+    counts = np.asarray(record["class_counts"], dtype=np.int64)
+    accuracy = np.array([np.nan if v is None else v for v in record["metrics"]["per_class_accuracy"]], dtype=np.float64)
+    class_groups = shot_groups(record.get("shot_counts") or record["class_counts"], record["metrics"]["shot_rule"])
+    order = np.lexsort((np.arange(len(counts)), -counts))
+    rows = []
+    for part in figure_data.class_bins(len(order), CLASS_TABLE_BINS):
+        members = order[part]
+        measured = accuracy[members][~np.isnan(accuracy[members])]
+        mean = float(measured.mean()) if len(measured) else None
+        rows.append({"ranks": f"{part.start + 1}-{part.stop}", "classes": len(members),
+                     "images": f"{counts[members].max()}-{counts[members].min()}",
+                     "groups": ", ".join(name for name in GROUPS if (class_groups[members] == name).any()),
+                     "measured": len(measured), "mean": _number(mean), "sort": _sort(mean),
+                     "low": _number(float(measured.min()) if len(measured) else None),
+                     "high": _number(float(measured.max()) if len(measured) else None)})
+    return rows
+
+
+def per_class_csv_name(record: dict) -> str:
+    return f"{slug(record['run_id'])}.per-class.csv"
 
 
 def _relative(path: Path, results_dir) -> str:
@@ -189,10 +238,17 @@ def write_report(rows_by_dataset: Dict[str, List[dict]], out_dir, results_dir, r
         for row in rows:
             for path, record in zip(row["paths"], row["records"]):
                 target = folder / "runs" / run_page_name(record)
+                many_classes = len(record["class_counts"]) > MAX_CLASS_ROWS
+                if many_classes:  # a page of 8142 rows a run is unreadable: bins, and every class in a CSV file
+                    csv_file = folder / "runs" / per_class_csv_name(record)
+                    write_text_atomic(csv_file, per_class_csv(record))
+                    written.append(csv_file)
                 write_text_atomic(target, environment.get_template("run.html").render(
                     title=record["run_id"], crumbs=[("report", "../../index.html"), (dataset, "../index.html")],
                     record=record, record_file=_relative(path, results_dir), sections=_run_sections(record),
-                    classes=_per_class_rows(record)))
+                    classes=[] if many_classes else _per_class_rows(record),
+                    class_bins=_per_class_bins(record) if many_classes else [],
+                    class_csv=per_class_csv_name(record) if many_classes else None))
                 written.append(target)
         best = max(rows, key=lambda row: row["overall"]["mean"])
         summary.append({"name": dataset, "href": f"{slug(dataset)}/index.html", "rows": len(rows),

@@ -104,14 +104,25 @@ RUN = """{% extends "base.html" %}{% block content %}
 {% else %}<pre>{{ section.text }}</pre>{% endif %}
 {% endfor %}
 <h2>Per-class accuracy</h2>
-<table class="sortable" id="per-class">
+{% if class_csv %}<p class="muted">{{ record.class_counts|length }} classes, sorted by training images (most first) in
+{{ class_bins|length }} bins of consecutive classes; every class is in <a href="{{ class_csv }}">{{ class_csv }}</a>.</p>
+<table class="sortable" id="per-class-bins">
+<thead><tr><th class="num">Ranks</th><th class="num">Classes</th><th class="num">Training images</th><th>Groups</th>
+<th class="num">With test images</th><th class="num">Mean top-1 (%)</th><th class="num">Min</th><th class="num">Max</th></tr></thead>
+<tbody>
+{% for b in class_bins %}<tr><td class="num">{{ b.ranks }}</td><td class="num">{{ b.classes }}</td><td class="num">{{ b.images }}</td>
+<td>{{ b.groups }}</td><td class="num">{{ b.measured }}</td><td class="num" data-sort="{{ b.sort }}">{{ b.mean }}</td>
+<td class="num">{{ b.low }}</td><td class="num">{{ b.high }}</td></tr>
+{% endfor %}</tbody>
+</table>
+{% else %}<table class="sortable" id="per-class">
 {% set named = classes and classes[0].name is not none %}
 <thead><tr><th class="num">Class</th>{% if named %}<th>Name</th>{% endif %}<th class="num">Training images</th><th>Group</th><th class="num">Top-1 (%)</th></tr></thead>
 <tbody>
 {% for c in classes %}<tr><td class="num" data-sort="{{ c.index }}">{{ c.index }}</td>{% if named %}<td>{{ c.name }}</td>{% endif %}<td class="num" data-sort="{{ c.count }}">{{ c.count }}</td>
 <td>{{ c.group }}</td><td class="num" data-sort="{{ c.sort }}">{{ c.accuracy }}</td></tr>
 {% endfor %}</tbody>
-</table>
+</table>{% endif %}
 {% endblock %}
 """
 

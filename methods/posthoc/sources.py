@@ -18,6 +18,7 @@ class SavedSource:
 
     def __init__(self, path: str, cfg: dict):
         self.run = SavedRun(path)
+        self.run.require_every_class("a post-hoc source")  # before any work
         self.record = self.run.record
         self.config = self.record.get("config") or {}
         self.method_name = self.record["method"]

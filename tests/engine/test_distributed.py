@@ -143,11 +143,19 @@ def _worker(rank, world, port, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "trainer", interrupt_after_epoch=1)
     model, history = _train(tmp_path / "trainer", resume=True)
+    from ltbench.app import runner
+
+    metric_calls = []  # the metrics and per-sample softmax this process computes (rank 0's work only)
+    for name in ("evaluate", "per_sample_summary"):
+        original = getattr(runner, name)
+        setattr(runner, name, lambda *args, _original=original, _name=name, **kwargs:
+                metric_calls.append(_name) or _original(*args, **kwargs))
     with open(tmp_path / f"stdout{rank}", "w") as out, open(tmp_path / f"stderr{rank}", "w") as err, \
             redirect_stdout(out), redirect_stderr(err):
         code = main(_run_args(tmp_path, "ddp"))
     torch.save({"weights": [p.detach() for p in model.parameters()], "gathered": gathered, "history": history,
-                "agree": distributed.all_true(rank == 0), "code": code}, tmp_path / f"rank{rank}.pt")
+                "agree": distributed.all_true(rank == 0), "code": code, "metric_calls": metric_calls},
+               tmp_path / f"rank{rank}.pt")
 
 
 def _record(out):
@@ -184,6 +192,8 @@ def test_two_processes_train_evaluate_and_resume_like_one(run_cli, tmp_path, spa
     assert np.allclose(ddp["metrics"]["per_class_accuracy"], single["metrics"]["per_class_accuracy"])
     assert ddp["extra_metrics"]["val"]["overall"] == pytest.approx(single["extra_metrics"]["val"]["overall"])
     assert (tmp_path / "stdout0").read_text().count("record: ") == 1
+    # Metrics and the per-sample softmax (N x C) on rank 0 only (issue 22, finding 14).
+    assert results[1]["metric_calls"] == [] and results[0]["metric_calls"].count("evaluate") >= 2
     assert (tmp_path / "stdout1").read_text() == "" == (tmp_path / "stderr1").read_text()
     # The cache holds the same entries, written once each, the features gathered in split order.
     entries = {path.name: np.load(path) for path in (tmp_path / "cache_single").rglob("*.npy")}

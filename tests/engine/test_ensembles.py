@@ -71,3 +71,37 @@ def test_fixed_weights_are_normalised_and_checked():
         WeightedEnsemble({**SECTION, "adjust": [1]}, 2, [10, 10])
     with pytest.raises(UserError, match="ensemble.combine"):
         WeightedEnsemble({**SECTION, "combine": "vote"}, 2, [10, 10])
+
+
+@pytest.mark.parametrize("rule", ["probs", "logit_adjusted"])
+def test_the_ensemble_holds_a_chunk_of_scores_and_gives_the_whole_array_numbers(rule, monkeypatch):
+    """Issue 23: at iNaturalist's 24k x 8142 each member's probabilities and their weighted sums are
+    0.8 GB apiece; the ensemble works a chunk of rows at a time, with the same weights and logits."""
+    import tracemalloc
+
+    from ltbench.core import chunks
+
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 20_000)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 400, 3000)
+    members = [rng.normal(size=(3000, 400)).astype(np.float32) + 3 * np.eye(400, dtype=np.float32)[labels] * m
+               for m in (0.3, 0.6)]
+    section = {**SECTION, "combine": rule, "adjust": [1.0, 0.0] if rule == "logit_adjusted" else None,
+               "weight_step": 0.1}
+    ensemble = WeightedEnsemble(section, 2, np.arange(400) + 1)
+    tracemalloc.start()
+    try:
+        ensemble.fit(members, labels)
+        _, fit_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        logits = ensemble(members)
+        _, call_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fit_peak < 0.2 * members[0].nbytes  # before: both members' scores and a weighted sum, 3x
+    assert call_peak < 1.2 * members[0].nbytes  # the output, and a chunk
+    # The whole-array computation, as before.
+    scores = [member_scores(z, rule, ensemble.log_prior, a) for z, a in zip(members, ensemble.adjust)]
+    weights, accuracy = choose_weights(scores, labels, rule, 0.1)
+    assert ensemble.weights == weights and ensemble.val_top1 == accuracy
+    assert np.array_equal(logits, combine(scores, weights, rule))

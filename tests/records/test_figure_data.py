@@ -103,3 +103,15 @@ def test_runs_without_per_sample_files_keep_their_values_without_intervals(tmp_p
     expected = agnostic_accuracy(record["metrics"]["per_class_accuracy"], record["class_counts"])
     assert data["mean"].tolist() == pytest.approx([expected[name] for name in data["names"]])
     assert data["names"][0] == "forward-50" and data["names"][-1] == "backward-50" and np.isnan(data["std"]).all()
+
+
+def test_the_bootstrap_of_a_row_runs_once_for_the_leaderboard_and_the_figure(toy_runs, monkeypatch):
+    loaded, _ = toy_runs
+    row = select_rows(loaded, "toy", ["zeroshot_clip"])[0]
+    calls = []
+    original = stats.within_class_bootstrap
+    monkeypatch.setattr(stats, "within_class_bootstrap", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    first = figure_data.group_accuracy(row, resamples=321, seed=5)
+    assert figure_data.group_accuracy(row, resamples=321, seed=5) == first and len(calls) == 1
+    figure_data.group_accuracy(row, resamples=321, seed=6)  # other settings: bootstrapped again
+    assert len(calls) == 2

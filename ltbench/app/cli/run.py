@@ -15,9 +15,11 @@ def register(commands):
     run.add_argument("--skip-existing", action="store_true", help="do nothing if this run's record exists")
     run.add_argument("--resume", action="store_true", help="continue training from the last epoch checkpoint")
     add_runtime_options(run)
-    run.add_argument("--save-logits", action="store_true",
+    run.add_argument("--save-logits", nargs="?", const=True, default=False, metavar="FORMAT",
                      help="also save test / val logits beside the record (<record>.logits.npz), for "
-                          "ensembles and sample-by-sample comparisons")
+                          "ensembles and post-hoc methods; FORMAT: float32 (default), float16 (half the "
+                          "size, rounded) or topK, e.g. top10 (each image's K highest logits: not for "
+                          "ensembles or post-hoc methods)")
     run.set_defaults(handler=command)
 
 

@@ -13,7 +13,8 @@ def register(commands):
                        help="continue interrupted entries from their last epoch checkpoint")
     sweep.add_argument("--dry-run", action="store_true", help="print the grid and what would run, run nothing")
     add_runtime_options(sweep)
-    sweep.add_argument("--save-logits", action="store_true", help="as in `ltbench run`: logits beside each record")
+    sweep.add_argument("--save-logits", nargs="?", const=True, default=False, metavar="FORMAT",
+                       help="as in `ltbench run`: logits beside each record (float32, float16 or topK)")
     sweep.add_argument("--launcher", choices=("local", "slurm"), default="local",
                        help="local: one entry after another here; slurm: one job per entry (needs submitit)")
     slurm = sweep.add_argument_group("slurm launcher (--launcher slurm)")
