@@ -23,9 +23,8 @@ from ltbench.engine.context import RunContext, describe_device, resolve_device
 from ltbench.engine.devices import device_facts
 from ltbench.core.determinism import apply_determinism, numerics
 from ltbench.core.seeding import seed_everything
-from ltbench.core.errors import UserError, unknown_name
-from ltbench.metrics import SHOT_RULES, evaluate, per_sample_summary
-from ltbench.models.backbones import parse_backbone
+from ltbench.core.errors import UserError
+from ltbench.metrics import evaluate, per_sample_summary
 from ltbench.core.atomic import publish_together, write_json_atomic
 from ltbench.core.locks import RunLock
 from ltbench.models.factory import backbone_details
@@ -50,16 +49,13 @@ def check_image_root(data, split_names, dataset_name):
 
 def check_decoding(cfg: dict, device) -> None:
     """gpu_jpeg decodes on the run's CUDA device: refused, before any work, where there is none."""
-    for key in ("jpeg_draft", "gpu_jpeg"):
-        if not isinstance(cfg.get(key, False), bool):
-            raise UserError(f"{key}={cfg[key]!r}: must be true or false")
-    if not cfg.get("gpu_jpeg", False):
+    if not cfg["gpu_jpeg"]:
         return
     if device.type != "cuda":
         reason = "this machine has no CUDA GPU" if not torch.cuda.is_available() else f"the run's device is {device}"
         raise UserError(f"gpu_jpeg=true decodes JPEGs on a CUDA GPU, but {reason}; unset it "
                         "(gpu_jpeg=false) to decode with Pillow on the CPU")
-    if cfg.get("jpeg_draft", False):
+    if cfg["jpeg_draft"]:
         raise UserError("gpu_jpeg=true and jpeg_draft=true are two JPEG decoders (GPU, Pillow's draft mode); "
                         "set one of them to false")
 
@@ -129,18 +125,16 @@ def planned_record_path(cfg: dict, out_dir) -> Path:
 
 
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False):
-    """Run one configuration; returns (record path, record or None when skipped)."""
+    """Run one configuration (a resolved config: every option checked, ltbench.config.resolve);
+    returns (record path, record or None when skipped)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
-    parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
-    if cfg["shot_rule"] not in SHOT_RULES:  # used after training: checked before it
-        raise unknown_name("shot_rule", cfg["shot_rule"], SHOT_RULES)
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
-    apply_determinism(cfg.get("deterministic", False))  # before CUDA starts (distributed.setup, below)
+    apply_determinism(cfg["deterministic"])  # before CUDA starts (distributed.setup, below)
     check_out_dir(out_dir)
     cache = ArrayCache(cfg["runtime"]["cache_dir"])
     cache.check_writable()
@@ -159,10 +153,10 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                      work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
                      amp=bool(cfg["amp"]), num_workers=loader_workers(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
-                     resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)),
-                     gpu_jpeg=bool(cfg.get("gpu_jpeg", False)), deterministic=bool(cfg.get("deterministic", False)))
+                     resume=resume, jpeg_draft=cfg["jpeg_draft"], gpu_jpeg=cfg["gpu_jpeg"],
+                     deterministic=cfg["deterministic"])
     with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
-        data = build_dataset(cfg["dataset"])
+        data = build_dataset(cfg["dataset"], complete=True)
         eval_name = cfg["eval_split"]
         evaluated = [eval_name] + (["val"] if cfg["eval_val"] and eval_name != "val" else [])
         check_image_root(data, ["train", *evaluated], cfg["dataset"]["name"])

@@ -64,10 +64,19 @@ def test_fixed_weights_are_normalised_and_checked():
     assert ensemble.weights == [0.25, 0.75]
     ensemble.fit([np.zeros((1, 2)), np.zeros((1, 2))], [0])  # keeps them; only measures val
     assert ensemble.weights == [0.25, 0.75]
-    for bad in ([1], [-1, 2], [0, 0], "half"):
+    for bad in ([1], [1, 2, 3], "half"):  # one weight per member
         with pytest.raises(UserError, match="ensemble.weights"):
             WeightedEnsemble({**SECTION, "weights": bad}, 2, [10, 10])
     with pytest.raises(UserError, match="ensemble.adjust"):
         WeightedEnsemble({**SECTION, "adjust": [1]}, 2, [10, 10])
     with pytest.raises(UserError, match="ensemble.combine"):
         WeightedEnsemble({**SECTION, "combine": "vote"}, 2, [10, 10])
+
+
+@pytest.mark.parametrize("weights", ["[-1, 2]", "[0, 0]", "half", "[true, 1]"])
+def test_weights_that_are_no_weights_are_refused_before_any_work(weights):
+    from ltbench.config import RunRequest, parse_cfg_options, resolve
+
+    options = parse_cfg_options(["members=[zeroshot,linear_probe]", f"ensemble.weights={weights}"])
+    with pytest.raises(UserError, match=r"ensemble\.weights=.*expected a list of finite numbers >= 0"):
+        resolve(RunRequest("clip_ensemble", "digits_lt", options=options))
