@@ -125,7 +125,7 @@ def planned_record_path(cfg: dict, out_dir) -> Path:
 
 
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False):
-    """Run one configuration (a resolved config: every option checked, ltbench.config.resolve);
+    """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
     returns (record path, record or None when skipped)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
     registry.get(registry.DATASETS, cfg["dataset"]["name"])

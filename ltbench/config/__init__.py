@@ -8,7 +8,7 @@ One module a job (docs/configuration.md, docs/architecture.md "Configuration"):
 - ``search``: the config folder and the search path in front of it (``add_config_path``);
 - ``layers``: the files and sections a run's config merges, in order;
 - ``keys``: dotted keys, merging, ``--cfg-options`` parsing;
-- ``resolve``: ``RunRequest`` -> one checked config (``resolve``), and the config of a method
+- ``resolution``: ``RunRequest`` -> one checked config (``resolve``), and the config of a method
   a run builds on (``related_method_config``);
 - ``hashing``: the config hash.
 """
@@ -18,7 +18,7 @@ from ltbench.config.keys import (backbone_key, deep_merge, get_dotted, leaves, p
 from ltbench.config.layers import DATASET_DEFINITION_KEY, dataset_defaults, dataset_yaml, method_files
 from ltbench.config.options import (MISSING, SOURCES, Option, Origin, Section, Spec, declare_options,
                                     merged_options)
-from ltbench.config.resolve import (Resolved, RunRequest, check_config, option_values, related_method_config,
+from ltbench.config.resolution import (Resolved, RunRequest, check_config, option_values, related_method_config,
                                     resolve, resolve_dataset_config, resolve_run, run_schema, runtime_overrides)
 from ltbench.config.search import (CONFIG_PATH_ENV, DEFAULTS_FILE, add_config_path, benchmarks_dir,
                                    config_files, config_search_path)

@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 from ltbench.config.keys import backbone_key, get_dotted, leaves
 from ltbench.config.layers import PER_BACKBONE, PER_DATASET, base_layers, method_files
 from ltbench.config.options import MISSING, Option, Section
-from ltbench.config.resolve import Merger, RunRequest, declared_defaults, resolve_run, run_schema
+from ltbench.config.resolution import Merger, RunRequest, declared_defaults, resolve_run, run_schema
 from ltbench.core import registry
 
 COMMON_NAME = "common"

@@ -10,7 +10,7 @@ __all__ = ["ArraySplit", "FileSplit", "LTDataset", "Split", "TransformSpec", "bu
 def build_dataset(options: dict, require_all_splits: bool = True, complete: bool = False) -> LTDataset:
     """DATASETS[options['name']](options): the single door to every dataset.
 
-    complete: `options` is a resolved config's `dataset` section (ltbench.config.resolve), whole
+    complete: `options` is a resolved config's `dataset` section (ltbench.config.resolution), whole
     and checked, used as it is. Otherwise (a tool, a test) it holds only what it changes: the rest
     comes from the dataset's YAML, and the options its builder declares are checked here."""
     from ltbench.core import registry

@@ -70,8 +70,7 @@ class CropSpec:
         return 5 if self.crops == "five" else 10
 
     def fingerprint(self) -> dict:
-        values = {key: value for key, value in asdict(self).items() if key != "jpeg_draft" or value}
-        return {"kind": "crops", "resampler": "pil", **values}
+        return {"kind": "crops", "resampler": "pil", **asdict(self)}
 
     def pil_transform(self):
         from torchvision import transforms as T

@@ -12,6 +12,7 @@ from ltbench.config import config_hash
 from ltbench.metrics import evaluate
 from ltbench.core.names import backbone_slug
 from ltbench.records.results import (
+    SCHEMA_VERSION,
     load_records,
     make_record,
     record_path,
@@ -60,7 +61,7 @@ def test_checkpoint_backbones_with_the_same_file_name_do_not_collide():
 
 def test_make_record_fields_and_run_id():
     record = synthetic_record(seed=2)
-    assert record["schema"] == 1
+    assert record["schema"] == SCHEMA_VERSION == 2
     assert record["config_hash"] == config_hash(record["config"])
     # The seed is not part of the hash: seeds of one configuration group together.
     assert record["config_hash"] == synthetic_record(seed=5)["config_hash"]

@@ -252,9 +252,11 @@ def _pending(dotted: str, current, later: Iterable[Tuple[str, object]]):
     return value
 
 
-def _other_sections(files: MethodFiles, schema: Section, method: str):
-    """Every per_dataset / per_backbone section of the method's YAML is checked, whichever
-    dataset and backbone this run has: a typo in another dataset's section fails too."""
+def _check_files(files: MethodFiles, schema: Section, method: str):
+    """Every key and value of the method's YAML is checked, whichever dataset and backbone this
+    run has and whatever a later layer sets: a typo in another dataset's section fails too."""
+    for layer in files.top_layers():
+        check_layer(layer, schema, method)
     for kind in (PER_DATASET, PER_BACKBONE):
         for doc, inside, section in files.sections(kind):
             if section is None:
@@ -297,10 +299,10 @@ def resolve_run(request: RunRequest) -> Resolved:
     schema = run_schema(method_cls, builder)
     files = method_files(request.method)
     merger = Merger(schema, request.method)
+    _check_files(files, schema, request.method)
     for layer in (declared_defaults(schema), *base_layers(), *dataset_layers(request.dataset), *files.top_layers(),
                   *files.section_layers(PER_DATASET, request.dataset)):
         merger.merge(layer)
-    _other_sections(files, schema, request.method)
     fixed = fixed_layer({"method": request.method, "dataset": {"name": request.dataset}}, "set by --method / --dataset")
     merger.merge(fixed)
 
