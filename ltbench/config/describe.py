@@ -45,6 +45,7 @@ class OptionRow:
     tags: Tuple[str, ...]
     allowed: str
     help: str
+    why: str = ""  # the comment of the YAML value: why it is what it is
     # (section, value, tags) of each per_dataset / per_backbone section that sets it
     overrides: List[Tuple[str, object, Tuple[str, ...]]] = field(default_factory=list)
 
@@ -114,7 +115,8 @@ def option_rows(method: str, dataset: Optional[str] = None, backbone: Optional[s
     for key, option in _listed(schema, own, _yaml_keys(files)):
         origin = origins.of(key)
         rows.append(OptionRow(key, get_dotted(config, key, MISSING), origin.tags if origin else (), option.allowed(),
-                              option.help, [] if dataset is not None else _overrides(files, key)))
+                              option.help, origin.comment if origin else "",
+                              [] if dataset is not None else _overrides(files, key)))
     return rows
 
 
@@ -124,9 +126,12 @@ def common_rows(base) -> List[OptionRow]:
     merger = Merger(schema)
     for layer in (declared_defaults(schema), *base_layers()):
         merger.merge(layer)
-    return [OptionRow(key, get_dotted(merger.config, key, MISSING), (merger.origins.of(key).tags
-                                                                      if merger.origins.of(key) else ()),
-                      option.allowed(), option.help) for key, option in schema.walk()]
+    rows = []
+    for key, option in schema.walk():
+        origin = merger.origins.of(key)
+        rows.append(OptionRow(key, get_dotted(merger.config, key, MISSING), origin.tags if origin else (),
+                              option.allowed(), option.help, origin.comment if origin else ""))
+    return rows
 
 
 def override_text(overrides) -> str:
@@ -160,11 +165,12 @@ def markdown_table(rows: List[OptionRow]) -> str:
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| option | value | source | allowed | meaning | per dataset / backbone |", "|---|---|---|---|---|---|"]
+    lines = ["| option | value | source | allowed | meaning | why this value (the YAML's comment) | "
+             "per dataset / backbone |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         value = "(no value)" if row.value is MISSING else f"`{show(row.value)}`"
         lines.append(f"| `{row.key}` | {cell(value)} | {cell(tag_text(row.tags))} | {cell(row.allowed)} | "
-                     f"{cell(row.help)} | {cell(override_text(row.overrides))} |")
+                     f"{cell(row.help)} | {cell(row.why)} | {cell(override_text(row.overrides))} |")
     return "\n".join(lines)
 
 

@@ -42,10 +42,10 @@ def yaml_layer(doc: YamlDoc, values: dict, inside: Tuple[str, ...] = ()) -> Laye
     def origin(keys):
         path = inside + tuple(keys)
         note = doc.note(path)
-        tags = note.tags if note else ()
-        if not tags and path + ("type",) in doc.notes:  # a loss / sampler spec: the tags of its type
-            tags = doc.notes[path + ("type",)].tags
-        return Origin(f"set in {doc.path}:{note.line}" if note else f"set in {doc.path}", tags)
+        tags, comment = (note.tags, note.comment) if note else ((), "")
+        if not comment and path + ("type",) in doc.notes:  # a loss / sampler spec: its type's note
+            tags, comment = tags or doc.notes[path + ("type",)].tags, doc.notes[path + ("type",)].comment
+        return Origin(f"set in {doc.path}:{note.line}" if note else f"set in {doc.path}", tags, comment)
 
     return Layer(values, origin, str(doc.path))
 

@@ -297,10 +297,11 @@ def value_error(dotted: str, value, option: Option, expected: str, where: str) -
 @dataclass(frozen=True)
 class Origin:
     """Where a value of a resolved config was set: 'set in FILE:LINE', 'set by --cfg-options',
-    'the default of <where it is declared>'; and its source tags."""
+    'the declared default'; its source tags, and the comment that says why (a YAML value's)."""
 
     where: str
     tags: Tuple[str, ...] = ()
+    comment: str = ""
 
 
 @dataclass

@@ -62,11 +62,12 @@ def tags_in(comment: str) -> Tuple[str, ...]:
 
 @dataclass(frozen=True)
 class KeyNote:
-    """Where a key of a YAML file is (1-based line) and the tags of its value (its own, else its
-    section's; () when neither has one)."""
+    """Where a key of a YAML file is (1-based line), the tags of its value (its own, else its
+    section's; () when neither has one) and its own comment (why the value is what it is)."""
 
     line: int
     tags: Tuple[str, ...] = ()
+    comment: str = ""
 
 
 @dataclass
@@ -138,9 +139,10 @@ def _notes(node, lines, path=(), inherited=(), notes=None) -> Dict[Tuple[str, ..
         keys = path + (str(key_node.value),)
         line, column = key_node.start_mark.line, key_node.start_mark.column
         is_section = isinstance(value_node, yaml.MappingNode) and value_node.start_mark.line > line
-        own = tags_in(_own_comment(lines, line, column, is_section)) or tags_in(_leading_comment(lines, line, column))
-        tags = own or inherited
-        notes[keys] = KeyNote(line + 1, tags)
+        comment = " ".join(_own_comment(lines, line, column, is_section).split())
+        leading = " ".join(_leading_comment(lines, line, column).split())
+        tags = tags_in(comment) or tags_in(leading) or inherited
+        notes[keys] = KeyNote(line + 1, tags, comment or leading)
         _notes(value_node, lines, keys, tags, notes)
     return notes
 
