@@ -15,12 +15,16 @@ from ltbench.core.errors import UserError
 from ltbench.data.prompts import TEMPLATE_SETS
 from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.ensembles import COMBINE_RULES
-from ltbench.engine.trainer import OPTIMIZERS, SCHEDULES, WARMUP_TYPES
 from ltbench.losses import build_loss
 from ltbench.metrics import SHOT_RULES
 from ltbench.models.backbones import parse_backbone
 
 OURS = "ours"
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "cosine_usb", "cosine_epoch", "constant")
+# warmup_type linear: the warmup ramps up to the base lr; constant: it runs at warmup_lr (CoOp:
+# 1 epoch at 1e-5), then the schedule starts at the base lr.
+WARMUP_TYPES = ("linear", "constant")
 
 
 def _backbone(value):

@@ -22,20 +22,15 @@ from tqdm.auto import tqdm
 from ltbench.core import distributed
 from ltbench.core.atomic import torch_save_atomic
 from ltbench.core.errors import UserError, unknown_name
+from ltbench.config.options import value_error
 from ltbench.core.seeding import reseed, seeded
 from ltbench.engine.hooks import Hook
+from ltbench.engine.options import OPTIMIZERS, SCHEDULES, TRAINING, WARMUP_TYPES  # noqa: F401
 
-# The trainer's settings: the options of engine/options.py's TRAINING but its sampler (the method
-# draws its batches with it). Every training section of a resolved config holds them all, each
-# declared once with its type, range and default, and checked before any work.
-TRAINER_KEYS = ("epochs", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "weight_decay_1d", "schedule",
-                "cosine_cycles", "warmup_epochs", "warmup_type", "warmup_lr", "grad_accum_steps", "log_interval",
-                "sync_batchnorm")
-# warmup_type linear: the warmup ramps up to the base lr; constant: it runs at warmup_lr (CoOp:
-# 1 epoch at 1e-5), then the schedule starts at the base lr.
-WARMUP_TYPES = ("linear", "constant")
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "cosine_usb", "cosine_epoch", "constant")
+# The trainer's settings: the options of TRAINING (engine/options.py, where each is declared once
+# with its type, range, default and help) but its sampler, which the method draws batches with.
+TRAINER_OPTIONS = TRAINING.without("sampler")
+TRAINER_KEYS = tuple(TRAINER_OPTIONS.options)
 
 
 FUSED_DEVICES = ("cpu", "cuda")
@@ -164,13 +159,17 @@ def save_atomic(state: dict, path: Path):
 
 def train_settings(section: dict, name: str) -> dict:
     """The trainer's settings out of a method's training section (which holds its own keys too:
-    sampler, batch size, ...). A section of a resolved config has them all; one a method builds
-    by hand must too."""
-    missing = [key for key in TRAINER_KEYS if key not in section]
-    if missing:
-        raise UserError(f"training section '{name}' does not set {', '.join(missing)}; declare the section with "
-                        "TRAINING (ltbench.api) in the method's options, which gives each a default")
-    return {key: section[key] for key in TRAINER_KEYS}
+    sampler, batch size, ...). A section of a resolved config has them all, checked; one a method
+    builds by hand takes TRAINING's default for each it leaves out, and its values are checked
+    here as the resolver checks a config's."""
+    settings = {key: section.get(key, option.default) for key, option in TRAINER_OPTIONS.options.items()}
+    for key, option in TRAINER_OPTIONS.options.items():
+        expected = option.problem(settings[key])
+        if expected is not None:
+            raise value_error(f"{name}.{key}", settings[key], option, expected, f"given to the trainer ({name})")
+    for check in TRAINER_OPTIONS.checks:
+        check(settings, name)
+    return settings
 
 
 def warmup_factor(cfg: dict) -> Optional[float]:

@@ -22,7 +22,8 @@ from ltbench.data.split_files import read_split_file
 # The options of a split-file dataset's `dataset` section, besides root and split_dir (every
 # dataset's); their values: the dataset's YAML.
 SPLIT_FILE_OPTIONS = {
-    "allow_duplicates": Option(bool, help="an image listed twice in a split file counts twice (false: an error)"),
+    "allow_duplicates": Option(bool, False, source="ours",
+                               help="an image listed twice in a split file counts twice (false: an error)"),
 }
 FOLDER_OPTIONS = {
     **SPLIT_FILE_OPTIONS,
