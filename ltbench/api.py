@@ -11,11 +11,10 @@ Everything else a method needs is named here, so that the framework's modules ca
 breaking plug-ins.
 """
 from ltbench.config import Option, Section, add_config_path, related_method_config
-from ltbench.core.errors import UserError, first_line_of, unknown_name
-from ltbench.core.registry import DATASETS, LOSSES, METHODS, SAMPLERS
-from ltbench.core.registry import get as registered
-from ltbench.core.registry import register_variant
 from ltbench.core.distributed import gather_batch
+from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.core.registry import DATASETS, LOSSES, METHODS, SAMPLERS, register_variant
+from ltbench.core.registry import get as registered
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.crops import CROP_SETS, CropSpec, crops
@@ -40,15 +39,26 @@ from ltbench.engine.stages import Stage
 from ltbench.engine.trainer import save_atomic
 from ltbench.losses import build_loss, multi_positive_contrastive
 from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
-from ltbench.models.calibration import (DISALIGN_FORMS, STAGE2_TYPES, build_second_stage, select_on_grid,
-                                        select_tau, tau_normalised, tau_normalised_logits)
-from ltbench.models.clip_finetune import (VISUAL_SCOPES, freeze_batchnorm_statistics, set_visual_trainable,
-                                          visual_blocks)
-from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
-                                    timm_label)
+from ltbench.models.calibration import (
+                                        DISALIGN_FORMS,
+                                        STAGE2_TYPES,
+                                        build_second_stage,
+                                        select_on_grid,
+                                        select_tau,
+                                        tau_normalised,
+                                        tau_normalised_logits,
+)
+from ltbench.models.clip_finetune import VISUAL_SCOPES, freeze_batchnorm_statistics, set_visual_trainable, visual_blocks
+from ltbench.models.factory import (
+                                        create_backbone,
+                                        create_clip_backbone,
+                                        create_timm_classifier,
+                                        timm_eval_transform,
+                                        timm_label,
+)
+from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.models.heads import Float32Linear, build_head, float32_forward, no_autocast
 from ltbench.models.peft import PEFT_TYPES, PeftViT, bottleneck_width, check_peft_options, text_head_weights
-from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
 
 __all__ = [

@@ -7,8 +7,19 @@ computed in this run with its own defaults for this dataset, backbone and seed (
 """
 import numpy as np
 
-from ltbench.api import (ENSEMBLE, METHODS, ComputedMethod, Method, Option, PerSplit, SavedRun, UserError, ensemble_for,
-                         registered, related_method_config)
+from ltbench.api import (
+    ENSEMBLE,
+    METHODS,
+    ComputedMethod,
+    Method,
+    Option,
+    PerSplit,
+    SavedRun,
+    UserError,
+    ensemble_for,
+    registered,
+    related_method_config,
+)
 
 ALIASES = {"zeroshot": "zeroshot_clip"}
 OPTIONS = {

@@ -2,9 +2,27 @@
 import numpy as np
 import torch
 
-from ltbench.api import (LOSS, METHODS, TRAINING, EpochProgress, Method, Option, Section, TensorBatches, UserError,
-                         ValAccuracyLog, build_head, build_loss, build_sampler_from_spec, create_backbone,
-                         image_features, save_linear_head, seeded, templates_by_name, text_classifier)
+from ltbench.api import (
+    LOSS,
+    METHODS,
+    TRAINING,
+    EpochProgress,
+    Method,
+    Option,
+    Section,
+    TensorBatches,
+    UserError,
+    ValAccuracyLog,
+    build_head,
+    build_loss,
+    build_sampler_from_spec,
+    create_backbone,
+    image_features,
+    save_linear_head,
+    seeded,
+    templates_by_name,
+    text_classifier,
+)
 
 
 def _one_feature_space(head: dict, path: str):

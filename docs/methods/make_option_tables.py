@@ -31,7 +31,7 @@ def table(method: str, base: str = None) -> str:
         return markdown_table(common_rows(Method))
     rows = differing_rows(method, base) if base else option_rows(method)
     if not rows:
-        return f"The options and values of `{base}`." if base else f"No options besides the common ones."
+        return f"The options and values of `{base}`." if base else "No options besides the common ones."
     return markdown_table(rows)
 
 

@@ -12,24 +12,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltbench.core.cpus import loader_workers
-from ltbench.core import registry
 from ltbench.config import config_hash
+from ltbench.core import distributed, registry
+from ltbench.core.atomic import publish_together, write_json_atomic
+from ltbench.core.cpus import loader_workers
+from ltbench.core.determinism import apply_determinism, numerics
+from ltbench.core.errors import UserError
+from ltbench.core.locks import RunLock
+from ltbench.core.seeding import seed_everything
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
-from ltbench.core import distributed
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
 from ltbench.engine.devices import device_facts
-from ltbench.core.determinism import apply_determinism, numerics
-from ltbench.core.seeding import seed_everything
-from ltbench.core.errors import UserError
 from ltbench.metrics import evaluate, per_sample_summary
-from ltbench.core.atomic import publish_together, write_json_atomic
-from ltbench.core.locks import RunLock
 from ltbench.models.factory import backbone_details
-from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.per_sample import per_sample_file_for, save_per_sample
+from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.saved_logits import logits_file_for, save_logits
 
 
@@ -93,6 +92,7 @@ def data_identity(data, method_cls) -> dict:
     or every .py file of its package) with the ltbench version."""
     import hashlib
     import inspect
+
     import ltbench
 
     digest = hashlib.sha256(ltbench.__version__.encode())

@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 from typing import Iterable, List, Mapping, Optional, Tuple
 
 from ltbench.config.keys import backbone_key, get_dotted, parse_cfg_options
-from ltbench.config.layers import (PER_BACKBONE, PER_BACKBONE_FROM, PER_DATASET, Layer, MethodFiles, base_layers,
-                                   dataset_layers, fixed_layer, method_files, yaml_layer)
+from ltbench.config.layers import (
+    PER_BACKBONE,
+    PER_BACKBONE_FROM,
+    PER_DATASET,
+    Layer,
+    MethodFiles,
+    base_layers,
+    dataset_layers,
+    fixed_layer,
+    method_files,
+    yaml_layer,
+)
 from ltbench.config.options import MISSING, Option, Origin, Origins, Section, merged_options, shown, value_error
 from ltbench.core import registry
 from ltbench.core.errors import UserError, close_matches_hint

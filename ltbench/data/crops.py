@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from ltbench.core.errors import UserError, unknown_name
-from ltbench.data.transforms import (JpegDraft, _normalise, _pixel_batch, _to_rgb, _unit, pil_resize,
-                                     shortest_side_size)
+from ltbench.data.transforms import JpegDraft, _normalise, _pixel_batch, _to_rgb, _unit, pil_resize, shortest_side_size
 
 CROP_SETS = ("five", "ten")
 

@@ -19,10 +19,10 @@ from typing import Callable, Iterable, Optional, Sequence, Tuple
 import torch
 from tqdm.auto import tqdm
 
+from ltbench.config.options import value_error
 from ltbench.core import distributed
 from ltbench.core.atomic import torch_save_atomic
 from ltbench.core.errors import UserError, unknown_name
-from ltbench.config.options import value_error
 from ltbench.core.seeding import reseed, seeded
 from ltbench.engine.hooks import Hook
 from ltbench.engine.options import OPTIMIZERS, SCHEDULES, TRAINING, WARMUP_TYPES  # noqa: F401

@@ -4,9 +4,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltbench.api import (METHODS, BestOnVal, Method, PerSplit, TensorBatches, UserError, build_sampler_from_spec,
-                         clip_train_batches, create_clip_backbone, fine_tune_clip, image_features, seeded,
-                         templates_by_name, text_classifier)
+from ltbench.api import (
+    METHODS,
+    BestOnVal,
+    Method,
+    PerSplit,
+    TensorBatches,
+    UserError,
+    build_sampler_from_spec,
+    clip_train_batches,
+    create_clip_backbone,
+    fine_tune_clip,
+    image_features,
+    seeded,
+    templates_by_name,
+    text_classifier,
+)
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
 from ltbench.methods.ballad.options import OPTIONS
 

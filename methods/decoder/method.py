@@ -4,10 +4,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltbench.api import (ArrayRowBatches, BestOnVal, EpochProgress, Method, PerSplit, Stage, TensorBatches, UserError,
-                         build_loss, build_sampler_from_spec, build_second_stage, create_backbone, encode_split,
-                         epoch_batches, first_line_of, image_tokens, read_stage_checkpoint, save_linear_head, seeded,
-                         select_tau, state_dict_sha256, tau_normalised)
+from ltbench.api import (
+    ArrayRowBatches,
+    BestOnVal,
+    EpochProgress,
+    Method,
+    PerSplit,
+    Stage,
+    TensorBatches,
+    UserError,
+    build_loss,
+    build_sampler_from_spec,
+    build_second_stage,
+    create_backbone,
+    encode_split,
+    epoch_batches,
+    first_line_of,
+    image_tokens,
+    read_stage_checkpoint,
+    save_linear_head,
+    seeded,
+    select_tau,
+    state_dict_sha256,
+    tau_normalised,
+)
 from ltbench.methods.decoder.model import TokenDecoder
 from ltbench.methods.decoder.options import OPTIONS
 from ltbench.methods.decoder.settings import decoder_transform, iteration_schedule, stage1_identity, tau_grid

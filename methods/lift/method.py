@@ -4,9 +4,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltbench.api import (METHODS, Method, PeftViT, Stage, UserError, build_head, build_loss, build_sampler_from_spec,
-                         create_clip_backbone, encode_split, epoch_batches, read_stage_checkpoint, seeded,
-                         templates_by_name, text_classifier, text_head_weights)
+from ltbench.api import (
+    METHODS,
+    Method,
+    PeftViT,
+    Stage,
+    UserError,
+    build_head,
+    build_loss,
+    build_sampler_from_spec,
+    create_clip_backbone,
+    encode_split,
+    epoch_batches,
+    read_stage_checkpoint,
+    seeded,
+    templates_by_name,
+    text_classifier,
+    text_head_weights,
+)
 from ltbench.methods.lift.options import OPTIONS, peft_options
 from ltbench.methods.lift.preprocess import ensemble_logits, eval_transform, tte_transform
 

@@ -1,6 +1,16 @@
 """LIFT's options, and the rules between them, checked before any work. Their values, each with
 its source: benchmarks/methods/lift.yaml."""
-from ltbench.api import AUGMENT, CROP_SETS, INTERPOLATIONS, LOSS, PEFT_TYPES, TRAINING, Option, Section, check_peft_options
+from ltbench.api import (
+    AUGMENT,
+    CROP_SETS,
+    INTERPOLATIONS,
+    LOSS,
+    PEFT_TYPES,
+    TRAINING,
+    Option,
+    Section,
+    check_peft_options,
+)
 
 HEAD_INITS = ("text", "random")
 FEATURE_SPACES = ("width", "embed")  # ltbench.models.peft's; check_peft_options holds them to it

@@ -10,6 +10,7 @@ import torch
 
 from ltbench.api import CropSpec, TransformSpec
 
+
 def eval_transform(model_spec: TransformSpec, preprocess: dict) -> TransformSpec:
     """The eval transform at the backbone's size, mean and std: the code's 8/7 resize and its
     interpolation, or (eval_resize=model) the backbone's own transform."""

@@ -13,6 +13,7 @@ import numpy as np
 from ltbench.api import UserError
 from ltbench.methods.posthoc.options import PRIOR_NUMBERS
 
+
 def log_prior(class_counts) -> np.ndarray:
     """log p_c of the training counts (a class without images counts as one, so log p stays finite)."""
     counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)

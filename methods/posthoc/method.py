@@ -5,8 +5,14 @@ each grid value's val top-1 and the chosen value."""
 import numpy as np
 
 from ltbench.api import METHODS, Method, UserError, select_on_grid, tau_normalised_logits
-from ltbench.methods.posthoc.adjust import (log_prior, logit_adjusted, prior_corrected, read_target_prior,
-                                            target_log_prior, top1)
+from ltbench.methods.posthoc.adjust import (
+    log_prior,
+    logit_adjusted,
+    prior_corrected,
+    read_target_prior,
+    target_log_prior,
+    top1,
+)
 from ltbench.methods.posthoc.options import PRIOR_OPTIONS, SOURCE_OPTIONS, TAU_OPTIONS
 from ltbench.methods.posthoc.sources import SavedSource, build_source, plain_ce_problem, source_label
 

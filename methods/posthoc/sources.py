@@ -5,8 +5,16 @@ from typing import Optional
 
 import numpy as np
 
-from ltbench.api import (METHODS, ComputedMethod, PerSplit, SavedRun, UserError, read_linear_head, registered,
-                         related_method_config)
+from ltbench.api import (
+    METHODS,
+    ComputedMethod,
+    PerSplit,
+    SavedRun,
+    UserError,
+    read_linear_head,
+    registered,
+    related_method_config,
+)
 
 
 def is_saved(spec: str) -> bool:

@@ -16,11 +16,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltbench.api import (EpochProgress, Method, Stage, TensorBatches, UserError, build_loss, build_sampler_from_spec,
-                         clip_train_batches, create_clip_backbone, first_line_of, gather_batch, image_features,
-                         no_autocast, read_stage_checkpoint)
-from ltbench.methods.prompt_tuning.prompts import PromptLearner, class_prompts, initial_context, phrase_ids
+from ltbench.api import (
+    EpochProgress,
+    Method,
+    Stage,
+    TensorBatches,
+    UserError,
+    build_loss,
+    build_sampler_from_spec,
+    clip_train_batches,
+    create_clip_backbone,
+    first_line_of,
+    gather_batch,
+    image_features,
+    no_autocast,
+    read_stage_checkpoint,
+)
 from ltbench.methods.prompt_tuning.options import OPTIONS
+from ltbench.methods.prompt_tuning.prompts import PromptLearner, class_prompts, initial_context, phrase_ids
 from ltbench.methods.prompt_tuning.settings import context_identity
 
 CHECKPOINT_FORMAT = "ltbench.prompt_tuning.context/1"

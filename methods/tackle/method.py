@@ -10,10 +10,29 @@ import math
 
 import numpy as np
 
-from ltbench.api import (METHODS, EpochProgress, Method, PerSplit, build_loss, build_sampler_from_spec,
-                         create_clip_backbone, create_timm_classifier, encode_split, ensemble_for, epoch_batches,
-                         fine_tune_clip, image_features, related_method_config, seeded, templates_by_name,
-                         text_classifier, timm_eval_transform, timm_label, unlabeled_pool, with_pool_images)
+from ltbench.api import (
+    METHODS,
+    EpochProgress,
+    Method,
+    PerSplit,
+    build_loss,
+    build_sampler_from_spec,
+    create_clip_backbone,
+    create_timm_classifier,
+    encode_split,
+    ensemble_for,
+    epoch_batches,
+    fine_tune_clip,
+    image_features,
+    related_method_config,
+    seeded,
+    templates_by_name,
+    text_classifier,
+    timm_eval_transform,
+    timm_label,
+    unlabeled_pool,
+    with_pool_images,
+)
 from ltbench.methods.tackle.options import OPTIONS
 from ltbench.methods.tackle.pseudo_labels import pool_assignments, pseudo_label_precision, select_pseudo_labels
 

@@ -190,7 +190,8 @@ def _count(monkeypatch, module, name):
 
 
 def test_a_config_is_resolved_once_per_request(monkeypatch):
-    from ltbench.config import layers, resolution as resolve_module
+    from ltbench.config import layers
+    from ltbench.config import resolution as resolve_module
 
     files = _count(monkeypatch, resolve_module, "method_files")
     datasets = _count(monkeypatch, layers, "dataset_docs")
@@ -204,7 +205,8 @@ def test_a_config_is_resolved_once_per_request(monkeypatch):
 
 
 def test_a_run_resolves_its_config_once_and_reads_no_dataset_file_again(run_cli, tmp_path, monkeypatch):
-    from ltbench.config import layers, resolution as resolve_module
+    from ltbench.config import layers
+    from ltbench.config import resolution as resolve_module
 
     resolved = _count(monkeypatch, resolve_module, "resolve_run")
     datasets = _count(monkeypatch, layers, "dataset_docs")

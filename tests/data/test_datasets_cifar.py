@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ltbench.core.errors import UserError
 from ltbench.data import build_dataset
 from ltbench.data.base import ArraySplit
 from ltbench.data.profiles import exponential_profile
-from ltbench.core.errors import UserError
 
 # DATASETS.md: LDAM-DRW training-set sizes for CIFAR-100-LT (n_max 500) and CIFAR-10-LT (n_max 5000).
 LITERATURE_TOTALS = {10: (19573, 20431), 50: (12608, 13996), 100: (10847, 12406), 200: (9502, 11203)}

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from ltbench.engine.ensembles import WeightedEnsemble, choose_weights, combine, member_scores, simplex_grid
 from ltbench.core.errors import UserError
+from ltbench.engine.ensembles import WeightedEnsemble, choose_weights, combine, member_scores, simplex_grid
 
 SECTION = {"combine": "probs", "weights": None, "weight_step": 0.25, "adjust": None}
 

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from ltbench.core.errors import UserError
+from ltbench.methods.decoder.model import TokenDecoder
 from ltbench.models.backbones import BackboneSpec
 from ltbench.models.clip import ClipModel, _open_clip
-from ltbench.methods.decoder.model import TokenDecoder
 from ltbench.models.factory import create_backbone
 
 TEXT_CFG = {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}
@@ -103,7 +103,7 @@ def test_other_image_towers_have_no_tokens():
     with pytest.raises(UserError, match="only available for open_clip ViT and ModifiedResNet"):
         clip.encode_tokens(torch.randn(1, 3, 32, 32))
     with pytest.raises(UserError, match="Identity"):
-        clip.token_width
+        _ = clip.token_width
 
 
 # ---- TokenDecoder ----

@@ -12,8 +12,8 @@ from torchvision.transforms import functional as TF
 from ltbench.app.suite import find_suite, load_suite
 from ltbench.config import RunRequest, resolve
 from ltbench.core.errors import UserError
-from ltbench.methods.lift.method import LiftModel, lift_head
 from ltbench.data.crops import CropSpec, crops
+from ltbench.methods.lift.method import LiftModel, lift_head
 from ltbench.methods.lift.preprocess import ensemble_logits
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head

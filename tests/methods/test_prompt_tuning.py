@@ -9,8 +9,13 @@ import torch.nn.functional as F
 from ltbench.config import RunRequest, resolve
 from ltbench.engine.trainer import warmup_cosine, warmup_factor
 from ltbench.methods.prompt_tuning.method import PromptTuner
-from ltbench.methods.prompt_tuning.prompts import (PLACEHOLDER, PromptLearner, class_prompts, initial_context,
-                                                   prompt_layout)
+from ltbench.methods.prompt_tuning.prompts import (
+    PLACEHOLDER,
+    PromptLearner,
+    class_prompts,
+    initial_context,
+    prompt_layout,
+)
 from ltbench.models.factory import create_backbone
 
 NAMES = ["zero", "golden retriever", "seven"]

@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from ltbench.core.errors import UserError
-from ltbench.methods.tackle.pseudo_labels import (assignments_from_probabilities, largest_non_many_count, pool_assignments,
-                                   pseudo_label_precision, select_pseudo_labels)
+from ltbench.methods.tackle.pseudo_labels import (
+    assignments_from_probabilities,
+    largest_non_many_count,
+    pool_assignments,
+    pseudo_label_precision,
+    select_pseudo_labels,
+)
 
 # Train counts: class 0 many (150), class 1 medium (50), classes 2 and 3 few (10, 3).
 COUNTS = [150, 50, 10, 3]

@@ -7,10 +7,10 @@ from typing import List, NamedTuple, Tuple
 import numpy as np
 
 from ltbench.config.options import Option, declare_options
-from ltbench.data.base import ArraySplit, LTDataset, required_options
-from ltbench.data.profiles import exponential_profile
 from ltbench.core.errors import UserError
 from ltbench.core.registry import DATASETS
+from ltbench.data.base import ArraySplit, LTDataset, required_options
+from ltbench.data.profiles import exponential_profile
 
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/"
 # The options this builder reads; their values live in benchmarks/datasets/cifar*_lt.yaml.

@@ -27,8 +27,14 @@ from ltbench.core.errors import UserError, close_matches_hint
 from ltbench.core.registry import DATASETS, fill_on_lookup
 from ltbench.data.base import LTDataset
 from ltbench.data.classnames import BUILTIN_CLASS_NAMES, CLASS_NAME_READERS
-from ltbench.data.datasets.files import (REQUIRED_SPLITS, SPLIT_FILE_OPTIONS, SPLITS, ClassNames, build_split_file_dataset,
-                                        split_folder)
+from ltbench.data.datasets.files import (
+    REQUIRED_SPLITS,
+    SPLIT_FILE_OPTIONS,
+    SPLITS,
+    ClassNames,
+    build_split_file_dataset,
+    split_folder,
+)
 
 SECTION_KEYS = ("description", "files", "class_names", "expected", "layout", "notes")
 CLASS_NAME_KEYS = ("file", "reader", "names")
