@@ -214,3 +214,28 @@ def test_a_run_resolves_its_config_once_and_reads_no_dataset_file_again(run_cli,
                            "--out", tmp_path, "--cfg-options", "text.templates=single")
     assert code == 0, err
     assert len(resolved) == 1 and len(datasets) == 1
+
+
+def test_a_dataset_builder_declares_its_options_or_takes_its_section_as_it_is():
+    from ltbench.api import DATASETS
+
+    def build_declared(options, require_all_splits=True):
+        raise AssertionError("resolving builds no dataset")
+
+    def build_open(options, require_all_splits=True):
+        raise AssertionError("resolving builds no dataset")
+
+    build_declared.options = {"size": Option(int, 32, ge=8, source="ours", help="image side in pixels")}
+    DATASETS.register_module(name="declared_test_dataset", module=build_declared, force=True)
+    DATASETS.register_module(name="open_test_dataset", module=build_open, force=True)
+    try:
+        assert resolve(RunRequest("zeroshot_clip", "declared_test_dataset"))["dataset"]["size"] == 32
+        with pytest.raises(UserError, match=r"dataset.size=4: expected a whole number >= 8 \(image side in pixels\)"):
+            resolve(RunRequest("zeroshot_clip", "declared_test_dataset", options=(("dataset.size", 4),)))
+        with pytest.raises(UserError, match="unknown config key 'dataset.sise'.*dataset.size"):
+            resolve(RunRequest("zeroshot_clip", "declared_test_dataset", options=(("dataset.sise", 4),)))
+        cfg = resolve(RunRequest("zeroshot_clip", "open_test_dataset", options=(("dataset.anything", [1, 2]),)))
+        assert cfg["dataset"]["anything"] == [1, 2]
+    finally:
+        DATASETS.module_dict.pop("declared_test_dataset", None)
+        DATASETS.module_dict.pop("open_test_dataset", None)
