@@ -117,7 +117,17 @@ def _section_replaced(dotted: str, old, new, where: str):
                         f"{', '.join(left_out[:4])}{', ...' if len(left_out) > 4 else ''}; {hint} instead ({where})")
 
 
-_FREE = None  # inside an undeclared key of an open section: everything below is taken as it is
+# An undeclared key of an open section, and everything below it: taken as it is.
+_FREE = object()
+
+
+def _entry(section, key: str):
+    """The Option or Section `key` is declared as in `section`, _FREE where anything goes, or
+    None for an unknown key."""
+    if section is _FREE:
+        return _FREE
+    entry = section.entry((key,))
+    return _FREE if entry is None and section.open else entry
 
 
 class Merger:
@@ -138,7 +148,7 @@ class Merger:
         node, section = self.config, self.schema
         for depth, key in enumerate(keys[:-1]):
             here = keys[:depth + 1]
-            entry = section.entry((key,)) if section is not _FREE else _FREE
+            entry = _entry(section, key)
             if isinstance(entry, Option) and entry.is_spec:
                 self._set_in_spec(node, here, keys[depth + 1:], value, layer)
                 return
@@ -146,7 +156,7 @@ class Merger:
             if isinstance(entry, Option) or (current is not None and not isinstance(current, dict)):
                 raise UserError(f"config key '{'.'.join(here)}' is not a mapping, cannot set "
                                 f"'{'.'.join(keys)}' ({layer.where(keys)})")
-            if entry is None and not section.open:
+            if entry is None:
                 raise _unknown_key(here, self.schema, layer.where(keys), self.method)
             node = node.setdefault(key, {})
             section = entry if isinstance(entry, Section) else _FREE
@@ -154,8 +164,8 @@ class Merger:
 
     def _leaf(self, node: dict, section, keys, value, layer: Layer, replace_section: bool):
         key, dotted = keys[-1], ".".join(keys)
-        entry = section.entry((key,)) if section is not _FREE else _FREE
-        if entry is None and not section.open:
+        entry = _entry(section, key)
+        if entry is None:
             raise _unknown_key(keys, self.schema, layer.where(keys), self.method)
         if isinstance(entry, Section):
             if replace_section or not isinstance(value, dict):
@@ -195,8 +205,8 @@ def check_layer(layer: Layer, schema: Section, method: str = ""):
     def walk(values: dict, section, keys):
         for key, value in values.items():
             here = keys + (str(key),)
-            entry = section.entry((str(key),)) if section is not _FREE else _FREE
-            if entry is None and not section.open:
+            entry = _entry(section, str(key))
+            if entry is None:
                 raise _unknown_key(here, schema, layer.where(here), method)
             if isinstance(entry, Section):
                 if not isinstance(value, dict):
