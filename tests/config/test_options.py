@@ -234,8 +234,9 @@ def test_a_dataset_builder_declares_its_options_or_takes_its_section_as_it_is():
             resolve(RunRequest("zeroshot_clip", "declared_test_dataset", options=(("dataset.size", 4),)))
         with pytest.raises(UserError, match="unknown config key 'dataset.sise'.*dataset.size"):
             resolve(RunRequest("zeroshot_clip", "declared_test_dataset", options=(("dataset.sise", 4),)))
-        cfg = resolve(RunRequest("zeroshot_clip", "open_test_dataset", options=(("dataset.anything", [1, 2]),)))
-        assert cfg["dataset"]["anything"] == [1, 2]
+        cfg = resolve(RunRequest("zeroshot_clip", "open_test_dataset", options=(("dataset.anything", [1, 2]),
+                                                                                  ("dataset.nested.deep", 1))))
+        assert cfg["dataset"]["anything"] == [1, 2] and cfg["dataset"]["nested"] == {"deep": 1}
     finally:
         DATASETS.module_dict.pop("declared_test_dataset", None)
         DATASETS.module_dict.pop("open_test_dataset", None)
