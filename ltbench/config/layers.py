@@ -56,7 +56,7 @@ def fixed_layer(values: dict, where: str, tags=()) -> Layer:
 
 def dataset_docs(dataset: str) -> List[YamlDoc]:
     """Every datasets/<name>.yaml of the search path, lowest priority first."""
-    return [load_yaml_doc(path) for path in reversed(config_files("datasets", dataset))]
+    return [load_yaml_doc(path, copied=False) for path in reversed(config_files("datasets", dataset))]
 
 
 def dataset_yaml(dataset: str) -> dict:
@@ -78,7 +78,7 @@ def dataset_defaults(dataset_name: str) -> dict:
 
 def base_layers() -> List[Layer]:
     """defaults.yaml: the values every run starts from."""
-    doc = load_yaml_doc(benchmarks_dir() / DEFAULTS_FILE)
+    doc = load_yaml_doc(benchmarks_dir() / DEFAULTS_FILE, copied=False)
     return [yaml_layer(doc, doc.data)]
 
 
@@ -146,7 +146,7 @@ def method_files(method: str) -> MethodFiles:
                                 "config search path")
             break
         chain.append(name)
-        own = [load_yaml_doc(path) for path in reversed(paths)]
+        own = [load_yaml_doc(path, copied=False) for path in reversed(paths)]
         docs[:0] = own
         bases = [doc.data[BASE_KEY] for doc in own if BASE_KEY in doc.data]
         name = bases[-1] if bases else None

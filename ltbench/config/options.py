@@ -310,10 +310,12 @@ class Origins:
 
     by_key: Dict[str, Origin] = field(default_factory=dict)
 
-    def set(self, dotted: str, origin: Origin):
-        # A new value of a key replaces what was set below it.
-        for key in [key for key in self.by_key if key.startswith(dotted + ".")]:
-            del self.by_key[key]
+    def set(self, dotted: str, origin: Origin, replaced_mapping: bool = False):
+        """`dotted` set at `origin`; replaced_mapping: its old value was a mapping, whose keys'
+        origins go with it."""
+        if replaced_mapping:
+            for key in [key for key in self.by_key if key.startswith(dotted + ".")]:
+                del self.by_key[key]
         self.by_key[dotted] = origin
 
     def of(self, dotted: str) -> Optional[Origin]:

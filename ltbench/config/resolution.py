@@ -14,6 +14,7 @@ from typing import Iterable, List, Mapping, Optional, Tuple
 
 from ltbench.config.keys import backbone_key, get_dotted, parse_cfg_options
 from ltbench.config.layers import (
+    METHOD_FILE_DIRECTIVES,
     PER_BACKBONE,
     PER_BACKBONE_FROM,
     PER_DATASET,
@@ -78,10 +79,23 @@ FLAG_OF_KEY = {"dataset.root": "--data-root", "dataset.split_dir": "--split-dir"
                "backbone.clip": "--backbone", "seed": "--seed"}
 
 
+# (method class, id of the builder's options) -> (the options object, the schema): a schema is
+# built once per method class and dataset options.
+_schemas = {}
+
+
 def run_schema(method_cls, dataset_builder=None) -> Section:
     """The options of a run of `method_cls` on the dataset `dataset_builder` builds: the method
     class's own and inherited options, the dataset's in the ``dataset`` section (open to any
     key for a builder that declares none)."""
+    declared = getattr(dataset_builder, "options", None)
+    key = (method_cls, dataset_builder is None, id(declared))
+    if key not in _schemas or _schemas[key][0] is not declared:
+        _schemas[key] = (declared, _run_schema(method_cls, dataset_builder))
+    return _schemas[key][1]
+
+
+def _run_schema(method_cls, dataset_builder) -> Section:
     schema = merged_options(reversed(type.mro(method_cls)))
     dataset = schema.options.get("dataset")
     if dataset_builder is None or not isinstance(dataset, Section):
@@ -180,8 +194,9 @@ class Merger:
             for option, option_value in value.items():  # loss: {tau: 2} sets an option of the loss
                 self._set_in_spec(node, keys, (str(option),), option_value, layer)
             return
+        replaced_mapping = isinstance(node.get(key), dict)
         node[key] = copy.deepcopy(value)
-        self.origins.set(dotted, layer.origin(keys))
+        self.origins.set(dotted, layer.origin(keys), replaced_mapping)
 
     def _set_in_spec(self, node: dict, keys, inner: Tuple[str, ...], value, layer: Layer):
         """An option of a registered part (loss.tau=2), checked with the whole spec at the end."""
@@ -272,13 +287,19 @@ def _pending(dotted: str, current, later: Iterable[Tuple[str, object]]):
     return value
 
 
-def _check_files(files: MethodFiles, schema: Section, method: str):
-    """Every key and value of the method's YAML is checked, whichever dataset and backbone this
+# (id(schema), id(doc)) -> (schema, doc) of the method files already checked against a schema:
+# a file is checked once while it and the options are the same (the references keep both alive,
+# so their ids are not reused).
+_checked_files = {}
+
+
+def _check_file(doc, schema: Section, method: str):
+    """Every key and value of one of the method's YAML files, whichever dataset and backbone this
     run has and whatever a later layer sets: a typo in another dataset's section fails too."""
-    for layer in files.top_layers():
-        check_layer(layer, schema, method)
+    check_layer(yaml_layer(doc, {k: v for k, v in doc.data.items() if k not in METHOD_FILE_DIRECTIVES}), schema,
+                method)
     for kind in (PER_DATASET, PER_BACKBONE):
-        for doc, inside, section in files.sections(kind):
+        for _, inside, section in MethodFiles([doc]).sections(kind):
             if section is None:
                 continue
             if not isinstance(section, dict):
@@ -287,6 +308,14 @@ def _check_files(files: MethodFiles, schema: Section, method: str):
                         method)
             for name, nested in (section.get(PER_BACKBONE) or {}).items():
                 check_layer(yaml_layer(doc, nested or {}, inside + (PER_BACKBONE, str(name))), schema, method)
+
+
+def _check_files(files: MethodFiles, schema: Section, method: str):
+    for doc in files.docs:
+        key = (id(schema), id(doc))
+        if key not in _checked_files:
+            _check_file(doc, schema, method)
+            _checked_files[key] = (schema, doc)
 
 
 # Keys the resolver sets from the request's names: no flag or option changes them.

@@ -166,15 +166,16 @@ def parse_yaml_doc(text: str, path) -> YamlDoc:
 _parsed = {}
 
 
-def load_yaml_doc(path) -> YamlDoc:
+def load_yaml_doc(path, copied: bool = True) -> YamlDoc:
     """A YAML file as a YamlDoc, parsed once while its text is the same; the caller owns the
-    copy of the data it gets (the notes are shared, read-only)."""
+    copy of the data it gets (the notes are shared, read-only). copied=False: the cached doc
+    itself, for a caller that only reads it (the resolver, which copies what it keeps)."""
     text = Path(path).read_text()
     cached = _parsed.get(str(path))
     if cached is None or cached[0] != text:
         cached = _parsed[str(path)] = (text, parse_yaml_doc(text, path))
     doc = cached[1]
-    return YamlDoc(doc.path, copy.deepcopy(doc.data), doc.notes)
+    return YamlDoc(doc.path, copy.deepcopy(doc.data), doc.notes) if copied else doc
 
 
 def load_yaml(path) -> dict:
