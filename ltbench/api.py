@@ -40,21 +40,21 @@ from ltbench.engine.trainer import save_atomic
 from ltbench.losses import build_loss, multi_positive_contrastive
 from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
 from ltbench.models.calibration import (
-                                        DISALIGN_FORMS,
-                                        STAGE2_TYPES,
-                                        build_second_stage,
-                                        select_on_grid,
-                                        select_tau,
-                                        tau_normalised,
-                                        tau_normalised_logits,
+    DISALIGN_FORMS,
+    STAGE2_TYPES,
+    build_second_stage,
+    select_on_grid,
+    select_tau,
+    tau_normalised,
+    tau_normalised_logits,
 )
 from ltbench.models.clip_finetune import VISUAL_SCOPES, freeze_batchnorm_statistics, set_visual_trainable, visual_blocks
 from ltbench.models.factory import (
-                                        create_backbone,
-                                        create_clip_backbone,
-                                        create_timm_classifier,
-                                        timm_eval_transform,
-                                        timm_label,
+    create_backbone,
+    create_clip_backbone,
+    create_timm_classifier,
+    timm_eval_transform,
+    timm_label,
 )
 from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.models.heads import Float32Linear, build_head, float32_forward, no_autocast

@@ -17,24 +17,24 @@ from ltbench.config.keys import backbone_key, deep_merge, get_dotted, leaves, pa
 from ltbench.config.layers import DATASET_DEFINITION_KEY, dataset_defaults, dataset_yaml, method_files
 from ltbench.config.options import MISSING, SOURCES, Option, Origin, Section, Spec, declare_options, merged_options
 from ltbench.config.resolution import (
-                                 Resolved,
-                                 RunRequest,
-                                 check_config,
-                                 option_values,
-                                 related_method_config,
-                                 resolve,
-                                 resolve_dataset_config,
-                                 resolve_run,
-                                 run_schema,
-                                 runtime_overrides,
+    Resolved,
+    RunRequest,
+    check_config,
+    option_values,
+    related_method_config,
+    resolve,
+    resolve_dataset_config,
+    resolve_run,
+    run_schema,
+    runtime_overrides,
 )
 from ltbench.config.search import (
-                                 CONFIG_PATH_ENV,
-                                 DEFAULTS_FILE,
-                                 add_config_path,
-                                 benchmarks_dir,
-                                 config_files,
-                                 config_search_path,
+    CONFIG_PATH_ENV,
+    DEFAULTS_FILE,
+    add_config_path,
+    benchmarks_dir,
+    config_files,
+    config_search_path,
 )
 from ltbench.config.yaml_files import load_yaml, load_yaml_doc, parse_yaml_text, tags_in
 
