@@ -10,14 +10,12 @@ plug-in's folder of YAML files (datasets/<name>.yaml) to the config search path.
 Everything else a method needs is named here, so that the framework's modules can move without
 breaking plug-ins.
 """
-from ltbench.config import add_config_path, related_method_config
-from ltbench.core.errors import UserError, first_line_of, unknown_name
-from ltbench.core.registry import DATASETS, LOSSES, METHODS, SAMPLERS
-from ltbench.core.registry import get as registered
-from ltbench.core.registry import register_variant
-from ltbench.core.values import is_real, is_whole
+from ltbench.config import Option, Section, add_config_path, related_method_config
 from ltbench.core.chunks import row_chunks
 from ltbench.core.distributed import gather_batch
+from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.core.registry import DATASETS, LOSSES, METHODS, SAMPLERS, register_variant
+from ltbench.core.registry import get as registered
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.crops import CROP_SETS, CropSpec, crops
@@ -32,29 +30,43 @@ from ltbench.engine.computed import ComputedMethod
 from ltbench.engine.context import RunContext
 from ltbench.engine.ensembles import ensemble_for
 from ltbench.engine.features import encode_split, image_features, image_tokens, text_classifier
-from ltbench.engine.finetune import clip_image_stream, clip_train_batches, fine_tune_clip
+from ltbench.engine.finetune import PHASE_A_OPTIONS, clip_image_stream, clip_train_batches, fine_tune_clip
 from ltbench.engine.head_artifacts import LinearHead, read_linear_head, save_linear_head
 from ltbench.engine.hooks import BestOnVal, Hook, ValAccuracyLog
 from ltbench.engine.memo import PerSplit
 from ltbench.engine.method import Method
+from ltbench.engine.options import AUGMENT, ENSEMBLE, LOSS, SAMPLER, TRAINING
 from ltbench.engine.stages import Stage
 from ltbench.engine.trainer import save_atomic
 from ltbench.losses import build_loss, multi_positive_contrastive
 from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
-from ltbench.models.calibration import (DISALIGN_FORMS, STAGE2_TYPES, build_second_stage, select_on_grid,
-                                        select_tau, tau_normalised, tau_normalised_logits)
-from ltbench.models.clip_finetune import (VISUAL_SCOPES, freeze_batchnorm_statistics, set_visual_trainable,
-                                          visual_blocks)
-from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
-                                    timm_label)
+from ltbench.models.calibration import (
+    DISALIGN_FORMS,
+    STAGE2_TYPES,
+    build_second_stage,
+    select_on_grid,
+    select_tau,
+    tau_normalised,
+    tau_normalised_logits,
+)
+from ltbench.models.clip_finetune import VISUAL_SCOPES, freeze_batchnorm_statistics, set_visual_trainable, visual_blocks
+from ltbench.models.factory import (
+    create_backbone,
+    create_clip_backbone,
+    create_timm_classifier,
+    timm_eval_transform,
+    timm_label,
+)
+from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.models.heads import Float32Linear, build_head, float32_forward, no_autocast
 from ltbench.models.peft import PEFT_TYPES, PeftViT, bottleneck_width, check_peft_options, text_head_weights
-from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
 
 __all__ = [
     "METHODS", "DATASETS", "LOSSES", "SAMPLERS", "add_config_path", "registered", "register_variant", "Method", "RunContext", "UserError", "first_line_of",
-    "unknown_name", "is_real", "is_whole", "row_chunks", "related_method_config", "ComputedMethod", "seed_everything",
+    # options: declared on a Method class (docs/configuration.md); shared sections
+    "Option", "Section", "TRAINING", "AUGMENT", "LOSS", "SAMPLER", "ENSEMBLE", "PHASE_A_OPTIONS",
+    "unknown_name", "row_chunks", "related_method_config", "ComputedMethod", "seed_everything",
     "derive_seed", "generator", "seeded", "gather_batch",
     # data
     "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",

@@ -7,10 +7,26 @@ computed in this run with its own defaults for this dataset, backbone and seed (
 """
 import numpy as np
 
-from ltbench.api import (METHODS, ComputedMethod, Method, PerSplit, SavedRun, UserError, ensemble_for, registered,
-                         related_method_config)
+from ltbench.api import (
+    ENSEMBLE,
+    METHODS,
+    ComputedMethod,
+    Method,
+    Option,
+    PerSplit,
+    SavedRun,
+    UserError,
+    ensemble_for,
+    registered,
+    related_method_config,
+)
 
 ALIASES = {"zeroshot": "zeroshot_clip"}
+OPTIONS = {
+    "members": Option(list, items=str, min_length=2, nullable=True,
+                      help="run records (.json written with --save-logits) or method names, at least two (required)"),
+    "ensemble": ENSEMBLE,
+}
 
 
 class SavedMember:
@@ -31,12 +47,9 @@ class SavedMember:
 
 def _members(cfg: dict) -> list:
     members = cfg["members"]
-    if not isinstance(members, list) or len(members) < 2:
-        raise UserError(f"members must list at least two members, e.g. members=[runs/deit_s.json,zeroshot]; "
-                        f"got {members!r}")
-    for spec in members:
-        if not isinstance(spec, str) or not spec:
-            raise UserError(f"members: each member is a run record path (.json) or a method name, got {spec!r}")
+    if members is None:
+        raise UserError("members=null: an ensemble needs at least two members, e.g. "
+                        "--cfg-options members=[runs/deit_s.json,zeroshot]")
     return members
 
 
@@ -65,6 +78,8 @@ def build_member(spec: str, cfg: dict):
 @METHODS.register_module(name="clip_ensemble")
 class ClipEnsemble(Method):
     """Ensemble of finished runs (saved logits) and CLIP methods computed in the run: weighted mean of probabilities or logit-adjusted logits, weights chosen on val."""
+
+    options = OPTIONS
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)

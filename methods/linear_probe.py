@@ -2,9 +2,45 @@
 import numpy as np
 import torch
 
-from ltbench.api import (METHODS, EpochProgress, Method, TensorBatches, UserError, ValAccuracyLog, build_head,
-                         build_loss, build_sampler_from_spec, create_backbone, image_features, save_linear_head,
-                         seeded, templates_by_name, text_classifier)
+from ltbench.api import (
+    LOSS,
+    METHODS,
+    TRAINING,
+    EpochProgress,
+    Method,
+    Option,
+    Section,
+    TensorBatches,
+    UserError,
+    ValAccuracyLog,
+    build_head,
+    build_loss,
+    build_sampler_from_spec,
+    create_backbone,
+    image_features,
+    save_linear_head,
+    seeded,
+    templates_by_name,
+    text_classifier,
+)
+
+
+def _one_feature_space(head: dict, path: str):
+    if head["standardize"] and head["init_from_text"]:
+        raise UserError("head.standardize and head.init_from_text exclude each other: the text "
+                        "classifier lives in the raw feature space")
+
+
+OPTIONS = {
+    "head": Section({
+        "type": Option(str, choices=("linear", "cosine"), help="linear: W f + b; cosine: scale * cos(f, w_c)"),
+        "scale": Option(float, gt=0, help="cosine head: logits = scale * cos(f, w_c); text init: weight = scale * t_c"),
+        "init_from_text": Option(bool, help="start from the zero-shot classifier (CLIP backbones only)"),
+        "standardize": Option(bool, help="z-score features with the train mean / std before the head"),
+    }, help="the classifier on the frozen features", checks=(_one_feature_space,)),
+    "loss": LOSS,
+    "train": TRAINING,
+}
 
 
 class Standardize(torch.nn.Module):
@@ -23,6 +59,8 @@ class Standardize(torch.nn.Module):
 class LinearProbe(Method):
     """Linear probe: linear or cosine head on frozen image features (optionally text-initialised), CE, any sampler."""
 
+    options = OPTIONS
+
     @classmethod
     def saves_linear_head(cls, cfg: dict) -> bool:
         """Whether a run of `cfg` leaves its head as the `linear_head` artifact (posthoc_taunorm asks
@@ -39,9 +77,6 @@ class LinearProbe(Method):
                 raise UserError(f"head.init_from_text needs a CLIP backbone, got '{self.encoder.label}'")
             templates = templates_by_name(cfg["text"]["templates"])
             text_init = text_classifier(self.encoder, data.class_names, templates, ctx)
-        if head_cfg["standardize"] and text_init is not None:
-            raise UserError("head.standardize and head.init_from_text exclude each other: the text "
-                            "classifier lives in the raw feature space")
         train = data.split("train")
         features = self._feature_tensor(train, ctx)
         # The head's random init comes from (seed, purpose): whether features were just extracted

@@ -94,6 +94,23 @@ def quickstart_results(tmp_path_factory):
 
 
 @pytest.fixture
+def register_method():
+    """register(name, cls): `cls` registered in METHODS as `name` for the test, removed after."""
+    from ltbench.core import registry
+
+    added = []
+
+    def register(name, cls):
+        registry.METHODS.register_module(name=name, module=cls, force=True)
+        added.append(name)
+        return cls
+
+    yield register
+    for name in added:
+        registry.METHODS.module_dict.pop(name, None)
+
+
+@pytest.fixture
 def run_cli(capsys):
     """Run `ltbench ARGS...` in-process: (exit code, stdout, stderr)."""
     from ltbench.app.cli import main

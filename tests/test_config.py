@@ -1,12 +1,7 @@
 import pytest
 
-from ltbench.config import (RunRequest, apply_overrides, config_hash, deep_merge, parse_cfg_option,
-                            parse_cfg_options, resolve, resolve_config)
+from ltbench.config import RunRequest, config_hash, deep_merge, parse_cfg_option, parse_cfg_options, resolve
 from ltbench.core.errors import UserError
-
-
-class _Method:
-    default_config = {"head": {"type": "linear", "scale": 10.0}, "train": {"lr": 0.1}}
 
 
 def test_deep_merge_keeps_unrelated_keys():
@@ -31,20 +26,21 @@ def test_malformed_cfg_option_is_a_user_error():
 
 
 def test_resolution_order_dataset_method_per_dataset_cli():
-    request = RunRequest("linear_probe", "digits_lt", backbone="RN50:none", seed=4,
-                         options=parse_cfg_options(["train.epochs=7", "head.type=cosine"]))
-    cfg = resolve_config(request, _Method)
-    assert cfg["batch_size"] == 64                      # datasets/digits_lt.yaml over defaults.yaml
-    assert cfg["train"]["lr"] == 0.01                   # per_dataset.digits_lt over the method YAML
-    assert cfg["head"]["scale"] == 25.0                 # method YAML over the class default
-    assert cfg["train"]["epochs"] == 7 and cfg["head"]["type"] == "cosine"  # --cfg-options last
+    request = RunRequest("clip_finetune", "digits_lt", backbone="RN50:none", seed=4,
+                         options=parse_cfg_options(["train.epochs=7", "head.type=linear"]))
+    cfg = resolve(request)
+    assert cfg["eval_batch_size"] == 512                # datasets/digits_lt.yaml over defaults.yaml
+    assert cfg["train"]["lr"] == 2e-3                   # per_dataset.digits_lt over the method YAML
+    assert cfg["train"]["momentum"] == 0.9              # the method YAML over the declared default
+    assert cfg["train"]["warmup_type"] == "linear"      # the declared default (TRAINING), no YAML sets it
+    assert cfg["train"]["epochs"] == 7 and cfg["head"]["type"] == "linear"  # --cfg-options last
     assert cfg["seed"] == 4 and cfg["backbone"]["clip"] == "RN50:none"
-    assert cfg["method"] == "linear_probe" and cfg["dataset"]["name"] == "digits_lt"
+    assert cfg["method"] == "clip_finetune" and cfg["dataset"]["name"] == "digits_lt"
 
 
-def test_unknown_cfg_option_key_names_close_matches():
-    with pytest.raises(UserError, match=r"unknown config key 'train.epoch'.*train.epochs"):
-        resolve_config(RunRequest("linear_probe", "digits_lt", options=parse_cfg_options(["train.epoch=3"])), _Method)
+def test_unknown_cfg_option_key_names_close_matches_and_where_options_go():
+    with pytest.raises(UserError, match=r"unknown config key 'train.epoch'.*train.epochs.*--cfg-options.*`options`"):
+        resolve(RunRequest("linear_probe", "digits_lt", options=parse_cfg_options(["train.epoch=3"])))
 
 
 def test_config_hash_ignores_seed_paths_and_runtime_only():
@@ -56,34 +52,50 @@ def test_config_hash_ignores_seed_paths_and_runtime_only():
     assert config_hash(base) != config_hash(other)
 
 
-def test_cli_flags_are_not_strict_but_cfg_options_are():
-    cfg = apply_overrides({"a": 1}, {"dataset.root": "/x"}, [])
-    assert cfg["dataset"]["root"] == "/x"
-    with pytest.raises(UserError):
-        apply_overrides({"a": 1}, {}, [("b", 2)])
+def test_cli_flags_set_their_keys_and_cfg_options_are_strict():
+    cfg = resolve(RunRequest("zeroshot_clip", "digits_lt", overrides={"dataset.root": "/x", "runtime.device": None}))
+    assert cfg["dataset"]["root"] == "/x" and cfg["runtime"]["device"] == "auto"  # None: not given
+    with pytest.raises(UserError, match="unknown config key 'b'"):
+        resolve(RunRequest("zeroshot_clip", "digits_lt", options=(("b", 2),)))
 
 
-def test_per_backbone_sections_follow_the_backbone_the_cli_chose(tmp_path, monkeypatch):
+def _config_folder(tmp_path, monkeypatch, method_yaml: str):
+    """A config folder with the real defaults and digits_lt files and methods/m.yaml."""
+    from ltbench.config import benchmarks_dir
+
+    real = benchmarks_dir()
     (tmp_path / "methods").mkdir()
-    (tmp_path / "defaults.yaml").write_text("backbone: {clip: tiny}\ntrain: {lr: 1.0, epochs: 1}\n")
-    (tmp_path / "methods" / "m.yaml").write_text(
-        "train: {lr: 0.1}\n"
-        "per_backbone:\n  RN50: {train: {lr: 0.2}}\n  tiny: {train: {lr: 0.3}}\n"
-        "per_dataset:\n  d:\n    train: {epochs: 5}\n    per_backbone:\n      RN50: {train: {epochs: 9}}\n")
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "defaults.yaml").write_text((real / "defaults.yaml").read_text())
+    (tmp_path / "datasets" / "digits_lt.yaml").write_text((real / "datasets" / "digits_lt.yaml").read_text())
+    (tmp_path / "datasets" / "cifar10_lt.yaml").write_text((real / "datasets" / "cifar10_lt.yaml").read_text())
+    (tmp_path / "methods" / "m.yaml").write_text(method_yaml)
     monkeypatch.setenv("LTBENCH_BENCHMARKS", str(tmp_path))
 
-    class Method:
-        default_config = {}
+
+def test_per_backbone_sections_follow_the_backbone_the_cli_chose(tmp_path, monkeypatch, register_method):
+    from ltbench.api import Method, Option
+
+    _config_folder(tmp_path, monkeypatch,
+                   "train: {lr: 0.1}\n"
+                   "per_backbone:\n  RN50: {train: {lr: 0.2}}\n  tiny: {train: {lr: 0.3}}\n"
+                   "per_dataset:\n  digits_lt:\n    train: {epochs: 5}\n    per_backbone:\n"
+                   "      RN50: {train: {epochs: 9}}\n")
+
+    class M(Method):
+        options = {"train": {"lr": Option(float, 1.0, source="ours", gt=0), "epochs": Option(int, 1, source="ours")}}
+
+    register_method("m", M)
 
     def train(dataset, backbone=None, *options):
         request = RunRequest("m", dataset, backbone=backbone, options=parse_cfg_options(options))
-        return resolve_config(request, Method)["train"]
+        return resolve(request)["train"]
 
-    assert train("d") == {"lr": 0.3, "epochs": 5}
-    assert train("d", "RN50:openai") == {"lr": 0.2, "epochs": 9}
-    assert train("e", None, "backbone.clip=RN50:none") == {"lr": 0.2, "epochs": 1}
+    assert train("digits_lt") == {"lr": 0.3, "epochs": 5}
+    assert train("digits_lt", "RN50:openai") == {"lr": 0.2, "epochs": 9}
+    assert train("cifar10_lt", None, "backbone.clip=RN50:none") == {"lr": 0.2, "epochs": 1}
     # CLI values still win over the backbone's section.
-    assert train("d", "RN50:openai", "train.lr=0.5")["lr"] == 0.5
+    assert train("digits_lt", "RN50:openai", "train.lr=0.5")["lr"] == 0.5
 
 
 @pytest.mark.parametrize("dataset", ["imagenet_lt", "places_lt", "inat2018", "cifar100_lt", "digits_lt"])

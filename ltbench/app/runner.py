@@ -12,25 +12,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltbench.core.cpus import cpu_threads, loader_workers, set_cpu_threads
-from ltbench.core import registry
 from ltbench.config import config_hash
+from ltbench.core import distributed, registry
+from ltbench.core.atomic import publish_together, write_json_atomic
+from ltbench.core.cpus import cpu_threads, loader_workers, set_cpu_threads
+from ltbench.core.determinism import apply_determinism, numerics
+from ltbench.core.errors import UserError
+from ltbench.core.locks import RunLock
+from ltbench.core.seeding import seed_everything
 from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
-from ltbench.core import distributed
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
 from ltbench.engine.devices import device_facts
-from ltbench.core.determinism import apply_determinism, numerics
-from ltbench.core.seeding import seed_everything
-from ltbench.core.errors import UserError, unknown_name
-from ltbench.metrics import SHOT_RULES, evaluate, per_sample_summary
-from ltbench.models.backbones import parse_backbone
-from ltbench.core.atomic import publish_together, write_json_atomic
-from ltbench.core.locks import RunLock
+from ltbench.metrics import evaluate, per_sample_summary
 from ltbench.models.factory import backbone_details
-from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.per_sample import per_sample_file_for, save_per_sample
+from ltbench.records.results import make_record, record_path, software_versions
 from ltbench.records.saved_logits import logits_file_for, logits_format, save_logits
 
 
@@ -50,16 +48,13 @@ def check_image_root(data, split_names, dataset_name):
 
 def check_decoding(cfg: dict, device) -> None:
     """gpu_jpeg decodes on the run's CUDA device: refused, before any work, where there is none."""
-    for key in ("jpeg_draft", "gpu_jpeg"):
-        if not isinstance(cfg.get(key, False), bool):
-            raise UserError(f"{key}={cfg[key]!r}: must be true or false")
-    if not cfg.get("gpu_jpeg", False):
+    if not cfg["gpu_jpeg"]:
         return
     if device.type != "cuda":
         reason = "this machine has no CUDA GPU" if not torch.cuda.is_available() else f"the run's device is {device}"
         raise UserError(f"gpu_jpeg=true decodes JPEGs on a CUDA GPU, but {reason}; unset it "
                         "(gpu_jpeg=false) to decode with Pillow on the CPU")
-    if cfg.get("jpeg_draft", False):
+    if cfg["jpeg_draft"]:
         raise UserError("gpu_jpeg=true and jpeg_draft=true are two JPEG decoders (GPU, Pillow's draft mode); "
                         "set one of them to false")
 
@@ -97,6 +92,7 @@ def data_identity(data, method_cls) -> dict:
     or every .py file of its package) with the ltbench version."""
     import hashlib
     import inspect
+
     import ltbench
 
     digest = hashlib.sha256(ltbench.__version__.encode())
@@ -129,20 +125,18 @@ def planned_record_path(cfg: dict, out_dir) -> Path:
 
 
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False):
-    """Run one configuration; returns (record path, record or None when skipped)."""
+    """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
+    returns (record path, record or None when skipped)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
-    parse_backbone(cfg["backbone"]["clip"])  # fail on a malformed name before any work
-    if cfg["shot_rule"] not in SHOT_RULES:  # used after training: checked before it
-        raise unknown_name("shot_rule", cfg["shot_rule"], SHOT_RULES)
     path = planned_record_path(cfg, out_dir)
     if skip_existing and path.exists():
         return path, None
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
-    apply_determinism(cfg.get("deterministic", False))  # before CUDA starts (distributed.setup, below)
-    saved_format = logits_format(cfg["runtime"].get("save_logits"))
-    cpu_threads(cfg["runtime"].get("cpu_threads"))  # checked before any work
+    apply_determinism(cfg["deterministic"])  # before CUDA starts (distributed.setup, below)
+    saved_format = logits_format(cfg["runtime"]["save_logits"])
+    cpu_threads(cfg["runtime"]["cpu_threads"])  # checked before any work
     check_out_dir(out_dir)
     cache = ArrayCache(cfg["runtime"]["cache_dir"])
     cache.check_writable()
@@ -161,11 +155,11 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                      work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
                      amp=bool(cfg["amp"]), num_workers=loader_workers(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
-                     resume=resume, jpeg_draft=bool(cfg.get("jpeg_draft", False)),
-                     gpu_jpeg=bool(cfg.get("gpu_jpeg", False)), deterministic=bool(cfg.get("deterministic", False)))
-    set_cpu_threads(runtime.get("cpu_threads"))  # torchrun's OMP_NUM_THREADS=1 would leave cores idle
+                     resume=resume, jpeg_draft=cfg["jpeg_draft"], gpu_jpeg=cfg["gpu_jpeg"],
+                     deterministic=cfg["deterministic"])
+    set_cpu_threads(runtime["cpu_threads"])  # torchrun's OMP_NUM_THREADS=1 would leave cores idle
     with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
-        data = build_dataset(cfg["dataset"])
+        data = build_dataset(cfg["dataset"], complete=True)
         eval_name = cfg["eval_split"]
         evaluated = [eval_name] + (["val"] if cfg["eval_val"] and eval_name != "val" else [])
         check_image_root(data, ["train", *evaluated], cfg["dataset"]["name"])

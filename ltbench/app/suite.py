@@ -42,8 +42,9 @@ class SweepEntry:
 
     def request(self, overrides=None, options=()) -> RunRequest:
         """The RunRequest of this entry; `options` (the command line's) come after the suite's."""
+        origin = "the suite's cfg_options or --cfg-options" if self.cfg_options else "--cfg-options"
         return RunRequest(method=self.method, dataset=self.dataset, backbone=self.backbone, seed=self.seed,
-                          overrides=dict(overrides or {}), options=(*self.cfg_options, *options))
+                          overrides=dict(overrides or {}), options=(*self.cfg_options, *options), options_origin=origin)
 
     @property
     def label(self) -> str:

@@ -42,9 +42,7 @@ def cpu_threads(setting) -> Optional[int]:
     (cores_per_process); a single process keeps torch's own default. A number sets it.
     """
     from ltbench.core.errors import UserError
-    from ltbench.core.values import is_whole
-
-    if setting is not None and not (is_whole(setting) and setting >= 1):
+    if setting is not None and not (isinstance(setting, int) and not isinstance(setting, bool) and setting >= 1):
         raise UserError(f"runtime.cpu_threads={setting!r} must be a whole number >= 1, or null (under torchrun: "
                         "the cores this process may use, shared among the processes on this machine)")
     if setting is not None:

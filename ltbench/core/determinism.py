@@ -22,9 +22,8 @@ DETERMINISTIC_CUBLAS = (":4096:8", ":16:8")
 
 
 def apply_determinism(deterministic) -> None:
-    """Set torch, cuDNN and cuBLAS for the run's `deterministic` setting (a bool, else a UserError)."""
-    if not isinstance(deterministic, bool):
-        raise UserError(f"deterministic={deterministic!r}: must be true or false")
+    """Set torch, cuDNN and cuBLAS for the run's `deterministic` setting (a bool: the option is
+    checked with the rest of the config)."""
     if deterministic:
         if os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in DETERMINISTIC_CUBLAS:
             if torch.cuda.is_available() and torch.cuda.is_initialized():

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from ltbench.core.errors import UserError, unknown_name
-from ltbench.data.transforms import (JpegDraft, _normalise, _pixel_batch, _to_rgb, _unit, pil_resize,
-                                     shortest_side_size)
+from ltbench.data.transforms import JpegDraft, _normalise, _pixel_batch, _to_rgb, _unit, pil_resize, shortest_side_size
 
 CROP_SETS = ("five", "ten")
 
@@ -70,8 +69,7 @@ class CropSpec:
         return 5 if self.crops == "five" else 10
 
     def fingerprint(self) -> dict:
-        values = {key: value for key, value in asdict(self).items() if key != "jpeg_draft" or value}
-        return {"kind": "crops", "resampler": "pil", **values}
+        return {"kind": "crops", "resampler": "pil", **asdict(self)}
 
     def pil_transform(self):
         from torchvision import transforms as T

@@ -3,6 +3,8 @@ from functools import lru_cache
 from typing import List
 
 SINGLE_TEMPLATE = "a photo of a {}."
+# The template sets a config names (text.templates).
+TEMPLATE_SETS = ("openai_imagenet", "single")
 
 
 @lru_cache(maxsize=None)
@@ -29,4 +31,4 @@ def templates_by_name(name: str) -> List[str]:
         return [SINGLE_TEMPLATE]
     from ltbench.core.errors import unknown_name
 
-    raise unknown_name("template set", name, ["openai_imagenet", "single"])
+    raise unknown_name("template set", name, TEMPLATE_SETS)

@@ -237,12 +237,8 @@ class TransformSpec:
 
     def fingerprint(self) -> dict:
         # 'resampler' marks the PIL-exact batch resize: features cached by the torch bicubic of
-        # earlier versions are not reused. resize None is left out of the key.
-        # jpeg_draft False is left out too: keys written before it existed stay valid.
-        # So is gpu_jpeg False.
-        values = {key: value for key, value in asdict(self).items()
-                  if (key != "resize" or value is not None) and (key not in ("jpeg_draft", "gpu_jpeg") or value)}
-        return {"kind": "eval", "resampler": "pil", **values}
+        # earlier versions are not reused. Every field is in the key, at its value.
+        return {"kind": "eval", "resampler": "pil", **asdict(self)}
 
     @property
     def resize_to(self) -> int:

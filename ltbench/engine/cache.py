@@ -47,7 +47,6 @@ from ltbench.core import distributed
 from ltbench.core.atomic import atomic_write, publish, temp_file_beside
 from ltbench.core.errors import UserError
 
-
 # Entries live in <root>/arrays/<first two key characters>/<key>.npy (+ .json description,
 # + .verified stamp).
 ENTRIES_FOLDER = "arrays"
@@ -65,8 +64,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LTBENCH_CACHE") or Path.home() / ".cache" / "ltbench")
 
 
+# The version of what a key describes. 2: a transform describes every field at its value (before,
+# jpeg_draft / gpu_jpeg false and resize null were left out so that older keys stayed valid), and
+# configs hash every option (ltbench.config.hashing, CONFIG_HASH_VERSION 2). A new version
+# renames every entry once: arrays cached by an older ltbench are computed again, never reused.
+CACHE_FORMAT = 2
+
+
 def cache_key(description: dict) -> str:
-    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()
+    described = {"cache_format": CACHE_FORMAT, **description}
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def chunk_rows(shape, dtype) -> int:

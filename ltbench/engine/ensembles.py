@@ -78,9 +78,9 @@ def choose_weights_in_chunks(chunks: Iterable[Sequence[np.ndarray]], labels: Seq
 
 
 def fixed_weights(weights, num_members: int) -> List[float]:
-    """User-given weights, checked and normalised to sum to 1."""
-    if not isinstance(weights, (list, tuple)) or len(weights) != num_members or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) or sum(weights) <= 0:
+    """User-given weights (numbers >= 0, not all 0: the ENSEMBLE options' check), one per member,
+    normalised to sum to 1."""
+    if not isinstance(weights, (list, tuple)) or len(weights) != num_members:
         raise UserError(f"ensemble.weights must be {num_members} non-negative numbers (one per member) "
                         f"or null to choose them on val, got {weights!r}")
     total = float(sum(weights))
@@ -153,8 +153,7 @@ class WeightedEnsemble:
 
 
 def fixed_adjustments(adjust, num_members: int) -> List[float]:
-    if not isinstance(adjust, (list, tuple)) or len(adjust) != num_members or not all(
-            isinstance(a, (int, float)) and not isinstance(a, bool) for a in adjust):
+    if not isinstance(adjust, (list, tuple)) or len(adjust) != num_members:
         raise UserError(f"ensemble.adjust must be {num_members} numbers (one per member; 1 = subtract the "
                         f"log training prior, 0 = leave the logits) or null, got {adjust!r}")
     return [float(a) for a in adjust]

@@ -14,16 +14,35 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltbench.config.options import Option
 from ltbench.core import distributed
-from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.core.errors import UserError, first_line_of
 from ltbench.data.loading import epoch_batches
 from ltbench.data.samplers import build_sampler_from_spec
 from ltbench.engine.checkpoints import read_stage_checkpoint
+from ltbench.engine.options import AUGMENT, TRAINING
 from ltbench.engine.stages import Stage
 from ltbench.losses import multi_positive_contrastive
-from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+from ltbench.models.clip_finetune import BATCHNORM_MODES, TRAINABLE_PARTS, ClipFineTuner, set_trainable
 
 PHASE_A_LOSSES = ("contrastive", "class_ce")
+# BALLAD's phase A (the `phase_a` section of a ballad config; TACKLE's ballad_phase_a teacher
+# reads it from the ballad config of its dataset): the trainer's settings and these.
+PHASE_A_OPTIONS = TRAINING.extend({
+    "epochs": Option(int, ge=0, help="phase A epochs; 0 skips phase A"),
+    "checkpoint": Option(str, None, nullable=True, help="a phase_a.pt of an earlier run: skip phase A and load it"),
+    "loss": Option(str, choices=PHASE_A_LOSSES,
+                   help="contrastive: multi-positive InfoNCE over the batch; class_ce: CE over all class prompts"),
+    "logit_scale": Option(float, gt=0, nullable=True,
+                          help="the temperature: null = CLIP's own learned one, kept fixed; a number fixes it"),
+    "trainable": Option(str, choices=TRAINABLE_PARTS, help="what trains: all, visual, text or last_blocks"),
+    "last_blocks": Option(int, ge=0, help="trainable last_blocks: residual blocks trained at the end of each encoder"),
+    "batchnorm": Option(str, choices=BATCHNORM_MODES,
+                        help="ResNet BatchNorm statistics: frozen (the pretrained ones) or train"),
+    "batch_size": Option(int, ge=1, help="images per step"),
+    "drop_last": Option(bool, help="true: the last partial batch of an epoch is not trained"),
+    "augment": AUGMENT,
+}, help="phase A: CLIP fine-tuned on the long-tailed train set")
 CHECKPOINT_FORMAT = "ltbench.ballad.phase_a/1"
 NEGATIVES = "global batch"  # see phase_a_identity
 PHASE_A = Stage(name="ballad_phase_a", label="phase A", file_name="phase_a.pt", artifact="phase_a_checkpoint")
@@ -38,8 +57,6 @@ def epoch_steps(images: int, batch_size: int, drop_last: bool, section: str = "p
     """Steps of one fine-tuning epoch. drop_last: the BALLAD code's loop breaks after
     int(N / batch) steps, so the last partial batch never trains; otherwise it is one more,
     smaller step. `section` names the config section in the errors."""
-    if not isinstance(drop_last, bool):
-        raise UserError(f"{section}.drop_last must be true or false, got {drop_last!r}")
     steps = images // batch_size if drop_last else math.ceil(images / batch_size)
     if steps == 0:
         raise UserError(f"{section}.drop_last: the {images} training images fill no batch of "
@@ -138,8 +155,7 @@ def phase_a_identity(cfg: dict, precision: str) -> dict:
                 # trained before that, with local negatives, must not be reused. Adding the field
                 # renamed every phase-A folder once, single-process ones included.
                 "negatives": NEGATIVES}
-    if cfg.get("jpeg_draft"):  # only when used: stages trained before the setting keep their folder
-        identity["jpeg_draft"] = True
+    identity["jpeg_draft"] = cfg["jpeg_draft"]
     return identity
 
 
@@ -168,8 +184,6 @@ def fine_tune_clip(clip, data, cfg: dict, templates, ctx) -> None:
     if int(phase["epochs"]) == 0:
         ctx.log("phase A: 0 epochs, phase B runs on the backbone's own weights")
         return
-    if phase["loss"] not in PHASE_A_LOSSES:
-        raise unknown_name("phase_a.loss", phase["loss"], PHASE_A_LOSSES)
     PHASE_A.reuse_or_train(ctx, clip.label, phase_a_identity(cfg, ctx.precision), load=lambda path: load_phase_a_checkpoint(clip, path),
                            train=lambda work_dir: _train_phase_a(clip, data, phase, templates, ctx, work_dir))
 

@@ -6,15 +6,26 @@ is its description in ``ltbench list methods``. The harness calls ``fit`` once, 
 """
 import numpy as np
 
+from ltbench.config.options import merged_options
 from ltbench.data.base import LTDataset, Split
+from ltbench.engine.options import COMMON
 
 
 class Method:
-    # Defaults below benchmarks/methods/<name>.yaml; plug-ins outside this repo put theirs here.
-    default_config: dict = {}
+    # The options a method's config may hold (ltbench.config.options): a subclass's own add to
+    # those of its bases, so every method has the common ones (seed, backbone, batch_size, ...).
+    # Their values: an Option's default, then benchmarks/methods/<name>.yaml (or a plug-in's
+    # methods/<name>.yaml on the config search path), checked before any work.
+    options = COMMON
 
     def __init__(self, cfg: dict):
+        # The run's resolved config: every declared option with its value (docs/configuration.md).
         self.cfg = cfg
+
+    @classmethod
+    def declared_options(cls):
+        """Every option of this method (a Section): its class's own over those of its bases."""
+        return merged_options(reversed(cls.__mro__))
 
     @classmethod
     def backbone_label_for(cls, cfg: dict) -> str:

@@ -19,33 +19,18 @@ from typing import Callable, Iterable, Optional, Sequence, Tuple
 import torch
 from tqdm.auto import tqdm
 
+from ltbench.config.options import value_error
 from ltbench.core import distributed
 from ltbench.core.atomic import torch_save_atomic
 from ltbench.core.errors import UserError, unknown_name
 from ltbench.core.seeding import reseed, seeded
-from ltbench.core.values import is_real
 from ltbench.engine.hooks import Hook
+from ltbench.engine.options import OPTIMIZERS, SCHEDULES, TRAINING, WARMUP_TYPES  # noqa: F401
 
-# What every training section of benchmarks/methods/*.yaml sets: no default here, so each of
-# these settings has one source, the method's YAML (where each value says where it comes from).
-TRAIN_KEYS = ("epochs", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule",
-              "grad_accum_steps", "log_interval")
-# Settings only some recipes name; the value here is what every other recipe means.
-OPTIONAL_TRAIN_SETTINGS = {
-    "weight_decay_1d": True,  # false: no decay on biases and norm weights (1-D parameters)
-    "cosine_cycles": 7 / 16,  # schedule cosine_usb only: USB's default num_cycles
-    "warmup_epochs": 0,
-}
-# Settings only some recipes name and that older epoch checkpoints lack: in the trainer's
-# settings only when a section sets them, so checkpoints of every other recipe still resume.
-# warmup_type linear: the warmup ramps up to the base lr (every recipe before CoOp); constant:
-# it runs at warmup_lr (CoOp: 1 epoch at 1e-5), then the schedule starts at the base lr.
-# sync_batchnorm (true when not set): under torchrun on CUDA, BatchNorm layers that train
-# normalise over the global batch (SyncBatchNorm), so the numbers do not depend on the GPU count.
-SET_ONLY_TRAIN_SETTINGS = ("warmup_type", "warmup_lr", "sync_batchnorm")
-WARMUP_TYPES = ("linear", "constant")
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "cosine_usb", "cosine_epoch", "constant")
+# The trainer's settings: the options of TRAINING (engine/options.py, where each is declared once
+# with its type, range, default and help) but its sampler, which the method draws batches with.
+TRAINER_OPTIONS = TRAINING.without("sampler")
+TRAINER_KEYS = tuple(TRAINER_OPTIONS.options)
 
 
 FUSED_DEVICES = ("cpu", "cuda")
@@ -174,36 +159,25 @@ def save_atomic(state: dict, path: Path):
 
 def train_settings(section: dict, name: str) -> dict:
     """The trainer's settings out of a method's training section (which holds its own keys too:
-    sampler, batch size, ...); a missing one is a one-line error, never a silent default."""
-    missing = [key for key in TRAIN_KEYS if key not in section]
-    if missing:
-        raise UserError(f"training section '{name}' does not set {', '.join(missing)}; every training section "
-                        "of benchmarks/methods/*.yaml gives them")
-    settings = {**OPTIONAL_TRAIN_SETTINGS,
-                **{key: section[key] for key in (*TRAIN_KEYS, *OPTIONAL_TRAIN_SETTINGS, *SET_ONLY_TRAIN_SETTINGS)
-                   if key in section}}
-    warmup_factor(settings, name)  # a bad warmup_type / warmup_lr fails here, before any work
-    if not isinstance(settings.get("sync_batchnorm", True), bool):
-        raise UserError(f"{name}.sync_batchnorm={settings['sync_batchnorm']!r} must be true (BatchNorm over the "
-                        "global batch under torchrun) or false (over each GPU's part of it)")
+    sampler, batch size, ...). A section of a resolved config has them all, checked; one a method
+    builds by hand takes TRAINING's default for each it leaves out, and its values are checked
+    here as the resolver checks a config's."""
+    settings = {key: section.get(key, option.default) for key, option in TRAINER_OPTIONS.options.items()}
+    for key, option in TRAINER_OPTIONS.options.items():
+        expected = option.problem(settings[key])
+        if expected is not None:
+            raise value_error(f"{name}.{key}", settings[key], option, expected, f"given to the trainer ({name})")
+    for check in TRAINER_OPTIONS.checks:
+        check(settings, name)
     return settings
 
 
-def warmup_factor(cfg: dict, name: str = "train") -> Optional[float]:
+def warmup_factor(cfg: dict) -> Optional[float]:
     """The constant lr factor of the warmup steps (warmup_type constant: warmup_lr / lr), or None
     for the linear ramp."""
-    kind = cfg.get("warmup_type", "linear")
-    if kind not in WARMUP_TYPES:
-        raise unknown_name(f"{name}.warmup_type", kind, WARMUP_TYPES)
-    if kind == "linear":
+    if cfg["warmup_type"] == "linear":
         return None
-    warmup_lr, lr = cfg.get("warmup_lr"), cfg["lr"]
-    if not (is_real(warmup_lr) and warmup_lr > 0):
-        raise UserError(f"{name}.warmup_lr={warmup_lr!r}: warmup_type constant needs the warmup's lr, a number "
-                        "> 0 (CoOp: 1.0e-5)")
-    if not (is_real(lr) and lr > 0):
-        raise UserError(f"{name}.lr={lr!r} must be a number > 0 with warmup_type constant")
-    return float(warmup_lr) / float(lr)
+    return float(cfg["warmup_lr"]) / float(cfg["lr"])
 
 
 class Trainer:
@@ -256,9 +230,9 @@ class Trainer:
         warmup = int(round(float(cfg["warmup_epochs"]) * steps_per_update))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"], cfg["cosine_cycles"],
-                                     warmup_factor(cfg, self.name), steps_per_update))
+                                     warmup_factor(cfg), steps_per_update))
         start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
-        wrapped = distributed.wrap_for_training(model, ctx.device, sync_batchnorm=cfg.get("sync_batchnorm", True))
+        wrapped = distributed.wrap_for_training(model, ctx.device, sync_batchnorm=cfg["sync_batchnorm"])
         module = torch.compile(wrapped) if ctx.compile else wrapped
         processes = distributed.get_world_size()
 

@@ -17,7 +17,11 @@ import ltbench
 from ltbench.config import config_hash as compute_config_hash
 from ltbench.core.names import backbone_slug, slug
 
-SCHEMA_VERSION = 1
+# 2: the config holds every declared option and is hashed whole (ltbench.config.hashing,
+# CONFIG_HASH_VERSION 2). Records of schema 1 are read as they are: their config and hash stay
+# theirs (a rerun of the same settings is a new row, with the new hash).
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 # What tables and comparisons read; a file without them is not a usable record.
 REQUIRED_KEYS = (
     "schema", "run_id", "method", "dataset", "backbone", "seed", "eval_split",
@@ -148,8 +152,8 @@ def _record_problem(record) -> Optional[str]:
     missing = [key for key in REQUIRED_KEYS if key not in record]
     if missing:
         return f"missing keys: {', '.join(missing)}"
-    if record["schema"] != SCHEMA_VERSION:
-        return f"record schema {record['schema']!r}, this ltbench reads schema {SCHEMA_VERSION}"
+    if record["schema"] not in READABLE_SCHEMAS:
+        return f"record schema {record['schema']!r}, this ltbench reads schemas {', '.join(map(str, READABLE_SCHEMAS))}"
     metrics = record["metrics"]
     if not isinstance(metrics, dict):
         return "'metrics' is not a JSON object"

@@ -4,17 +4,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltbench.api import (METHODS, BestOnVal, Method, PerSplit, TensorBatches, UserError, build_sampler_from_spec,
-                         clip_train_batches, create_clip_backbone, fine_tune_clip, image_features, seeded,
-                         templates_by_name, text_classifier, unknown_name)
+from ltbench.api import (
+    METHODS,
+    BestOnVal,
+    Method,
+    PerSplit,
+    TensorBatches,
+    UserError,
+    build_sampler_from_spec,
+    clip_train_batches,
+    create_clip_backbone,
+    fine_tune_clip,
+    image_features,
+    seeded,
+    templates_by_name,
+    text_classifier,
+)
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
-
-MODEL_SELECTION = ("last", "best_val")
+from ltbench.methods.ballad.options import OPTIONS
 
 
 @METHODS.register_module(name="ballad")
 class Ballad(Method):
     """BALLAD: fine-tune CLIP on the LT train set (phase A), then a class-balanced residual adapter on frozen features (phase B)."""
+
+    options = OPTIONS
 
     def fit(self, data, ctx):
         cfg = self.cfg
@@ -41,8 +55,6 @@ class Ballad(Method):
 
     def _train_adapter(self, data, text_features, ctx):
         phase = self.cfg["phase_b"]
-        if phase["select"] not in MODEL_SELECTION:
-            raise unknown_name("phase_b.select", phase["select"], MODEL_SELECTION)
         train = data.split("train")
         with seeded(ctx.seed, "ballad", "phase_b", "adapter"):
             adapter = ResidualAdapter(self.clip.embed_dim, phase["ratio"], phase["adapter"])

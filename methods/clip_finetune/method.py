@@ -1,19 +1,33 @@
 """clip_finetune: CLIP's image encoder and a classification head trained together on the LT train set."""
 import numpy as np
 
-from ltbench.api import (EpochProgress, Method, build_head, build_loss, build_sampler_from_spec,
-                         clip_image_stream, create_clip_backbone, encode_split, seeded, set_visual_trainable,
-                         templates_by_name, text_classifier, visual_blocks)
+from ltbench.api import (
+    EpochProgress,
+    Method,
+    build_head,
+    build_loss,
+    build_sampler_from_spec,
+    clip_image_stream,
+    create_clip_backbone,
+    encode_split,
+    seeded,
+    set_visual_trainable,
+    templates_by_name,
+    text_classifier,
+    visual_blocks,
+)
 from ltbench.methods.clip_finetune.model import ImageClassifier
-from ltbench.methods.clip_finetune.settings import check_blocks, check_settings, finetune_identity
+from ltbench.methods.clip_finetune.options import OPTIONS
+from ltbench.methods.clip_finetune.settings import check_blocks, finetune_identity
 
 
 class ClipFineTune(Method):
     """Full CLIP fine-tuning (image encoder + text-initialised head); the loss comes from the config (CE by default)."""
 
+    options = OPTIONS
+
     def fit(self, data, ctx):
         cfg = self.cfg
-        check_settings(cfg)
         trainable = cfg["trainable"]
         self.clip = create_clip_backbone(cfg["backbone"]["clip"], ctx.device, cfg["method"])
         visual = self.clip.model.visual

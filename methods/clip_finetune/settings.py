@@ -1,47 +1,6 @@
-"""clip_finetune's settings: checked before any work, each bad value a one-line error naming the key."""
-from ltbench.api import VISUAL_SCOPES, UserError, is_real, is_whole, unknown_name
-
-HEAD_TYPES = ("cosine", "linear")
-HEAD_INITS = ("text", "random")
-BATCHNORM_MODES = ("frozen", "train")
-
-
-def check_settings(cfg: dict) -> None:
-    """Everything that needs no model: names, numbers, and trainable settings that train nothing."""
-    head, trainable, train = cfg["head"], cfg["trainable"], cfg["train"]
-    if head["type"] not in HEAD_TYPES:
-        raise unknown_name("head.type", head["type"], HEAD_TYPES)
-    if head["init"] not in HEAD_INITS:
-        raise unknown_name("head.init", head["init"], HEAD_INITS)
-    if not (is_real(head["scale"]) and head["scale"] > 0):
-        raise UserError(f"head.scale={head['scale']!r} must be a number > 0 (cosine logits = scale * cos; "
-                        "LIFT uses 25, zero-shot CLIP about 100)")
-    if not isinstance(head["learn_scale"], bool):
-        raise UserError(f"head.learn_scale must be true or false, got {head['learn_scale']!r}")
-    if head["learn_scale"] and head["type"] != "cosine":
-        raise UserError("head.learn_scale=true needs head.type=cosine: a linear head's weights carry their own scale")
-    if trainable["scope"] not in VISUAL_SCOPES:
-        raise unknown_name("trainable.scope", trainable["scope"], VISUAL_SCOPES)
-    if not isinstance(trainable["head"], bool):
-        raise UserError(f"trainable.head must be true or false, got {trainable['head']!r}")
-    if trainable["batchnorm"] not in BATCHNORM_MODES:
-        raise unknown_name("trainable.batchnorm", trainable["batchnorm"], BATCHNORM_MODES)
-    blocks = trainable["last_blocks"]
-    if not (is_whole(blocks) and blocks >= 0):
-        raise UserError(f"trainable.last_blocks={blocks!r} must be a whole number >= 0")
-    encoder_frozen = trainable["scope"] == "none" or (trainable["scope"] == "last_blocks" and blocks == 0)
-    if encoder_frozen and not trainable["head"]:
-        what = "trainable.scope=none" if trainable["scope"] == "none" else "trainable.last_blocks=0"
-        raise UserError(f"{what} with trainable.head=false trains nothing; raise trainable.last_blocks, "
-                        "choose another trainable.scope or set trainable.head=true")
-    scale = train["encoder_lr_scale"]
-    if not (is_real(scale) and scale > 0):
-        raise UserError(f"train.encoder_lr_scale={scale!r} must be a number > 0 (the encoder's lr is this times "
-                        "train.lr); to freeze the encoder set trainable.scope=none")
-    if not (is_whole(train["epochs"]) and train["epochs"] >= 1):
-        raise UserError(f"train.epochs={train['epochs']!r} must be a whole number >= 1")
-    if not (is_whole(train["batch_size"]) and train["batch_size"] >= 1):
-        raise UserError(f"train.batch_size={train['batch_size']!r} must be a whole number >= 1")
+"""clip_finetune's settings that need the model (the encoder's depth), and what the trained weights
+depend on; the options are declared and checked before any work in options.py."""
+from ltbench.api import UserError
 
 
 def check_blocks(trainable: dict, num_blocks: int, backbone: str) -> None:

@@ -4,14 +4,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltbench.api import (STAGE2_TYPES, ArrayRowBatches, BestOnVal, EpochProgress, Method, PerSplit, Stage,
-                         TensorBatches, UserError, build_loss, build_sampler_from_spec, build_second_stage,
-                         create_backbone, encode_split, epoch_batches, first_line_of, image_tokens,
-                         read_stage_checkpoint, save_linear_head, seeded, select_tau, state_dict_sha256,
-                         tau_normalised, unknown_name)
+from ltbench.api import (
+    ArrayRowBatches,
+    BestOnVal,
+    EpochProgress,
+    Method,
+    PerSplit,
+    Stage,
+    TensorBatches,
+    UserError,
+    build_loss,
+    build_sampler_from_spec,
+    build_second_stage,
+    create_backbone,
+    encode_split,
+    epoch_batches,
+    first_line_of,
+    image_tokens,
+    read_stage_checkpoint,
+    save_linear_head,
+    seeded,
+    select_tau,
+    state_dict_sha256,
+    tau_normalised,
+)
 from ltbench.methods.decoder.model import TokenDecoder
-from ltbench.methods.decoder.settings import (check_second_stage, check_stage, decoder_transform, iteration_schedule,
-                                              stage1_identity, tau_grid)
+from ltbench.methods.decoder.options import OPTIONS
+from ltbench.methods.decoder.settings import decoder_transform, iteration_schedule, stage1_identity, tau_grid
 
 CHECKPOINT_FORMAT = "ltbench.decoder.stage1/1"
 STAGE1 = Stage(name="decoder_stage1", label="stage 1", file_name="stage1.pt", artifact="stage1_checkpoint")
@@ -19,6 +38,8 @@ STAGE1 = Stage(name="decoder_stage1", label="stage 1", file_name="stage1.pt", ar
 
 class Decoder(Method):
     """Imbalance-VLM decoder on frozen CLIP tokens; the loss comes from the config (CE by default)."""
+
+    options = OPTIONS
 
     @classmethod
     def saves_linear_head(cls, cfg: dict) -> bool:
@@ -34,10 +55,6 @@ class Decoder(Method):
                             f"got '{cfg['backbone']['clip']}'")
         self.encoder.model.eval().requires_grad_(False)
         kind = cfg["stage2"]["type"]
-        if kind not in STAGE2_TYPES:
-            raise unknown_name("stage2.type", kind, STAGE2_TYPES)
-        check_stage("stage1", cfg["stage1"])
-        check_second_stage(kind, cfg["stage2"])
         self.transform = decoder_transform(cfg["preprocess"], self.encoder)
         # Features of the frozen stage-1 model, computed once per split and run.
         self._features = PerSplit(lambda split: self._decode(split, ctx))
@@ -61,7 +78,7 @@ class Decoder(Method):
         with seeded(ctx.seed, "decoder", "stage1", "init"):
             decoder = TokenDecoder(self.encoder.token_width, num_classes, depth=int(options["depth"]),
                                    heads=int(options["heads"]), mlp_ratio=float(options["mlp_ratio"]),
-                                   final_norm=options.get("final_norm", False))
+                                   final_norm=options["final_norm"])
         return decoder.to(ctx.device)
 
     def _stage1(self, data, ctx):
@@ -151,7 +168,7 @@ class Decoder(Method):
 
     def _selection(self, name, module, val_logits, data, ctx, work_dir=None) -> list:
         """The trainer hooks of a stage: with select=best_val, the best-on-val keeper."""
-        if self.cfg[name].get("select", "last") == "last":
+        if self.cfg[name]["select"] == "last":
             return []
         val, origin = self._val_split(data, ctx, f"{name}.select=best_val")
         ctx.outputs.details[f"{name}_select"] = {"select": "best_val", "selected_on": origin}
@@ -166,8 +183,7 @@ class Decoder(Method):
         stage = self.cfg["stage2"]
         train = data.split("train")
         # The disalign_* keys of stage2 are DisAlign's options; the other heads take none.
-        options = {key: stage[key] for key in ("disalign_form", "disalign_confidence_weight")
-                   if kind == "disalign" and key in stage}
+        options = {key: stage[key] for key in ("disalign_form", "disalign_confidence_weight") if kind == "disalign"}
         with seeded(ctx.seed, "decoder", "stage2", kind, "init"):
             head = build_second_stage(kind, self.decoder.head, **options)
         head = head.to(ctx.device)

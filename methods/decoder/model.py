@@ -44,8 +44,6 @@ class TokenDecoder(nn.Module):
         width, num_classes, depth, heads = int(width), int(num_classes), int(depth), int(heads)
         if width < 1 or num_classes < 1:
             raise UserError(f"decoder: width ({width}) and num_classes ({num_classes}) must be positive")
-        if not isinstance(final_norm, bool):
-            raise UserError(f"decoder.final_norm must be true or false, not {final_norm!r}")
         if depth < 0:
             raise UserError(f"decoder: depth must be 0 (a linear probe) or more, not {depth}")
         if depth > 0:

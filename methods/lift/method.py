@@ -4,13 +4,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltbench.api import (METHODS, Method, PeftViT, Stage, UserError, build_head, build_loss, build_sampler_from_spec,
-                         check_peft_options, create_clip_backbone, encode_split, epoch_batches, is_real,
-                         read_stage_checkpoint, seeded, templates_by_name, text_classifier, text_head_weights,
-                         unknown_name)
-from ltbench.methods.lift.preprocess import check_preprocess, ensemble_logits, eval_transform, tte_transform
+from ltbench.api import (
+    METHODS,
+    Method,
+    PeftViT,
+    Stage,
+    UserError,
+    build_head,
+    build_loss,
+    build_sampler_from_spec,
+    create_clip_backbone,
+    encode_split,
+    epoch_batches,
+    read_stage_checkpoint,
+    seeded,
+    templates_by_name,
+    text_classifier,
+    text_head_weights,
+)
+from ltbench.methods.lift.options import OPTIONS, peft_options
+from ltbench.methods.lift.preprocess import ensemble_logits, eval_transform, tte_transform
 
-HEAD_INITS = ("text", "random")
 # head.init random: the code's init_head None keeps its _Classifier's rows, uniform(-1, 1)
 # renormalised to length 1 (models/classifiers.py).
 RANDOM_HEAD_ROWS = "uniform_unit"
@@ -33,8 +47,7 @@ def training_identity(cfg: dict, clip, precision: str) -> dict:
     if cfg["head"]["init"] == "random":
         # The rows it starts from: a stage trained from ltbench's former Gaussian rows is not reused.
         identity["head_rows"] = RANDOM_HEAD_ROWS
-    if cfg.get("jpeg_draft"):
-        identity["jpeg_draft"] = True
+    identity["jpeg_draft"] = cfg["jpeg_draft"]
     return identity
 
 
@@ -49,38 +62,17 @@ class LiftModel(nn.Module):
         return self.head(self.tower(images))
 
 
-def _peft_options(peft: dict, space: str) -> dict:
-    return {"bottleneck": peft["bottleneck"], "blocks": peft["blocks"], "adaptformer_scale": peft["adaptformer_scale"],
-            "vpt_length": peft["vpt_length"], "ssf_at": peft["ssf_at"], "space": space}
-
-
 def lift_head(head_cfg: dict, out_dim: int, num_classes: int, text_init=None) -> nn.Module:
     """The cosine classifier: rows from the class text features (head.init text), or the code's
     random rows (head.init random), drawn from torch's global RNG (the caller seeds it)."""
     return build_head("cosine", out_dim, num_classes, float(head_cfg["scale"]), text_init, random_init=RANDOM_HEAD_ROWS)
 
 
-def check_options(cfg: dict):
-    """Every LIFT option, before the backbone is built."""
-    head = cfg["head"]
-    if head["init"] not in HEAD_INITS:
-        raise unknown_name("head.init", head["init"], HEAD_INITS)
-    scale = head["scale"]
-    if not (is_real(scale) and scale > 0):
-        raise UserError(f"head.scale={scale!r}: expected a number > 0 (the cosine classifier's logit scale; "
-                        "the code: 25)")
-    check_peft_options(cfg["peft"]["type"], **_peft_options(cfg["peft"], head["space"]))
-    check_preprocess(cfg["preprocess"], cfg["tte"])
-    build_loss(cfg["loss"])
-
-
 @METHODS.register_module(name="lift")
 class Lift(Method):
     """LIFT: frozen CLIP ViT + lightweight PEFT (AdaptFormer by default, peft.type), text-initialised cosine head, logit-adjusted loss."""
 
-    def __init__(self, cfg: dict):
-        super().__init__(cfg)
-        check_options(cfg)  # the harness builds the method before it loads any data
+    options = OPTIONS
 
     def fit(self, data, ctx):
         cfg = self.cfg
@@ -90,7 +82,7 @@ class Lift(Method):
         # Every random init from (seed, purpose): adapters, prompts and the head alike.
         with seeded(ctx.seed, "lift", "peft"):
             tower = PeftViT(visual, peft["type"], data.num_classes, label=self.clip.label,
-                            **_peft_options(peft, head_cfg["space"]))
+                            **peft_options(peft, head_cfg["space"]))
         text_init = None
         if head_cfg["init"] == "text":
             templates = templates_by_name(cfg["text"]["templates"])

@@ -8,24 +8,7 @@ from dataclasses import replace
 
 import torch
 
-from ltbench.api import CROP_SETS, INTERPOLATIONS, CropSpec, TransformSpec, UserError, is_whole, unknown_name
-
-EVAL_RESIZES = ("code", "model")
-
-
-def check_preprocess(preprocess: dict, tte: dict):
-    """The pipeline's options, before any work."""
-    if preprocess["interpolation"] not in INTERPOLATIONS:
-        raise unknown_name("preprocess.interpolation", preprocess["interpolation"], INTERPOLATIONS)
-    if preprocess["eval_resize"] not in EVAL_RESIZES:
-        raise unknown_name("preprocess.eval_resize", preprocess["eval_resize"], EVAL_RESIZES)
-    if not isinstance(tte["enabled"], bool):
-        raise UserError(f"tte.enabled={tte['enabled']!r}: expected true or false")
-    if tte["crops"] not in CROP_SETS:
-        raise unknown_name("tte.crops", tte["crops"], CROP_SETS)
-    expand = tte["expand"]
-    if not (is_whole(expand) and expand >= 0):
-        raise UserError(f"tte.expand={expand!r}: expected a whole number of pixels >= 0 (the code: 24)")
+from ltbench.api import CropSpec, TransformSpec
 
 
 def eval_transform(model_spec: TransformSpec, preprocess: dict) -> TransformSpec:

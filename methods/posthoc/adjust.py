@@ -1,4 +1,4 @@
-"""The post-hoc adjustments' arithmetic on logits [N, C] and the checks of their options.
+"""The post-hoc adjustments' arithmetic on logits [N, C], and the target prior a file gives.
 
 - logit adjustment (Menon et al., ICLR 2021): z_c - tau * log p_c, p the training class prior;
 - prior correction: z_c - log p_c + log q_c, q a known target prior (uniform: the same ranking as
@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ltbench.api import UserError, is_real, row_chunks
-
-TAU_MAX = 10.0  # [ours] a sanity bound: beyond it every adjustment has long saturated
+from ltbench.api import UserError, row_chunks
+from ltbench.methods.posthoc.options import PRIOR_NUMBERS
 
 
 def log_prior(class_counts) -> np.ndarray:
@@ -43,27 +42,6 @@ def top1(logits, labels) -> float:
     return float(100.0 * (np.asarray(logits).argmax(axis=1) == np.asarray(labels)).mean())
 
 
-def _is_number(value) -> bool:
-    return is_real(value) and np.isfinite(value)
-
-
-def check_tau(key: str, value, nullable: bool = True):
-    """A fixed tau in [0, TAU_MAX], or null (chosen on val from the grid) where ``nullable``."""
-    if value is None and nullable:
-        return None
-    if not (_is_number(value) and 0 <= value <= TAU_MAX):
-        choose = " or null to choose it on val from tau_grid" if nullable else ""
-        raise UserError(f"{key}={value!r} must be a number from 0 to {TAU_MAX:g}{choose}")
-    return float(value)
-
-
-def check_grid(key: str, grid) -> list:
-    if not (isinstance(grid, list) and grid and all(_is_number(t) and 0 <= t <= TAU_MAX for t in grid)):
-        raise UserError(f"{key}={grid!r} must be a non-empty list of numbers from 0 to {TAU_MAX:g}, "
-                        "e.g. [0, 0.5, 1]")
-    return [float(t) for t in grid]
-
-
 def read_target_prior(spec):
     """target_prior as given: None for uniform, else the list of numbers (read from a file if a
     path: .json with a list, .npy, or text with one number per line or space), checked > 0."""
@@ -84,7 +62,7 @@ def read_target_prior(spec):
                 values = [float(token) for token in path.read_text(encoding="utf-8").split()]
         except (OSError, ValueError) as error:
             raise UserError(f"target_prior={spec!r}: not a readable list of numbers ({error})") from None
-    if not (isinstance(values, list) and values and all(_is_number(v) and v > 0 for v in values)):
+    if PRIOR_NUMBERS.problem(values) is not None:
         raise UserError(f"target_prior={spec!r} must be uniform, or one number > 0 per class (a list or a "
                         "file of them; they are normalised to sum to 1)")
     return [float(v) for v in values]

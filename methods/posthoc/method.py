@@ -5,13 +5,21 @@ each grid value's val top-1 and the chosen value."""
 import numpy as np
 
 from ltbench.api import METHODS, Method, UserError, select_on_grid, tau_normalised_logits
-from ltbench.methods.posthoc.adjust import (check_grid, check_tau, log_prior, logit_adjusted, prior_corrected,
-                                            read_target_prior, target_log_prior, top1)
+from ltbench.methods.posthoc.adjust import (
+    log_prior,
+    logit_adjusted,
+    prior_corrected,
+    read_target_prior,
+    target_log_prior,
+    top1,
+)
+from ltbench.methods.posthoc.options import PRIOR_OPTIONS, SOURCE_OPTIONS, TAU_OPTIONS
 from ltbench.methods.posthoc.sources import SavedSource, build_source, plain_ce_problem, source_label
 
 
 class Posthoc(Method):
     adjustment = ""  # the record's details.posthoc.adjustment
+    options = SOURCE_OPTIONS
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -54,8 +62,8 @@ class Posthoc(Method):
 
     # --- tau: fixed, or chosen on val ---------------------------------------------------------------
     def _check_tau_options(self, cfg: dict):
-        self.tau = check_tau("tau", cfg["tau"])
-        self.grid = check_grid("tau_grid", cfg["tau_grid"]) if self.tau is None else None
+        self.tau = None if cfg["tau"] is None else float(cfg["tau"])
+        self.grid = [float(tau) for tau in cfg["tau_grid"]] if self.tau is None else None
 
     def _check_val(self, data):
         if self.tau is None and "val" not in data.splits:
@@ -85,6 +93,7 @@ class PosthocLogitAdjustment(Posthoc):
     """Post-hoc logit adjustment (Menon et al. 2021) of any run's logits: z - tau * log(train prior), tau fixed (1) or chosen on val."""
 
     adjustment = "logit_adjustment"
+    options = TAU_OPTIONS
 
     def check_options(self, cfg):
         self._check_tau_options(cfg)
@@ -104,6 +113,7 @@ class PosthocTauNorm(Posthoc):
     """tau-normalisation (Kang et al. 2020) of a run's saved linear head, from its saved logits: (z_c - b_c) / ||W_c||^tau, tau chosen on val."""
 
     adjustment = "tau_normalisation"
+    options = TAU_OPTIONS
 
     def check_options(self, cfg):
         self._check_tau_options(cfg)
@@ -140,12 +150,13 @@ class PosthocPriorCorrection(Posthoc):
     """Prior correction of a plain-CE run's logits to a target prior (uniform by default): z - log(train prior) + log(target prior)."""
 
     adjustment = "prior_correction"
+    options = PRIOR_OPTIONS
 
     def check_options(self, cfg):
         self.target = read_target_prior(cfg["target_prior"])
 
     def check_source(self):
-        problem = plain_ce_problem(self.source.config)
+        problem = plain_ce_problem(self.source.config, self.source.options)
         if problem:
             raise UserError(f"posthoc_prior corrects the prior a plain-CE model learnt, but source "
                             f"{self.cfg['source']} ({self.source.method_name}): {problem}; use posthoc_la "

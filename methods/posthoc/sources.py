@@ -5,8 +5,16 @@ from typing import Optional
 
 import numpy as np
 
-from ltbench.api import (METHODS, ComputedMethod, PerSplit, SavedRun, UserError, read_linear_head, registered,
-                         related_method_config)
+from ltbench.api import (
+    METHODS,
+    ComputedMethod,
+    PerSplit,
+    SavedRun,
+    UserError,
+    read_linear_head,
+    registered,
+    related_method_config,
+)
 
 
 def is_saved(spec: str) -> bool:
@@ -22,6 +30,8 @@ class SavedSource:
         self.record = self.run.record
         self.config = self.record.get("config") or {}
         self.method_name = self.record["method"]
+        # Its method's options say which of the record's config values are losses and samplers.
+        self.options = registered(METHODS, self.method_name).declared_options()
         dataset = cfg["dataset"]["name"]
         if self.record.get("dataset") != dataset:
             raise UserError(f"source {self.run.record_path}: a run of dataset '{self.record.get('dataset')}', "
@@ -58,9 +68,10 @@ class ComputedSource(ComputedMethod):
         if name == cfg["method"]:
             raise UserError(f"source={name}: a post-hoc method cannot adjust itself; give another method or a "
                             "run record (.json)")
-        options = _options(cfg)
+        options = cfg["source_options"]
         super().__init__(name, cfg, options)
-        self.method_name, self.options = name, list(options)
+        self.method_name, self.source_options = name, list(options)
+        self.options = type(self.method).declared_options()
         self._logits = PerSplit(super().logits)
 
     @property
@@ -81,43 +92,28 @@ class ComputedSource(ComputedMethod):
         return read_linear_head(outputs, f"source {self.method_name}")
 
     def summary(self) -> dict:
-        return {"source": self.method_name, "source_method": self.method_name, "source_options": self.options}
-
-
-def _check_spec(spec):
-    if not isinstance(spec, str) or not spec:
-        raise UserError(f"source={spec!r} must be a run record (.json written with --save-logits) or a method "
-                        "name computed in this run, e.g. linear_probe")
+        return {"source": self.method_name, "source_method": self.method_name, "source_options": self.source_options}
 
 
 def build_source(spec, cfg: dict):
-    _check_spec(spec)
     return SavedSource(spec, cfg) if is_saved(spec) else ComputedSource(spec, cfg)
 
 
 def source_label(spec, cfg: dict) -> str:
     """The source's backbone label from the config alone: its record's, or the computed method's
     (from its resolved config; no model is built)."""
-    _check_spec(spec)
     if is_saved(spec):
         return SavedSource(spec, cfg).backbone_label
-    return registered(METHODS, spec).backbone_label_for(related_method_config(spec, cfg, _options(cfg)))
-
-
-def _options(cfg: dict) -> list:
-    options = cfg.get("source_options") or []
-    if not (isinstance(options, list) and all(isinstance(option, str) for option in options)):
-        raise UserError(f"source_options={options!r} must be a list of KEY=VALUE strings for the source "
-                        "method, e.g. [train.epochs=10]")
-    return options
+    return registered(METHODS, spec).backbone_label_for(related_method_config(spec, cfg, cfg["source_options"]))
 
 
 # --- was the source trained with plain cross-entropy? -------------------------------------------
-# Decided from the source's resolved config (the record's, or the computed method's): every `loss`
-# in a section in use must be plain CE (and there must be one), every `sampler` instance-balanced,
-# and no second stage may have changed the classifier after training (a `stage*` section with a
-# `type` other than none, like the decoder's stage2). A method without any loss (zero-shot CLIP,
-# an ensemble, a post-hoc method) has learnt no training prior to correct.
+# Decided from the source's resolved config (the record's, or the computed method's), read through
+# its method's declared options, not by key names: every loss option (a LOSS) of a section in use
+# must be plain CE (and there must be one), every sampler option instance-balanced, and no
+# section that can be switched off (a second stage, off when its type is none) may be on: it
+# changes the classifier after training. A method without any loss (zero-shot CLIP, an ensemble,
+# a post-hoc method) has learnt no training prior to correct.
 
 def _is_plain_ce(loss) -> bool:
     return loss == "ce" or (isinstance(loss, dict) and loss.get("type") == "ce" and set(loss) == {"type"})
@@ -128,32 +124,32 @@ def _is_instance(sampler) -> bool:
                                      and set(sampler) == {"type"})
 
 
-def _walk(section: dict, prefix: str = ""):
-    """(dotted key, value) of every `loss` and `sampler` in sections that are in use."""
-    for key, value in section.items():
-        if key in ("dataset", "runtime", "backbone"):
+def _value(config: dict, dotted: str):
+    node = config
+    for key in dotted.split(".") if dotted else ():
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def plain_ce_problem(config: dict, options) -> Optional[str]:
+    """Why a config's method (its declared `options`) was not trained with plain CE on the
+    long-tailed set, or None."""
+    off = [path for path, section in options.sections() if section.is_off(_value(config, path))]
+    for path, section in options.sections():
+        if section.off_when is not None and path not in off:
+            key = f"{path}.{section.off_when[0]}"
+            return f"{key}={_value(config, key)} changes its classifier after CE training"
+    losses = 0
+    for dotted, option in options.walk():
+        if not option.is_spec or any(dotted.startswith(path + ".") for path in off):
             continue
-        name = f"{prefix}{key}"
-        if key in ("loss", "sampler"):
-            yield name, value
-        elif not isinstance(value, dict) or value.get("type") == "none":
-            continue  # a setting, or a stage that is switched off (decoder stage2.type=none)
-        elif key.startswith("stage") and "type" in value:
-            yield f"{name}.type", value["type"]  # a second stage changed the classifier
-        else:
-            yield from _walk(value, f"{name}.")
-
-
-def plain_ce_problem(config: dict) -> Optional[str]:
-    """Why a config's method was not trained with plain CE on the long-tailed set, or None."""
-    settings = list(_walk(config))
-    for key, value in settings:
-        if key.endswith(".type"):
-            return f"{key}={value} changes its classifier after CE training"
-        if key.endswith("loss") and not _is_plain_ce(value):
-            return f"{key}={value!r} is not plain CE"
-        if key.endswith("sampler") and not _is_instance(value):
-            return f"{key}={value!r} is not instance-balanced sampling"
-    if not any(key.endswith("loss") for key, _ in settings):
+        value = _value(config, dotted)
+        if option.type.what == "loss":
+            losses += 1
+            if not _is_plain_ce(value):
+                return f"{dotted}={value!r} is not plain CE"
+        if option.type.what == "sampler" and not _is_instance(value):
+            return f"{dotted}={value!r} is not instance-balanced sampling"
+    if not losses:
         return "it trains no classifier with a loss on the training set"
     return None

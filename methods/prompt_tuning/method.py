@@ -16,11 +16,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltbench.api import (EpochProgress, Method, Stage, TensorBatches, UserError, build_loss, build_sampler_from_spec,
-                         clip_train_batches, create_clip_backbone, first_line_of, gather_batch, image_features,
-                         no_autocast, read_stage_checkpoint)
+from ltbench.api import (
+    EpochProgress,
+    Method,
+    Stage,
+    TensorBatches,
+    UserError,
+    build_loss,
+    build_sampler_from_spec,
+    clip_train_batches,
+    create_clip_backbone,
+    first_line_of,
+    gather_batch,
+    image_features,
+    no_autocast,
+    read_stage_checkpoint,
+)
+from ltbench.methods.prompt_tuning.options import OPTIONS
 from ltbench.methods.prompt_tuning.prompts import PromptLearner, class_prompts, initial_context, phrase_ids
-from ltbench.methods.prompt_tuning.settings import check_settings, context_identity
+from ltbench.methods.prompt_tuning.settings import context_identity
 
 CHECKPOINT_FORMAT = "ltbench.prompt_tuning.context/1"
 CONTEXT = Stage(name="prompt_tuning", label="prompt tuning", file_name="context.pt", artifact="prompt_context")
@@ -69,9 +83,10 @@ def build_tuner(clip, class_names, options: dict, seed: int, logit_scale, chunk:
 class PromptTuning(Method):
     """CoOp prompt tuning: M learnt context vectors in every class prompt, frozen CLIP; loss from the config (CE)."""
 
+    options = OPTIONS
+
     def fit(self, data, ctx):
         cfg = self.cfg
-        check_settings(cfg)
         self.clip = create_clip_backbone(cfg["backbone"]["clip"], ctx.device, cfg["method"])
         if not self.clip.takes_prompt_embeddings:
             raise UserError(f"method '{cfg['method']}' needs an open_clip causal text tower (argmax or eos pooling), "

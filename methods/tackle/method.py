@@ -10,14 +10,31 @@ import math
 
 import numpy as np
 
-from ltbench.api import (METHODS, EpochProgress, Method, PerSplit, build_loss, build_sampler_from_spec,
-                         create_clip_backbone, create_timm_classifier, encode_split, ensemble_for, epoch_batches,
-                         fine_tune_clip, image_features, related_method_config, seeded, templates_by_name,
-                         text_classifier, timm_eval_transform, timm_label, unknown_name, unlabeled_pool,
-                         with_pool_images)
+from ltbench.api import (
+    METHODS,
+    EpochProgress,
+    Method,
+    PerSplit,
+    build_loss,
+    build_sampler_from_spec,
+    create_clip_backbone,
+    create_timm_classifier,
+    encode_split,
+    ensemble_for,
+    epoch_batches,
+    fine_tune_clip,
+    image_features,
+    related_method_config,
+    seeded,
+    templates_by_name,
+    text_classifier,
+    timm_eval_transform,
+    timm_label,
+    unlabeled_pool,
+    with_pool_images,
+)
+from ltbench.methods.tackle.options import OPTIONS
 from ltbench.methods.tackle.pseudo_labels import pool_assignments, pseudo_label_precision, select_pseudo_labels
-
-TEACHERS = ("clip", "ballad_phase_a")
 
 
 class ClipTeacher:
@@ -27,8 +44,6 @@ class ClipTeacher:
 
     def __init__(self, cfg: dict, data, ctx):
         teacher = cfg["teacher"]
-        if teacher["source"] not in TEACHERS:
-            raise unknown_name("teacher.source", teacher["source"], TEACHERS)
         self.cfg, self.ctx = cfg, ctx
         # Zero-shot logits once per split and run (val and the evaluation split serve both the
         # ensemble's fit and the final prediction).
@@ -56,6 +71,8 @@ class ClipTeacher:
 class Tackle(Method):
     """TACKLE: CLIP pseudo-labels an unlabeled pool for tail classes; a timm backbone trains on train + pool (optionally + CLIP ensemble)."""
 
+    options = OPTIONS
+
     @classmethod
     def backbone_label_for(cls, cfg: dict) -> str:
         label = timm_label(str(cfg["backbone"]["vision"]))
@@ -67,9 +84,8 @@ class Tackle(Method):
         cfg = self.cfg
         self._vision_logits = PerSplit(lambda split: self._predict_vision(split, ctx))
         with_clip = bool(cfg["ensemble"]["with_clip"])
-        # Options, pool and ensemble settings are checked first: a user error must come before
-        # any model is loaded or trained.
-        self._select(np.zeros(0, dtype=np.int64), np.zeros(0), data)
+        # The ensemble's settings against the data (weights chosen on val need a val split) are
+        # checked first: a user error must come before any model is loaded or trained.
         self.ensemble = ensemble_for(cfg["ensemble"], 2, data) if with_clip else None
         with ctx.timer("pseudo_label"):
             pool = self._pool(data, ctx) if cfg["pool"]["enabled"] else None
@@ -84,7 +100,7 @@ class Tackle(Method):
     # -- pseudo-labels -------------------------------------------------------------------------
     def _pool(self, data, ctx):
         pool_cfg = self.cfg["pool"]
-        return unlabeled_pool(data, pool_cfg["root"], pool_cfg["list"], self.cfg["dataset"].get("root"),
+        return unlabeled_pool(data, pool_cfg["root"], pool_cfg["list"], self.cfg["dataset"]["root"],
                               log=ctx.log, progress=ctx.progress)
 
     def _select(self, assigned, confidence, data):

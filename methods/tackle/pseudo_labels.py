@@ -78,13 +78,8 @@ def select_pseudo_labels(assigned, confidence, class_counts, classes: str = "few
     many per class (None: no limit); cap_at_many: a class never ends above
     ``largest_non_many_count`` images, train and pool together. Per class, the most confident
     images are kept first; ties go to the earlier pool position, so the result is deterministic.
+    The options are checked where they are declared (options.py), before any work.
     """
-    if classes not in ELIGIBLE_GROUPS:
-        raise unknown_name("select.classes", classes, ELIGIBLE_GROUPS)
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise UserError(f"select.threshold must be a probability in [0, 1], got {threshold!r}")
-    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0):
-        raise UserError(f"select.top_n must be a whole number >= 0 or null (no limit), got {top_n!r}")
     counts = np.asarray(class_counts, dtype=np.int64)
     assigned, confidence = np.asarray(assigned, dtype=np.int64), np.asarray(confidence)
     if len(assigned) and (assigned.min() < 0 or assigned.max() >= len(counts)):

@@ -128,3 +128,35 @@ def test_the_per_sample_file_is_on_disk_before_the_record(tmp_path, monkeypatch)
     assert main(["run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--seed", "3", "--out", str(tmp_path),
                  "--no-progress"]) == 0
     assert seen == [True]
+
+
+def test_records_of_config_schema_1_are_read_as_they_are(results, run_cli, tmp_path):
+    """Records written before the options were declared (schema 1: a config without the options
+    added since, with the keys dropped since, and its own hash) still make tables, comparisons and
+    the report; a record of a schema this ltbench does not know is refused in one line."""
+    import shutil
+
+    old = tmp_path / "old" / "runs" / "digits_lt"
+    old.mkdir(parents=True)
+    for path, record in _records(results).values():
+        record["schema"] = 1
+        record["config"]["backbone"]["activation"] = "pretrained"
+        record["config"]["resize"] = "pil"
+        for key in ("jpeg_draft", "gpu_jpeg", "deterministic"):
+            record["config"].pop(key)
+        record["config_hash"] = hashlib.sha256(path.name.encode()).hexdigest()  # the old hashing's
+        (old / path.name).write_text(json.dumps(record))
+        shutil.copy(path.parent / record["per_sample"]["path"], old / record["per_sample"]["path"])
+    results_old = old.parent.parent
+    code, out, err = run_cli("table", "--results", results_old, "--no-reported")
+    assert code == 0 and not err and "zeroshot_clip" in out and "linear_probe" in out
+    code, out, err = run_cli("compare", "zeroshot_clip", "linear_probe", "--dataset", "digits_lt", "--results",
+                             results_old, "--bootstrap", "200")
+    assert code == 0 and "| Overall" in out, err
+    code, _, err = run_cli("report", "--results", results_old, "--out", tmp_path / "site")
+    assert code == 0 and "Traceback" not in err and (tmp_path / "site" / "index.html").is_file()
+    unknown = json.loads(next(old.glob("zeroshot_clip*.json")).read_text())
+    unknown["schema"] = 99
+    (old / "from_the_future.json").write_text(json.dumps(unknown))
+    code, out, err = run_cli("table", "--results", results_old, "--no-reported")
+    assert code == 0 and err.count("\n") == 1 and "record schema 99, this ltbench reads schemas 1, 2" in err

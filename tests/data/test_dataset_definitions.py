@@ -152,7 +152,7 @@ def test_a_user_file_of_a_built_in_dataset_is_merged_over_it(tmp_path, monkeypat
 
 
 def test_a_plugin_adds_its_own_yaml_folder(tmp_path, monkeypatch, repo_root):
-    monkeypatch.setattr(config, "_added_config_dirs", [])
+    monkeypatch.setattr(config.search, "_added_config_dirs", [])
     plugin = tmp_path / "my_plugin" / "configs"
     (plugin / "datasets").mkdir(parents=True)
     (plugin / "datasets" / "shapes_lt.yaml").write_text(_readme_yaml(repo_root))

@@ -48,8 +48,8 @@ def test_batched_decode_on_the_cpu_matches_the_pillow_pipeline(tmp_path, folder_
         assert read_payload(split.image_path(0)).dim() == 3 and difference.max() == 0
 
 
-def test_the_fingerprint_says_gpu_jpeg_only_when_set():
-    assert "gpu_jpeg" not in SPEC.fingerprint()
+def test_the_fingerprint_says_whether_gpu_jpeg_decoded():
+    assert SPEC.fingerprint()["gpu_jpeg"] is False
     assert TransformSpec(**{**SPEC.__dict__, "gpu_jpeg": True}).fingerprint()["gpu_jpeg"] is True
 
 

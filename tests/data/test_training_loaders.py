@@ -61,7 +61,7 @@ def test_auto_is_the_default_and_a_run_accepts_it(run_cli, tmp_path):
     assert code == 0, err
     code, _, err = run_cli("run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--no-progress", "--out",
                            tmp_path / "out", "--cfg-options", "runtime.num_workers=some")
-    assert code != 0 and "runtime.num_workers='some'" in err and "or auto" in err
+    assert code != 0 and "runtime.num_workers='some'" in err and "or 'auto'" in err
 
 
 # --- one loader, persistent workers --------------------------------------------------------------

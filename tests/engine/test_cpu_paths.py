@@ -59,7 +59,7 @@ def test_jpeg_draft_decodes_large_jpegs_at_a_reduced_scale_and_is_recorded(tmp_p
 
     spec = TransformSpec(size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     draft = dataclasses.replace(spec, jpeg_draft=True)
-    assert spec.fingerprint() != draft.fingerprint() and "jpeg_draft" not in spec.fingerprint()
+    assert spec.fingerprint() != draft.fingerprint() and spec.fingerprint()["jpeg_draft"] is False
     large, small = _jpeg(tmp_path / "large.jpg", (200, 150)), _jpeg(tmp_path / "small.jpg", (60, 40))
     with Image.open(large) as image:
         draft.pil_transform().transforms[0](image)
@@ -76,12 +76,12 @@ def test_jpeg_draft_decodes_large_jpegs_at_a_reduced_scale_and_is_recorded(tmp_p
             assert not torch.equal(plain, drafted) and (plain - drafted).abs().mean() < 0.2
 
 
-def test_jpeg_draft_is_in_the_config_hash_only_when_used():
-    from ltbench.config import config_hash
+def test_jpeg_draft_is_in_the_config_hash():
+    from ltbench.config import RunRequest, config_hash, resolve
 
-    base = {"seed": 0, "amp": True, "runtime": {}}
-    assert config_hash({**base, "jpeg_draft": False}) == config_hash(base)  # earlier records keep their hash
-    assert config_hash({**base, "jpeg_draft": True}) != config_hash(base)
+    plain = resolve(RunRequest("zeroshot_clip", "digits_lt"))
+    draft = resolve(RunRequest("zeroshot_clip", "digits_lt", options=(("jpeg_draft", True),)))
+    assert plain["jpeg_draft"] is False and config_hash(draft) != config_hash(plain)
 
 
 def test_the_run_context_applies_jpeg_draft_to_eval_transforms(tmp_path):

@@ -27,8 +27,10 @@ def test_the_mode_sets_torch_cudnn_and_cublas_and_a_false_run_unsets_them(restor
     assert numerics()["deterministic"] is True and numerics()["cublas_workspace_config"] == ":4096:8"
     apply_determinism(False)
     assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
-    with pytest.raises(UserError, match="deterministic='yes': must be true or false"):
-        apply_determinism("yes")
+    from ltbench.config import RunRequest, parse_cfg_options, resolve
+
+    with pytest.raises(UserError, match="deterministic='maybe': expected true or false"):
+        resolve(RunRequest("zeroshot_clip", "digits_lt", options=parse_cfg_options(["deterministic=maybe"])))
 
 
 def test_the_mode_is_refused_once_cuda_started_without_the_cublas_setting(restore_determinism, monkeypatch):
@@ -74,4 +76,4 @@ def test_a_deterministic_run_records_itself_and_gets_the_same_numbers_on_the_cpu
     assert "deterministic" in plain["config"]
     assert deterministic["metrics"] == plain["metrics"]  # the CPU kernels are deterministic already
     code, _, err = run_cli(*common, "deterministic=maybe", "--out", tmp_path / "bad")
-    assert code == 2 and "deterministic='maybe': must be true or false" in err
+    assert code == 2 and "deterministic='maybe': expected true or false" in err

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from ltbench.engine.ensembles import WeightedEnsemble, choose_weights, combine, member_scores, simplex_grid
 from ltbench.core.errors import UserError
+from ltbench.engine.ensembles import WeightedEnsemble, choose_weights, combine, member_scores, simplex_grid
 
 SECTION = {"combine": "probs", "weights": None, "weight_step": 0.25, "adjust": None}
 
@@ -64,7 +64,7 @@ def test_fixed_weights_are_normalised_and_checked():
     assert ensemble.weights == [0.25, 0.75]
     ensemble.fit([np.zeros((1, 2)), np.zeros((1, 2))], [0])  # keeps them; only measures val
     assert ensemble.weights == [0.25, 0.75]
-    for bad in ([1], [-1, 2], [0, 0], "half"):
+    for bad in ([1], [1, 2, 3], "half"):  # one weight per member
         with pytest.raises(UserError, match="ensemble.weights"):
             WeightedEnsemble({**SECTION, "weights": bad}, 2, [10, 10])
     with pytest.raises(UserError, match="ensemble.adjust"):
@@ -105,3 +105,12 @@ def test_the_ensemble_holds_a_chunk_of_scores_and_gives_the_whole_array_numbers(
     weights, accuracy = choose_weights(scores, labels, rule, 0.1)
     assert ensemble.weights == weights and ensemble.val_top1 == accuracy
     assert np.array_equal(logits, combine(scores, weights, rule))
+
+
+@pytest.mark.parametrize("weights", ["[-1, 2]", "[0, 0]", "half", "[true, 1]"])
+def test_weights_that_are_no_weights_are_refused_before_any_work(weights):
+    from ltbench.config import RunRequest, parse_cfg_options, resolve
+
+    options = parse_cfg_options(["members=[zeroshot,linear_probe]", f"ensemble.weights={weights}"])
+    with pytest.raises(UserError, match=r"ensemble\.weights=.*expected (a list of finite numbers|numbers) >= 0"):
+        resolve(RunRequest("clip_ensemble", "digits_lt", options=options))

@@ -4,7 +4,7 @@ from ltbench.config import config_hash
 from ltbench.engine.finetune import phase_a_identity
 
 CFG = {"dataset": {"name": "digits_lt"}, "backbone": {"clip": "tiny"}, "text": {"templates": "simple"},
-       "amp": False, "phase_a": {"epochs": 2, "loss": "contrastive", "checkpoint": None}}
+       "amp": False, "jpeg_draft": False, "phase_a": {"epochs": 2, "loss": "contrastive", "checkpoint": None}}
 
 
 def test_phase_a_identity_records_global_batch_negatives():

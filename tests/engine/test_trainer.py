@@ -4,13 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltbench.engine.hooks import Hook
-
+from ltbench.core.errors import UserError
 from ltbench.data.samplers import build_sampler
 from ltbench.engine.batches import TensorBatches
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext
-from ltbench.core.errors import UserError
+from ltbench.engine.hooks import Hook
 from ltbench.engine.trainer import to_device, uses_channels_last, warmup_cosine
 
 CFG = {"epochs": 4, "optimizer": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False,
@@ -173,10 +172,13 @@ def test_convolutional_models_train_in_channels_last_on_cuda_only():
     assert prompts.is_contiguous() and prompts.dtype == torch.long
 
 
-def test_a_training_section_without_a_setting_is_a_one_line_error():
+def test_a_section_built_by_hand_takes_the_declared_defaults_and_is_checked():
+    from ltbench.engine.options import TRAINING
     from ltbench.engine.trainer import train_settings
 
     section = {key: value for key, value in CFG.items() if key != "lr"}
-    with pytest.raises(UserError, match=r"training section 'phase_a' does not set lr"):
-        train_settings(section, "phase_a")
-    assert train_settings({**CFG, "sampler": "instance"}, "train")["weight_decay_1d"] is True  # optional, own keys ignored
+    settings = train_settings({**section, "sampler": "instance"}, "phase_a")  # its own keys are left out
+    assert settings["lr"] == TRAINING.options["lr"].default and "sampler" not in settings
+    assert settings["weight_decay_1d"] is True and settings["warmup_type"] == "linear"
+    with pytest.raises(UserError, match=r"phase_a.lr=0: expected a finite number > 0 \(learning rate\)"):
+        train_settings({**CFG, "lr": 0}, "phase_a")

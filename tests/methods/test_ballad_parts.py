@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from ltbench.core.errors import UserError
+from ltbench.engine.finetune import PromptBatches
 from ltbench.losses import multi_positive_contrastive
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
 from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
-from ltbench.engine.finetune import PromptBatches
 
 
 def _log_softmax(values, index):
@@ -194,7 +194,5 @@ def test_phase_a_drops_the_last_partial_batch_as_the_code_does():
     assert phase_a_steps(1024, 512, drop_last=True) == phase_a_steps(1024, 512, drop_last=False) == 2
     with pytest.raises(UserError, match="phase_a.drop_last.*100 training images"):
         phase_a_steps(100, 512, drop_last=True)
-    with pytest.raises(UserError, match="phase_a.drop_last must be true or false"):
-        phase_a_steps(100, 512, drop_last="yes")
     batches = _first_steps(lambda epoch: iter([(epoch, 512), (epoch, 512), (epoch, 76)]), 2)
     assert list(batches(4)) == [(4, 512), (4, 512)]

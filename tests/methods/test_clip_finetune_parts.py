@@ -10,7 +10,7 @@ from open_clip.model import ModifiedResNet
 from ltbench.core.errors import UserError
 from ltbench.engine.trainer import build_optimizer
 from ltbench.methods.clip_finetune.model import ImageClassifier
-from ltbench.methods.clip_finetune.settings import check_blocks, check_settings
+from ltbench.methods.clip_finetune.settings import check_blocks
 from ltbench.models.clip_finetune import set_visual_trainable, visual_blocks
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
@@ -119,7 +119,7 @@ def test_encoder_trains_at_its_lower_lr_and_the_head_at_the_full_lr():
     assert [id(p) for p in head["params"]] == [id(p) for p in model.head.parameters()]
     assert {id(p) for p in encoder["params"]} == {id(p) for p in model.visual.parameters()}
     # No decay on 1-D parameters splits each group in two, at the group's own lr.
-    split = build_optimizer([p for p in model.parameters()], {**OPTIMIZER, "weight_decay_1d": False},
+    split = build_optimizer(list(model.parameters()), {**OPTIMIZER, "weight_decay_1d": False},
                             model.lr_scales(0.01))
     assert sorted(round(group["lr"], 6) for group in split.param_groups) == [0.001, 0.001, 0.1, 0.1]
     assert {group["weight_decay"] for group in split.param_groups if all(p.ndim <= 1 for p in group["params"])} == {0.0}
@@ -134,30 +134,22 @@ def test_learnt_cosine_scale_trains_and_a_fixed_one_does_not_exist_as_a_paramete
     assert [name for name, _ in fixed.named_parameters()] == ["weight"]
 
 
-def _cfg(**changes):
-    cfg = {"head": {"type": "cosine", "init": "text", "scale": 25.0, "learn_scale": False},
-           "trainable": {"scope": "all", "last_blocks": 0, "head": True, "batchnorm": "frozen"},
-           "train": {"encoder_lr_scale": 0.01, "epochs": 2, "batch_size": 8}}
-    for key, value in changes.items():
-        section, name = key.split("__")
-        cfg[section][name] = value
-    return cfg
-
-
-@pytest.mark.parametrize("changes, message", [
-    ({"trainable__scope": "last_blocks", "trainable__head": False}, "trainable.last_blocks=0 with trainable.head=false"),
-    ({"trainable__scope": "none", "trainable__head": False}, "trainable.scope=none with trainable.head=false"),
-    ({"trainable__scope": "everything"}, "trainable.scope"),
-    ({"trainable__last_blocks": -1}, "trainable.last_blocks=-1"),
-    ({"trainable__batchnorm": "eval"}, "trainable.batchnorm"),
-    ({"train__encoder_lr_scale": 0}, "train.encoder_lr_scale=0"),
-    ({"head__type": "linear", "head__learn_scale": True}, "head.learn_scale=true needs head.type=cosine"),
-    ({"head__init": "zero"}, "head.init"),
-    ({"head__scale": -1}, "head.scale=-1"),
+@pytest.mark.parametrize("options, message", [
+    (["trainable.scope=last_blocks", "trainable.head=false"], "trainable.last_blocks=0 with trainable.head=false"),
+    (["trainable.scope=none", "trainable.head=false"], "trainable.scope=none with trainable.head=false"),
+    (["trainable.scope=everything"], "trainable.scope='everything'"),
+    (["trainable.last_blocks=-1"], "trainable.last_blocks=-1"),
+    (["trainable.batchnorm=eval"], "trainable.batchnorm='eval'"),
+    (["train.encoder_lr_scale=0"], "train.encoder_lr_scale=0"),
+    (["head.type=linear", "head.learn_scale=true"], "head.learn_scale=true needs head.type=cosine"),
+    (["head.init=zero"], "head.init='zero'"),
+    (["head.scale=-1"], "head.scale=-1"),
 ])
-def test_settings_that_train_nothing_or_make_no_sense_are_one_line_errors(changes, message):
+def test_settings_that_train_nothing_or_make_no_sense_are_one_line_errors(options, message):
+    from ltbench.config import RunRequest, parse_cfg_options, resolve
+
     with pytest.raises(UserError, match=message.replace(".", r"\.")) as error:
-        check_settings(_cfg(**changes))
+        resolve(RunRequest("clip_finetune", "digits_lt", options=parse_cfg_options(options)))
     assert "\n" not in str(error.value)
 
 

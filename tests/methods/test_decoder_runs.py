@@ -9,11 +9,17 @@ import torch.nn.functional as F
 
 from ltbench.config import RunRequest, resolve
 from ltbench.core import registry
-from ltbench.engine.trainer import build_optimizer, train_settings
 from ltbench.core.errors import UserError
-from ltbench.models.calibration import (DisAlignHead, LearnableWeightScaling, MarcHead, build_second_stage,
-                                        select_tau, tau_normalised)
-from ltbench.methods.decoder.settings import check_stage, iteration_schedule
+from ltbench.engine.trainer import build_optimizer, train_settings
+from ltbench.methods.decoder.settings import iteration_schedule
+from ltbench.models.calibration import (
+    DisAlignHead,
+    LearnableWeightScaling,
+    MarcHead,
+    build_second_stage,
+    select_tau,
+    tau_normalised,
+)
 
 SHORT = ("stage1.iterations=30", "stage2.iterations=10")
 SECOND_STAGES = ["decoder_disalign", "decoder_crt", "decoder_lws", "decoder_marc", "decoder_taunorm"]
@@ -261,7 +267,7 @@ def test_second_stage_steps_are_imbalance_vlms_with_its_weight_decay(method, pai
     # The recipe's stage-2 optimiser (decoder.yaml) on ltbench's head against the code's on its
     # net: the per-class vectors are in its decay group (5e-4), only the confidence bias is not.
     stage2 = resolve(RunRequest(method=method, dataset="imagenet_lt", backbone="ViT-B-16:openai", seed=0))["stage2"]
-    settings = train_settings(stage2, "stage2")
+    settings = train_settings({**stage2, "warmup_epochs": 0}, "stage2")  # the decoder computes it from iterations
     head = _head()
     ours = build_second_stage(stage2["type"], head)
     reference = (ImbalanceVlmMarc(copy.deepcopy(head)) if method == "decoder_marc"
@@ -315,12 +321,14 @@ def test_iteration_schedule_with_the_codes_32_epochs_is_exactly_8192_steps_on_ev
     for train_images in (115846, 62500, 437513):  # ImageNet-LT, Places-LT, iNat 2018
         assert iteration_schedule(stage, train_images) == (256, 32, 2.0)
     with pytest.raises(UserError, match="stage2.epochs=32 must be null or a whole number from 1 to"):
-        check_stage("stage2", {**stage, "iterations": 10})
-    with pytest.raises(UserError, match="stage1.select"):
-        check_stage("stage1", {**stage, "select": "best"})
+        resolve(RunRequest("decoder", "imagenet_lt", options=(("stage2.iterations", 10),)))
+    with pytest.raises(UserError, match="stage1.select='best'"):
+        resolve(RunRequest("decoder", "imagenet_lt", options=(("stage1.select", "best"),)))
 
 
 def test_iteration_schedule_covers_the_iterations_in_whole_epochs():
-    steps, epochs, warmup = iteration_schedule({"batch_size": 256, "iterations": 8192, "warmup_iterations": 512}, 115846)
+    steps, epochs, warmup = iteration_schedule({"batch_size": 256, "iterations": 8192, "warmup_iterations": 512,
+                                                "epochs": None}, 115846)
     assert steps == 452 and epochs == 19 and steps * epochs >= 8192 and warmup == pytest.approx(512 / 452)
-    assert iteration_schedule({"batch_size": 64, "iterations": 3}, 380)[:2] == (3, 1)
+    assert iteration_schedule({"batch_size": 64, "iterations": 3, "warmup_iterations": 0, "epochs": None}, 380)[:2] \
+        == (3, 1)

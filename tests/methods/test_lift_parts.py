@@ -12,8 +12,8 @@ from torchvision.transforms import functional as TF
 from ltbench.app.suite import find_suite, load_suite
 from ltbench.config import RunRequest, resolve
 from ltbench.core.errors import UserError
-from ltbench.methods.lift.method import LiftModel, lift_head
 from ltbench.data.crops import CropSpec, crops
+from ltbench.methods.lift.method import LiftModel, lift_head
 from ltbench.methods.lift.preprocess import ensemble_logits
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
@@ -205,18 +205,24 @@ def test_crop_spec_takes_the_codes_crops_of_the_whole_resized_image(kind):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"kind": "lorra"}, "peft.type"),
-    ({"kind": "partial"}, "peft.blocks"),
-    ({"kind": "adaptformer", "bottleneck": 0}, "peft.bottleneck"),
-    ({"kind": "ssf", "ssf_at": ["mlp", "norm"]}, "peft.ssf_at"),
-    ({"kind": "adaptformer", "adaptformer_scale": "fixed"}, "peft.adaptformer_scale"),
-    ({"kind": "adaptformer", "space": "text"}, "head.space"),
+    (["peft.type=lorra"], "peft.type='lorra'"),
+    (["peft.type=partial"], "peft.blocks"),
+    (["peft.bottleneck=0"], "peft.bottleneck=0"),
+    (["peft.type=ssf", "peft.ssf_at=[mlp, norm]"], "peft.ssf_at"),
+    (["peft.adaptformer_scale=fixed"], "peft.adaptformer_scale='fixed'"),
+    (["head.space=text"], "head.space='text'"),
 ])
-def test_bad_peft_options_are_one_line_errors(options, message):
-    kind = options.pop("kind")
+def test_bad_peft_options_are_one_line_errors_before_any_work(options, message):
+    from ltbench.config import parse_cfg_options
+
     with pytest.raises(UserError) as error:
-        check_peft_options(kind, **options)
+        resolve(RunRequest("lift", "digits_lt", options=parse_cfg_options(options)))
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_peft_rules_between_options_hold_for_the_modules_too():
+    with pytest.raises(UserError, match="peft.blocks"):
+        check_peft_options("partial")
 
 
 def test_non_vit_towers_and_too_many_blocks_are_refused(visual):

@@ -12,12 +12,16 @@ import torch
 from ltbench.config import RunRequest, parse_cfg_options, resolve
 from ltbench.core.errors import UserError
 from ltbench.engine.head_artifacts import linear_map, read_linear_head, save_linear_head
+from ltbench.methods.posthoc.adjust import (
+    log_prior,
+    logit_adjusted,
+    prior_corrected,
+    read_target_prior,
+    target_log_prior,
+)
+from ltbench.methods.posthoc.sources import plain_ce_problem
 from ltbench.models.calibration import select_on_grid, tau_normalised, tau_normalised_logits
 from ltbench.models.heads import CosineHead
-from ltbench.methods.posthoc.adjust import (log_prior, logit_adjusted, prior_corrected, read_target_prior,
-                                            target_log_prior)
-from ltbench.methods.posthoc.sources import plain_ce_problem
-
 
 # --- arithmetic by hand --------------------------------------------------------------------------
 
@@ -63,15 +67,25 @@ def _resolved(method, *options):
                               options=parse_cfg_options(options)))
 
 
+def _problem(method, *options):
+    """plain_ce_problem of a method's resolved config, read through its declared options."""
+    from ltbench.core import registry
+
+    return plain_ce_problem(_resolved(method, *options), registry.get(registry.METHODS, method).declared_options())
+
+
 def test_plain_ce_is_decided_from_the_source_config():
-    assert plain_ce_problem(_resolved("linear_probe")) is None
-    assert plain_ce_problem(_resolved("decoder_ce")) is None  # stage2.type none: its loss is unused
-    assert "train.sampler='class_balanced'" in plain_ce_problem(_resolved("linear_probe",
-                                                                          "train.sampler=class_balanced"))
-    assert "is not plain CE" in plain_ce_problem(_resolved("decoder_bs"))
-    assert "stage2.type=crt" in plain_ce_problem(_resolved("decoder_crt"))
-    assert "phase_a.loss='contrastive'" in plain_ce_problem(_resolved("ballad"))
-    assert "trains no classifier" in plain_ce_problem(_resolved("zeroshot_clip"))
+    assert _problem("linear_probe") is None
+    assert _problem("decoder_ce") is None  # stage2.type none: its loss and sampler are unused
+    assert _problem("clip_finetune") is None and _problem("prompt_tuning") is None
+    assert "train.sampler='class_balanced'" in _problem("linear_probe", "train.sampler=class_balanced")
+    assert "loss={'type': 'balanced_softmax', 'tau': 1.0} is not plain CE" in _problem("decoder_bs")
+    assert "stage2.type=crt" in _problem("decoder_crt")
+    # Its losses and samplers are found by their declared type, not their names: phase B's
+    # class-aware sampler; phase A's contrastive objective is no registered loss.
+    assert "phase_b.sampler" in _problem("ballad")
+    assert "trains no classifier" in _problem("zeroshot_clip")
+    assert "loss=" in _problem("tackle") and "is not plain CE" in _problem("lift")
 
 
 def test_target_prior_from_a_list_or_a_file_and_its_errors(tmp_path):
@@ -222,8 +236,8 @@ def _sampler(name):
     ("posthoc_la", [], lambda r: r.update(logits_path=None), "rerun it with --save-logits"),
     ("posthoc_la", [], lambda r: r.update(dataset="cifar10_lt"), "a run of dataset 'cifar10_lt'"),
     ("posthoc_la", [], lambda r: r.update(class_counts=r["class_counts"][:5]), "a run of 5 classes"),
-    ("posthoc_la", ["tau=-1"], None, "tau=-1 must be a number from 0 to 10"),
-    ("posthoc_la", ["tau=null", "tau_grid=[]"], None, "tau_grid=[] must be a non-empty list"),
+    ("posthoc_la", ["tau=-1"], None, "tau=-1: expected a finite number from 0 to 10 or null"),
+    ("posthoc_la", ["tau=null", "tau_grid=[]"], None, "tau_grid=[]: expected a list of finite numbers from 0 to 10 (at least 1)"),
     ("posthoc_taunorm", [], _tampered_head, "SHA-256 differs"),
     ("posthoc_taunorm", ["source=zeroshot_clip"], None, "that method saves no linear head"),
     ("posthoc_prior", [], _sampler("class_balanced"), "train.sampler='class_balanced' is not instance-balanced"),

@@ -9,8 +9,13 @@ import torch.nn.functional as F
 from ltbench.config import RunRequest, resolve
 from ltbench.engine.trainer import warmup_cosine, warmup_factor
 from ltbench.methods.prompt_tuning.method import PromptTuner
-from ltbench.methods.prompt_tuning.prompts import (PLACEHOLDER, PromptLearner, class_prompts, initial_context,
-                                                   prompt_layout)
+from ltbench.methods.prompt_tuning.prompts import (
+    PLACEHOLDER,
+    PromptLearner,
+    class_prompts,
+    initial_context,
+    prompt_layout,
+)
 from ltbench.models.factory import create_backbone
 
 NAMES = ["zero", "golden retriever", "seven"]
@@ -176,11 +181,14 @@ def test_constant_warmup_runs_at_warmup_lr_then_the_cosine_starts_at_the_base_lr
     factor = warmup_cosine(110, 10, "cosine", warmup_factor=1e-5 / 2e-3)
     assert [factor(step) for step in range(10)] == [pytest.approx(0.005)] * 10
     assert factor(10) == pytest.approx(1.0) and factor(109) < 0.01
-    assert warmup_factor({"lr": 0.002}) is None  # linear, as before
-    with pytest.raises(Exception, match="warmup_lr"):
-        warmup_factor({"lr": 0.002, "warmup_type": "constant", "warmup_lr": 0}, "train")
-    with pytest.raises(Exception, match="train.warmup_type"):
-        warmup_factor({"lr": 0.002, "warmup_type": "steps"}, "train")
+    assert warmup_factor({"lr": 0.002, "warmup_type": "linear", "warmup_lr": None}) is None  # linear, as before
+    assert warmup_factor({"lr": 0.002, "warmup_type": "constant", "warmup_lr": 1e-5}) == pytest.approx(0.005)
+    from ltbench.config import RunRequest, parse_cfg_options, resolve
+
+    for option, message in (("train.warmup_lr=0", "train.warmup_lr=0: expected a finite number > 0 or null"),
+                            ("train.warmup_type=steps", "train.warmup_type='steps': expected one of linear, constant")):
+        with pytest.raises(Exception, match=message):
+            resolve(RunRequest("prompt_tuning", "digits_lt", options=parse_cfg_options([option])))
 
 
 class DasslConstantWarmup(torch.optim.lr_scheduler.LRScheduler):

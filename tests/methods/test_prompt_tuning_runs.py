@@ -56,15 +56,16 @@ def test_an_interrupted_prompt_tuning_bs_resumes_to_the_uninterrupted_result(run
 
 
 @pytest.mark.parametrize("option, message", [
-    ("context.n_ctx=0", "context.n_ctx=0 must be a whole number >= 1"),
+    ("context.n_ctx=0", "context.n_ctx=0: expected a whole number >= 1"),
     ("context.class_position=top", "context.class_position"),
     ("context.init=phrase context.n_ctx=2",
      "context.init_phrase='a photo of a' is 4 tokens, longer than context.n_ctx=2"),
-    # Settings that train nothing (config.py's checks of every training section say so).
+    # Settings that train nothing (the declared TRAINING options say so).
     ("train.epochs=0", "train.epochs=0: expected a whole number >= 1"),
     ("train.lr=0", "train.lr=0: expected a finite number > 0"),
-    ("train.warmup_lr=-1", "train.warmup_lr=-1: warmup_type constant needs the warmup's lr"),
-    ("text_chunk=0", "text_chunk=0 must be a whole number >= 1"),
+    ("train.warmup_lr=-1", "train.warmup_lr=-1: expected a finite number > 0 or null (the lr of a constant warmup"),
+    ("train.warmup_lr=null", "train.warmup_lr=None: warmup_type constant needs the warmup's lr"),
+    ("text_chunk=0", "text_chunk=0: expected a whole number >= 1"),
 ])
 def test_bad_settings_are_one_line_errors_before_any_work(run_cli, tmp_path, monkeypatch, option, message):
     from ltbench.engine import features

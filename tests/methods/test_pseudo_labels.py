@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from ltbench.core.errors import UserError
-from ltbench.methods.tackle.pseudo_labels import (assignments_from_probabilities, largest_non_many_count, pool_assignments,
-                                   pseudo_label_precision, select_pseudo_labels)
+from ltbench.methods.tackle.pseudo_labels import (
+    assignments_from_probabilities,
+    largest_non_many_count,
+    pool_assignments,
+    pseudo_label_precision,
+    select_pseudo_labels,
+)
 
 # Train counts: class 0 many (150), class 1 medium (50), classes 2 and 3 few (10, 3).
 COUNTS = [150, 50, 10, 3]
@@ -94,12 +99,14 @@ def test_pool_assignments_are_the_arg_max_of_the_temperature_softmax():
     np.testing.assert_allclose(confidence, [1 / (1 + np.exp(-10)), 1 / (1 + np.exp(-2))], rtol=1e-5)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"classes": "tail"}, "select.classes"),
-    ({"threshold": 1.5}, "select.threshold"),
-    ({"top_n": -1}, "select.top_n"),
-    ({"top_n": 2.5}, "select.top_n"),
+@pytest.mark.parametrize("option, message", [
+    ("select.classes=tail", "select.classes='tail': expected one of few, medium_few, all"),
+    ("select.threshold=1.5", "select.threshold=1.5: expected a finite number from 0 to 1"),
+    ("select.top_n=-1", "select.top_n=-1: expected a whole number >= 0 or null"),
+    ("select.top_n=2.5", "select.top_n=2.5: expected a whole number >= 0 or null"),
 ])
-def test_bad_selection_options_are_user_errors(options, message):
+def test_bad_selection_options_are_user_errors_before_any_work(option, message):
+    from ltbench.config import RunRequest, parse_cfg_options, resolve
+
     with pytest.raises(UserError, match=message):
-        select(**options)
+        resolve(RunRequest("tackle", "digits_lt", options=parse_cfg_options([option])))

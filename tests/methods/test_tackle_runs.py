@@ -83,7 +83,7 @@ def test_ensemble_members_that_cannot_be_used_are_one_line_errors(run_cli, out, 
     cases = [
         (f"members=[{tmp_path / 'missing.json'},zeroshot]", "run record not found"),
         (f"members=[{no_logits},zeroshot]", "saved no logits; rerun it with --save-logits"),
-        ("members=[zeroshot]", "at least two members"),
+        ("members=[zeroshot]", "members=['zeroshot']: expected a list of texts (at least 2) or null"),
         ("members=[zeroshot,clip_ensemble]", "cannot be clip_ensemble itself"),
         ("members=[zeroshot,no_such_method]", "no_such_method"),
     ]

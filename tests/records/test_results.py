@@ -7,18 +7,19 @@ import numpy as np
 import pytest
 
 import ltbench
-from ltbench.records import results
 from ltbench.config import config_hash
-from ltbench.metrics import evaluate
+from ltbench.core import atomic
+from ltbench.core.atomic import write_json_atomic, write_text_atomic
 from ltbench.core.names import backbone_slug
+from ltbench.metrics import evaluate
+from ltbench.records import results
 from ltbench.records.results import (
+    SCHEMA_VERSION,
     load_records,
     make_record,
     record_path,
     software_versions,
 )
-from ltbench.core import atomic
-from ltbench.core.atomic import write_json_atomic, write_text_atomic
 
 CLASS_COUNTS = [150, 50, 5]
 
@@ -26,19 +27,19 @@ CLASS_COUNTS = [150, 50, 5]
 def synthetic_record(seed=1, config=None, **overrides):
     labels = np.array([0, 0, 1, 1, 2, 2])
     logits = np.eye(3)[[0, 1, 1, 1, 2, 0]]  # class 0: 1/2, class 1: 2/2, class 2: 1/2 correct
-    parts = dict(
-        method="linear_probe",
-        dataset="places_lt",
-        backbone="RN50:openai",
-        seed=seed,
-        eval_split="test",
-        config=config or {"seed": seed, "train": {"lr": 0.01}},
-        versions={"ltbench": "0.1.0", "git_sha": None, "git_dirty": None},
-        class_counts=np.array(CLASS_COUNTS),
-        metrics=evaluate(logits, labels, CLASS_COUNTS),
-        timings={"fit": np.float64(1.23456), "total": 2.0},
-        device="cpu",
-    )
+    parts = {
+        "method": "linear_probe",
+        "dataset": "places_lt",
+        "backbone": "RN50:openai",
+        "seed": seed,
+        "eval_split": "test",
+        "config": config or {"seed": seed, "train": {"lr": 0.01}},
+        "versions": {"ltbench": "0.1.0", "git_sha": None, "git_dirty": None},
+        "class_counts": np.array(CLASS_COUNTS),
+        "metrics": evaluate(logits, labels, CLASS_COUNTS),
+        "timings": {"fit": np.float64(1.23456), "total": 2.0},
+        "device": "cpu",
+    }
     parts.update(overrides)
     return make_record(**parts)
 
@@ -60,7 +61,7 @@ def test_checkpoint_backbones_with_the_same_file_name_do_not_collide():
 
 def test_make_record_fields_and_run_id():
     record = synthetic_record(seed=2)
-    assert record["schema"] == 1
+    assert record["schema"] == SCHEMA_VERSION == 2
     assert record["config_hash"] == config_hash(record["config"])
     # The seed is not part of the hash: seeds of one configuration group together.
     assert record["config_hash"] == synthetic_record(seed=5)["config_hash"]

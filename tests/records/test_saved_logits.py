@@ -109,4 +109,4 @@ def test_compact_formats_end_to_end(run_cli, tmp_path):
     _, stderr = run("posthoc_la", "--cfg-options", f"source={top_source}", expect=2)
     assert "saved as top5" in stderr and len(stderr.strip().splitlines()) == 1
     _, stderr = run("zeroshot_clip", "--save-logits", "float64", expect=2)
-    assert "--save-logits 'float64'" in stderr and len(stderr.strip().splitlines()) == 1
+    assert "runtime.save_logits='float64'" in stderr and "top10" in stderr and "set by --save-logits" in stderr and len(stderr.strip().splitlines()) == 1

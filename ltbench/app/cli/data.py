@@ -17,10 +17,12 @@ def command_check(args) -> int:
     from ltbench.core import registry
     from ltbench.data import build_dataset
     from ltbench.data.check import check_report
+    from ltbench.engine.method import Method
 
     registry.get(registry.DATASETS, args.dataset)
     overrides = {"dataset.root": args.data_root, "dataset.split_dir": args.split_dir}
-    cfg = resolve_dataset_config(args.dataset, overrides, parse_cfg_options(args.cfg_options))
-    dataset = build_dataset(cfg["dataset"], require_all_splits=False)
+    # The common options (Method's) and the dataset's, checked as a run checks them.
+    cfg = resolve_dataset_config(args.dataset, Method, overrides, parse_cfg_options(args.cfg_options))
+    dataset = build_dataset(cfg["dataset"], require_all_splits=False, complete=True)
     print(check_report(dataset, shot_rule=args.shot_rule))
     return 0

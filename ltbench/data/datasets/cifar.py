@@ -6,14 +6,22 @@ from typing import List, NamedTuple, Tuple
 
 import numpy as np
 
-from ltbench.data.base import ArraySplit, LTDataset, required_options
-from ltbench.data.profiles import exponential_profile
+from ltbench.config.options import Option, declare_options
 from ltbench.core.errors import UserError
 from ltbench.core.registry import DATASETS
+from ltbench.data.base import ArraySplit, LTDataset, required_options
+from ltbench.data.profiles import exponential_profile
 
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/"
-# The options this builder reads; their defaults live in benchmarks/datasets/cifar*_lt.yaml alone.
-OPTIONS = ("imbalance_ratio", "seed", "download", "shot_reference_ir")
+# The options this builder reads; their values live in benchmarks/datasets/cifar*_lt.yaml.
+CIFAR_OPTIONS = {
+    "imbalance_ratio": Option(float, ge=1, help="n_max / n_min of the train split (LDAM-DRW's exponential profile)"),
+    "seed": Option(int, ge=0, help="numpy seed of the images the profile keeps"),
+    "shot_reference_ir": Option(float, ge=1, nullable=True,
+                                help="group many / medium / few by this imbalance ratio's profile (null: the train counts)"),
+    "download": Option(bool, help="download the archive into the data root when it is missing"),
+}
+OPTIONS = tuple(CIFAR_OPTIONS)
 
 
 class CifarArchive(NamedTuple):
@@ -123,22 +131,11 @@ def long_tailed_indices(targets: np.ndarray, per_class: List[int], seed: int) ->
 
 
 def _options(options: dict, dataset: str) -> dict:
+    """The builder's options (declared in CIFAR_OPTIONS, checked before it is called)."""
     opts = required_options(options, OPTIONS, dataset)
-    try:
-        opts["imbalance_ratio"] = float(opts["imbalance_ratio"])
-        opts["seed"] = int(opts["seed"])
-    except (TypeError, ValueError):
-        raise UserError(f"{dataset}: imbalance_ratio must be a number >= 1 and seed an integer, "
-                        f"got {opts['imbalance_ratio']!r} and {opts['seed']!r}") from None
-    if opts["imbalance_ratio"] < 1:
-        raise UserError(f"{dataset}: imbalance_ratio must be >= 1 (max / min class size), "
-                        f"got {opts['imbalance_ratio']:g}; the literature uses 10, 50, 100 or 200")
-    reference = opts["shot_reference_ir"]
-    if reference is not None:
-        if isinstance(reference, bool) or not isinstance(reference, (int, float)) or reference < 1:
-            raise UserError(f"{dataset}: shot_reference_ir must be an imbalance ratio >= 1 (group classes "
-                            f"by that profile's counts) or null (by the training counts), got {reference!r}")
-        opts["shot_reference_ir"] = float(reference)
+    opts["imbalance_ratio"], opts["seed"] = float(opts["imbalance_ratio"]), int(opts["seed"])
+    if opts["shot_reference_ir"] is not None:
+        opts["shot_reference_ir"] = float(opts["shot_reference_ir"])
     return opts
 
 
@@ -179,12 +176,14 @@ def _build(options: dict, archive: CifarArchive, dataset: str) -> LTDataset:
 
 
 @DATASETS.register_module(name="cifar10_lt")
+@declare_options(CIFAR_OPTIONS)
 def build_cifar10_lt(options: dict, require_all_splits: bool = True) -> LTDataset:
     """CIFAR-10-LT: exponential long-tailed train (LDAM-DRW, default imbalance ratio 100), balanced test."""
     return _build(options, CIFAR10, "cifar10_lt")
 
 
 @DATASETS.register_module(name="cifar100_lt")
+@declare_options(CIFAR_OPTIONS)
 def build_cifar100_lt(options: dict, require_all_splits: bool = True) -> LTDataset:
     """CIFAR-100-LT: exponential long-tailed train (LDAM-DRW, default imbalance ratio 100), balanced test."""
     return _build(options, CIFAR100, "cifar100_lt")

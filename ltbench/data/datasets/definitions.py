@@ -22,16 +22,24 @@ from typing import Dict, List, Optional, Tuple
 from mmengine.registry import Registry
 
 from ltbench.config import DATASET_DEFINITION_KEY, config_search_path, deep_merge, load_yaml
+from ltbench.config.options import Option, declare_options
 from ltbench.core.errors import UserError, close_matches_hint
 from ltbench.core.registry import DATASETS, fill_on_lookup
-from ltbench.core.values import is_whole
 from ltbench.data.base import LTDataset
 from ltbench.data.classnames import BUILTIN_CLASS_NAMES, CLASS_NAME_READERS
-from ltbench.data.datasets.files import REQUIRED_SPLITS, SPLITS, ClassNames, build_split_file_dataset, split_folder
+from ltbench.data.datasets.files import (
+    REQUIRED_SPLITS,
+    SPLIT_FILE_OPTIONS,
+    SPLITS,
+    ClassNames,
+    build_split_file_dataset,
+    split_folder,
+)
 
 SECTION_KEYS = ("description", "files", "class_names", "expected", "layout", "notes")
 CLASS_NAME_KEYS = ("file", "reader", "names")
 EXPECTED_KEYS = ("classes",) + SPLITS
+COUNT = Option(int, ge=1)  # an expected count of classes or lines
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ def parse_definition(name: str, section, source: Path) -> SplitFileDefinition:
             raise UserError(f"{where}.files.{split}: expected a file name, got {file_name!r}")
     expected = _mapping(section.get("expected") or {}, f"{where}.expected", EXPECTED_KEYS)
     for key, count in expected.items():
-        if not is_whole(count) or count < 1:
+        if COUNT.problem(count) is not None:
             raise UserError(f"{where}.expected.{key}: expected a whole number >= 1, got {count!r}")
     notes = {"layout": section["layout"]} if section.get("layout") is not None else {}
     notes.update(_mapping(section.get("notes") or {}, f"{where}.notes", None))
@@ -141,6 +149,7 @@ def _builder_of(name: str, paths: List[Path]):
         return None
     definition = parse_definition(name, section, source)
 
+    @declare_options(SPLIT_FILE_OPTIONS)
     def build(options: dict, require_all_splits: bool = True) -> LTDataset:
         return definition.build(options, require_all_splits)
 

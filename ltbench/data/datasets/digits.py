@@ -1,14 +1,22 @@
 """digits_lt: an offline long-tailed dataset made from scikit-learn's bundled handwritten digits."""
 import numpy as np
 
-from ltbench.data.base import ArraySplit, LTDataset, required_options
-from ltbench.data.profiles import exponential_profile
+from ltbench.config.options import Option, declare_options
 from ltbench.core.errors import UserError
 from ltbench.core.registry import DATASETS
+from ltbench.data.base import ArraySplit, LTDataset, required_options
+from ltbench.data.profiles import exponential_profile
 
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-# The options this builder reads; their defaults live in benchmarks/datasets/digits_lt.yaml alone.
-OPTIONS = ("imbalance_ratio", "max_per_class", "test_per_class", "val_per_class", "seed")
+# The options this builder reads; their values live in benchmarks/datasets/digits_lt.yaml.
+DIGITS_OPTIONS = {
+    "imbalance_ratio": Option(float, ge=1, help="n_max / n_min of the train split (exponential profile)"),
+    "max_per_class": Option(int, ge=1, help="train images of the largest class"),
+    "test_per_class": Option(int, ge=1, help="images per class of the balanced test split"),
+    "val_per_class": Option(int, ge=1, help="images per class of the balanced val split"),
+    "seed": Option(int, ge=0, help="which images go where"),
+}
+OPTIONS = tuple(DIGITS_OPTIONS)
 
 
 def _digit_images():
@@ -21,6 +29,7 @@ def _digit_images():
 
 
 @DATASETS.register_module(name="digits_lt")
+@declare_options(DIGITS_OPTIONS)
 def build_digits_lt(options: dict, require_all_splits: bool = True) -> LTDataset:
     """Offline: scikit-learn's 8x8 digits, exponential long-tailed train split, balanced val/test, rest as pool."""
     opts = required_options(options, OPTIONS, "digits_lt")

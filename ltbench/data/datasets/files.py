@@ -12,12 +12,26 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ltbench.config.options import Option, declare_options
 from ltbench.core.errors import UserError
 from ltbench.core.registry import DATASETS
 from ltbench.data.base import FileSplit, LTDataset
 from ltbench.data.classnames import BUILTIN_CLASS_NAMES, CLASS_NAME_READERS
 from ltbench.data.split_files import read_split_file
 
+# The options of a split-file dataset's `dataset` section, besides root and split_dir (every
+# dataset's); their values: the dataset's YAML.
+SPLIT_FILE_OPTIONS = {
+    "allow_duplicates": Option(bool, False, source="ours",
+                               help="an image listed twice in a split file counts twice (false: an error)"),
+}
+FOLDER_OPTIONS = {
+    **SPLIT_FILE_OPTIONS,
+    **{f"{split}_list": Option(str, nullable=True, help=f"the {split} split file, `relative/path label` lines{note}")
+       for split, note in (("train", " (required)"), ("val", " (null: val is the test split)"),
+                           ("test", " (required)"), ("pool", " (an unlabeled pool; labels -1 where unknown)"))},
+    "classnames": Option(str, nullable=True, help="the class-names file, one name per line (required)"),
+}
 # The splits a split-file dataset may list: train and test always, val (else val is the test
 # split) and an unlabeled pool where it has them.
 SPLITS = ("train", "val", "test", "pool")
@@ -135,6 +149,7 @@ def _check_name_count(names_file: Path, found: int, dataset: str, expected: int)
 
 
 @DATASETS.register_module(name="folder_lt")
+@declare_options(FOLDER_OPTIONS)
 def build_folder_lt(options: dict, require_all_splits: bool = True) -> LTDataset:
     """Any long-tailed dataset given by your own split files and a class-names file (one name per line)."""
     # Relative list paths are resolved against --split-dir (default: the data root).
