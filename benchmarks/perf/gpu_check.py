@@ -98,7 +98,7 @@ def precision_scope(precision: str):
 
 
 def extraction(args, device):
-    from ltbench.engine.trainer import uses_channels_last
+    from ltbench.engine.transfer import uses_channels_last
     from ltbench.models.factory import create_backbone
 
     out = {}
@@ -128,7 +128,8 @@ def extraction(args, device):
 
 def _tuner(args, device, classes: int, objective: str):
     from ltbench.data.prompts import imagenet_clip_classnames, openai_imagenet_templates
-    from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+    from ltbench.models.clip_finetune import ClipFineTuner
+    from ltbench.models.trainable import set_trainable
     from ltbench.models.factory import create_backbone
 
     clip = create_backbone(args.clip, str(device))

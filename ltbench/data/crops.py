@@ -51,6 +51,9 @@ class _StackedCrops:
 
 @dataclass(frozen=True)
 class CropSpec:
+    """Test-time crops of an image: its shorter side resized to ``resize``, then ``crops`` (five
+    or ten) crops of ``size`` x ``size``, normalised with ``mean`` and ``std``: [B, K, 3, S, S]."""
+
     size: int
     resize: int
     mean: Tuple[float, float, float]

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from ltbench.core import distributed
 from ltbench.core.errors import UserError, first_line_of, unknown_name
 from ltbench.data.loading import epoch_batches
-from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.engine.checkpoints import read_stage_checkpoint
+from ltbench.data.samplers import build_sampler
 from ltbench.engine.stages import Stage
 from ltbench.losses import multi_positive_contrastive
-from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+from ltbench.models.clip_finetune import ClipFineTuner
+from ltbench.models.trainable import set_trainable
 
 PHASE_A_LOSSES = ("contrastive", "class_ce")
 CHECKPOINT_FORMAT = "ltbench.ballad.phase_a/1"
@@ -30,6 +30,8 @@ PHASE_A = Stage(name="ballad_phase_a", label="phase A", file_name="phase_a.pt", 
 
 
 def clip_train_batches(split, clip, augment, batch_size, sampler, ctx):
+    """epoch -> augmented (images, labels) batches of `split` at `clip`'s eval transform, as the run
+    decodes them (``ctx.image_transform``), in `sampler` order (``epoch_batches``)."""
     return epoch_batches(split, ctx.image_transform(clip.eval_transform), augment, batch_size, sampler, seed=ctx.seed,
                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)
 
@@ -144,7 +146,7 @@ def phase_a_identity(cfg: dict, precision: str) -> dict:
 
 
 def load_phase_a_checkpoint(clip, path) -> None:
-    state = read_stage_checkpoint(path, "phase_a.checkpoint", "phase_a.pt", "BALLAD")
+    state = PHASE_A.read_checkpoint(path, "phase_a.checkpoint", "BALLAD")
     if isinstance(state, dict) and "state_dict" in state:
         written_for = state.get("model_name")
         if written_for and written_for != clip.spec.model:
@@ -186,7 +188,7 @@ def _train_phase_a(clip, data, phase: dict, templates, ctx, work_dir):
                         "head parameters; raise phase_a.last_blocks or set phase_a.epochs=0")
     total = sum(p.numel() for p in clip.model.parameters())
     ctx.log(f"phase A: {phase['loss']} loss, {trainable:,} of {total:,} parameters train")
-    sampler = build_sampler_from_spec(phase["sampler"], train.labels, seed=ctx.seed)
+    sampler = build_sampler(phase["sampler"], train.labels, seed=ctx.seed)
     images, steps = clip_image_stream(train, clip, phase, sampler, ctx, "phase_a")
     batches = PromptBatches(images, data.num_classes, len(templates), phase["loss"], ctx.seed,
                             prompt_lengths=tuner.prompt_lengths)

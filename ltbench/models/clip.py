@@ -81,6 +81,9 @@ class ClipModel(ImageEncoder):
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(images).float(), dim=-1)
 
+    def visual_tower(self) -> torch.nn.Module:
+        return self.model.visual
+
     # ---- tokens of the last image-encoder layer (Imbalance-VLM's decoder reads these) ----
 
     def _token_kind(self) -> str:

@@ -28,6 +28,9 @@ class TimmEncoder(ImageEncoder):
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model(images).float(), dim=-1)
 
+    def visual_tower(self) -> torch.nn.Module:
+        return self.model
+
 
 # What papers (and benchmarks/reported.yaml) call the vision backbones of the long-tailed literature; a run of a
 # timm model records this label, so leaderboards show 'RX50' as the papers do.

@@ -1,5 +1,7 @@
 """clip_finetune's settings: checked before any work, each bad value a one-line error naming the key."""
-from ltbench.api import VISUAL_SCOPES, UserError, is_real, is_whole, unknown_name
+from ltbench.api import UserError, unknown_name
+from ltbench.api.checks import is_real, is_whole
+from ltbench.api.finetune import VISUAL_SCOPES
 
 HEAD_TYPES = ("cosine", "linear")
 HEAD_INITS = ("text", "random")

@@ -2,7 +2,9 @@
 options before any work, the code's preprocessing, and what stage 1 depends on."""
 import math
 
-from ltbench.api import DISALIGN_FORMS, INTERPOLATIONS, TransformSpec, UserError, unknown_name
+from ltbench.api import UserError, unknown_name
+from ltbench.api.calibration import DISALIGN_FORMS
+from ltbench.api.images import INTERPOLATIONS, TransformSpec
 
 MODEL_SELECTION = ("last", "best_val")
 PREPROCESS = ("imagenet_code", "clip")

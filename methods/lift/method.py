@@ -4,10 +4,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltbench.api import (METHODS, Method, PeftViT, Stage, UserError, build_head, build_loss, build_sampler_from_spec,
-                         check_peft_options, create_clip_backbone, encode_split, epoch_batches, is_real,
-                         read_stage_checkpoint, seeded, templates_by_name, text_classifier, text_head_weights,
-                         unknown_name)
+from ltbench.api import (METHODS, Method, Stage, UserError, build_loss, build_sampler, create_clip_backbone,
+                         encode_split, epoch_batches, seeded, templates_by_name, text_classifier, unknown_name)
+from ltbench.api.checks import is_real
+from ltbench.api.heads import build_head
+from ltbench.api.peft import PeftViT, check_peft_options, text_head_weights
 from ltbench.methods.lift.preprocess import check_preprocess, ensemble_logits, eval_transform, tte_transform
 
 HEAD_INITS = ("text", "random")
@@ -85,7 +86,7 @@ class Lift(Method):
     def fit(self, data, ctx):
         cfg = self.cfg
         self.clip = create_clip_backbone(cfg["backbone"]["clip"], ctx.device, cfg["method"])
-        visual = self.clip.model.visual
+        visual = self.clip.visual_tower()
         peft, head_cfg = cfg["peft"], cfg["head"]
         # Every random init from (seed, purpose): adapters, prompts and the head alike.
         with seeded(ctx.seed, "lift", "peft"):
@@ -116,7 +117,7 @@ class Lift(Method):
         return {name: p.detach() for name, p in self.model.named_parameters() if p.requires_grad}
 
     def _load(self, path):
-        state = read_stage_checkpoint(path, "the LIFT stage", "lift.pt", "LIFT")
+        state = TRAINING.read_checkpoint(path, "the LIFT stage", "LIFT")
         trained = state.get("trained") if isinstance(state, dict) else None
         if not isinstance(trained, dict) or state.get("format") != CHECKPOINT_FORMAT \
                 or set(trained) != set(self._trained_state()):
@@ -129,7 +130,7 @@ class Lift(Method):
     def _train(self, data, ctx, work_dir):
         cfg, train_cfg = self.cfg, self.cfg["train"]
         train = data.split("train")
-        sampler = build_sampler_from_spec(train_cfg["sampler"], train.labels, seed=ctx.seed)
+        sampler = build_sampler(train_cfg["sampler"], train.labels, seed=ctx.seed)
         batch_size = int(train_cfg["batch_size"])
         batches = epoch_batches(train, self.transform, train_cfg["augment"], batch_size, sampler, seed=ctx.seed,
                                 num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)

@@ -8,7 +8,9 @@ from dataclasses import replace
 
 import torch
 
-from ltbench.api import CROP_SETS, INTERPOLATIONS, CropSpec, TransformSpec, UserError, is_whole, unknown_name
+from ltbench.api import UserError, unknown_name
+from ltbench.api.checks import is_whole
+from ltbench.api.images import CROP_SETS, INTERPOLATIONS, CropSpec, TransformSpec
 
 EVAL_RESIZES = ("code", "model")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ltbench.api import UserError, is_real
+from ltbench.api import UserError
+from ltbench.api.checks import is_real
 
 TAU_MAX = 10.0  # [ours] a sanity bound: beyond it every adjustment has long saturated
 

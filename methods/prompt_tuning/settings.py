@@ -1,6 +1,7 @@
 """Checks of the prompt_tuning settings (one-line errors before any work) and the identity of a
 learnt context (what its values depend on)."""
-from ltbench.api import UserError, is_real, is_whole, unknown_name
+from ltbench.api import UserError, unknown_name
+from ltbench.api.checks import is_real, is_whole
 from ltbench.methods.prompt_tuning.prompts import CLASS_POSITIONS, INITS
 
 

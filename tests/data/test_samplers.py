@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ltbench.data.samplers import build_sampler, build_sampler_from_spec
+from ltbench.data.samplers import build_sampler
 from ltbench.core.errors import UserError
 
 LABELS = np.repeat(np.arange(4), [400, 100, 25, 4])
@@ -99,12 +99,12 @@ def test_sampler_options_are_checked_against_the_sampler():
 
 
 def test_sampler_from_a_config_value():
-    by_name = build_sampler_from_spec("instance", SKEWED, seed=1)
+    by_name = build_sampler({"type": "instance"}, SKEWED, seed=1)
     assert list(by_name) == list(build_sampler("instance", SKEWED, seed=1))
     spec = {"type": "class_aware", "samples_per_class": 2}
-    sampler = build_sampler_from_spec(spec, SKEWED, num_samples=40, seed=1)
+    sampler = build_sampler(spec, SKEWED, num_samples=40, seed=1)
     assert sampler.samples_per_class == 2 and len(sampler) == 40 and spec["type"] == "class_aware"
     with pytest.raises(UserError, match="'type' name"):
-        build_sampler_from_spec({"samples_per_class": 2}, SKEWED)
+        build_sampler({"samples_per_class": 2}, SKEWED)
     with pytest.raises(UserError, match="has no option 'seed'"):
-        build_sampler_from_spec({"type": "class_aware", "seed": 3}, SKEWED)
+        build_sampler({"type": "class_aware", "seed": 3}, SKEWED)

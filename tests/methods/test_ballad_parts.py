@@ -9,7 +9,8 @@ from torch import nn
 from ltbench.core.errors import UserError
 from ltbench.losses import multi_positive_contrastive
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
-from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+from ltbench.models.clip_finetune import ClipFineTuner
+from ltbench.models.trainable import set_trainable
 from ltbench.engine.finetune import PromptBatches
 
 

@@ -11,7 +11,7 @@ from ltbench.core.errors import UserError
 from ltbench.engine.trainer import build_optimizer
 from ltbench.methods.clip_finetune.model import ImageClassifier
 from ltbench.methods.clip_finetune.settings import check_blocks, check_settings
-from ltbench.models.clip_finetune import set_visual_trainable, visual_blocks
+from ltbench.models.trainable import set_visual_trainable, visual_blocks
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
 
