@@ -2,7 +2,8 @@
 gives per image beyond its features: the image encoder's last-layer tokens, cached. Used by LIFT
 and the decoder family."""
 from ltbench.data.crops import CROP_SETS, CropSpec
-from ltbench.data.transforms import INTERPOLATIONS, TransformSpec
+from ltbench.data.pil_resize import INTERPOLATIONS
+from ltbench.data.transforms import TransformSpec
 from ltbench.engine.features import image_tokens
 
 __all__ = ["TransformSpec", "INTERPOLATIONS", "CropSpec", "CROP_SETS", "image_tokens"]

@@ -4,7 +4,7 @@
 the four corners and the centre of the image resized to ``resize`` on its shorter side (its
 whole rectangle, as FiveCrop takes them), and for ``ten`` the same five of its mirror image.
 Like TransformSpec it runs per image on PIL images (file splits) and per batch on uint8 arrays
-(in-memory splits, with PIL's resampling; see transforms.py), and keys caches by value.
+(in-memory splits, with PIL's resampling; see pil_resize.py), and keys caches by value.
 """
 from dataclasses import asdict, dataclass
 from typing import Tuple
@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from ltbench.core.errors import UserError, unknown_name
-from ltbench.data.transforms import (JpegDraft, _normalise, _pixel_batch, _to_rgb, _unit, pil_resize,
-                                     shortest_side_size)
+from ltbench.data.pil_resize import pil_resize, shortest_side_size
+from ltbench.data.pixels import normalise, pixel_batch, to_rgb, unit_range
+from ltbench.data.transforms import JpegDraft
 
 CROP_SETS = ("five", "ten")
 
@@ -81,15 +82,15 @@ class CropSpec:
 
         mode = getattr(T.InterpolationMode, self.interpolation.upper())
         draft = [JpegDraft(self.resize)] if self.jpeg_draft else []
-        return T.Compose(draft + [T.Resize(self.resize, interpolation=mode), _to_rgb,
+        return T.Compose(draft + [T.Resize(self.resize, interpolation=mode), to_rgb,
                                   _StackedCrops(self.size, self.crops), T.Normalize(self.mean, self.std)])
 
     def apply_batch(self, images: np.ndarray, device=None) -> torch.Tensor:
         """uint8 [N, H, W] or [N, H, W, 3] -> float [N, K, 3, size, size], normalised, on ``device``."""
-        batch = _pixel_batch(images, device)
+        batch = pixel_batch(images, device)
         height, width = batch.shape[-2:]
         resized = shortest_side_size(height, width, self.resize)
         if resized != (height, width):
             batch = pil_resize(batch, torch.tensor([[0, 0, height, width]]), resized, self.interpolation)
         views = crops(batch, self.size, self.crops)
-        return _normalise(_unit(views.flatten(0, 1)), self.mean, self.std).view(views.shape)
+        return normalise(unit_range(views.flatten(0, 1)), self.mean, self.std).view(views.shape)

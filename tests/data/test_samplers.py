@@ -108,3 +108,10 @@ def test_sampler_from_a_config_value():
         build_sampler({"samples_per_class": 2}, SKEWED)
     with pytest.raises(UserError, match="has no option 'seed'"):
         build_sampler({"type": "class_aware", "seed": 3}, SKEWED)
+
+
+def test_options_given_to_the_builder_add_to_a_mapping_or_a_name():
+    from_mapping = build_sampler({"type": "class_aware"}, SKEWED, seed=1, samples_per_class=2)
+    from_name = build_sampler("class_aware", SKEWED, seed=1, samples_per_class=2)
+    assert from_mapping.samples_per_class == from_name.samples_per_class == 2
+    assert list(from_mapping) == list(from_name)
