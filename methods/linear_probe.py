@@ -2,8 +2,20 @@
 import numpy as np
 import torch
 
-from ltbench.api import (METHODS, Method, TensorBatches, TrainingProgress, UserError, build_loss, build_sampler,
-                         create_backbone, image_features, seeded, templates_by_name, text_classifier)
+from ltbench.api import (
+    METHODS,
+    Method,
+    TensorBatches,
+    TrainingProgress,
+    UserError,
+    build_loss,
+    build_sampler,
+    create_backbone,
+    image_features,
+    seeded,
+    templates_by_name,
+    text_classifier,
+)
 from ltbench.api.calibration import save_linear_head
 from ltbench.api.heads import build_head
 from ltbench.api.training import ValAccuracyLog

@@ -7,8 +7,8 @@ uninterrupted run would have drawn.
 import numpy as np
 from torch.utils.data import Sampler
 
-from ltbench.core.errors import UserError
 from ltbench.core import registry
+from ltbench.core.errors import UserError
 from ltbench.core.registry import SAMPLERS
 
 

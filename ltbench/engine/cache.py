@@ -47,7 +47,6 @@ from ltbench.core import distributed
 from ltbench.core.atomic import atomic_write, probe_writable, publish, temp_file_beside
 from ltbench.core.errors import UserError
 
-
 # Entries live in <root>/arrays/<first two key characters>/<key>.npy (+ .json description,
 # + .verified stamp).
 ENTRIES_FOLDER = "arrays"

@@ -10,10 +10,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ltbench.core import distributed
-from ltbench.engine import stage_stats
 from ltbench.core.errors import UserError
+from ltbench.engine import stage_stats
 from ltbench.engine.cache import ArrayCache
-
 
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ltbench.data.loading import image_loader
 from ltbench.core import distributed
+from ltbench.core.errors import UserError
+from ltbench.data.loading import image_loader
 from ltbench.engine.batches import RowReader
 from ltbench.engine.cache import format_bytes
 from ltbench.engine.transfer import to_device, uses_channels_last
-from ltbench.core.errors import UserError
 
 TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
 

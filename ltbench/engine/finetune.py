@@ -149,14 +149,14 @@ def load_phase_a_checkpoint(clip, path) -> None:
     state = PHASE_A.read_checkpoint(path, "phase_a.checkpoint", "BALLAD")
     if isinstance(state, dict) and "state_dict" in state:
         written_for = state.get("model_name")
-        if written_for and written_for != clip.spec.model:
+        if written_for and written_for != clip.model_name:
             raise UserError(f"phase_a.checkpoint {path} was written for backbone model {written_for}, but "
-                            f"this run's backbone is {clip.spec.text}; pass --backbone {written_for}:<tag>")
+                            f"this run's backbone is {clip.label}; pass --backbone {written_for}:<tag>")
         state = state["state_dict"]
     try:
         clip.model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as error:
-        raise UserError(f"phase_a.checkpoint {path} does not fit {clip.spec.model}: "
+        raise UserError(f"phase_a.checkpoint {path} does not fit {clip.model_name}: "
                         f"{first_line_of(error)}") from None
 
 
@@ -195,6 +195,6 @@ def _train_phase_a(clip, data, phase: dict, templates, ctx, work_dir):
     loss = global_batch_contrastive if contrastive else F.cross_entropy
     trainer = ctx.trainer(phase, name="phase_a", work_dir=work_dir)
     trainer.fit(tuner, batches, steps, loss_fn=loss)
-    state = {"format": CHECKPOINT_FORMAT, "model_name": clip.spec.model, "backbone": clip.label,
+    state = {"format": CHECKPOINT_FORMAT, "model_name": clip.model_name, "backbone": clip.label,
              "phase_a": {k: v for k, v in phase.items() if k != "checkpoint"}, "state_dict": clip.model.state_dict()}
     return state, trainer

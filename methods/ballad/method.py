@@ -4,9 +4,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltbench.api import (METHODS, BestOnVal, Method, PerSplit, TensorBatches, UserError, build_sampler,
-                         create_clip_backbone, image_features, seeded, templates_by_name, text_classifier,
-                         unknown_name)
+from ltbench.api import (
+    METHODS,
+    BestOnVal,
+    Method,
+    PerSplit,
+    TensorBatches,
+    UserError,
+    build_sampler,
+    create_clip_backbone,
+    image_features,
+    seeded,
+    templates_by_name,
+    text_classifier,
+    unknown_name,
+)
 from ltbench.api.finetune import clip_train_batches, fine_tune_clip
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
 

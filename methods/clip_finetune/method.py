@@ -1,8 +1,17 @@
 """clip_finetune: CLIP's image encoder and a classification head trained together on the LT train set."""
 import numpy as np
 
-from ltbench.api import (Method, TrainingProgress, build_loss, build_sampler, create_clip_backbone, encode_split,
-                         seeded, templates_by_name, text_classifier)
+from ltbench.api import (
+    Method,
+    TrainingProgress,
+    build_loss,
+    build_sampler,
+    create_clip_backbone,
+    encode_split,
+    seeded,
+    templates_by_name,
+    text_classifier,
+)
 from ltbench.api.finetune import clip_image_stream
 from ltbench.api.heads import build_head
 from ltbench.methods.clip_finetune.model import ImageClassifier

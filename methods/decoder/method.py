@@ -4,16 +4,43 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltbench.api import (BestOnVal, Method, PerSplit, Stage, TensorBatches, TrainingProgress, UserError, build_loss,
-                         build_sampler, create_backbone, encode_split, epoch_batches, seeded, unknown_name)
-from ltbench.api.calibration import (STAGE2_TYPES, build_second_stage, choose_on_val, save_linear_head, select_tau,
-                                     state_dict_sha256, tau_normalised)
+from ltbench.api import (
+    BestOnVal,
+    Method,
+    PerSplit,
+    Stage,
+    TensorBatches,
+    TrainingProgress,
+    UserError,
+    build_loss,
+    build_sampler,
+    create_backbone,
+    encode_split,
+    epoch_batches,
+    seeded,
+    unknown_name,
+)
+from ltbench.api.calibration import (
+    STAGE2_TYPES,
+    build_second_stage,
+    choose_on_val,
+    save_linear_head,
+    select_tau,
+    state_dict_sha256,
+    tau_normalised,
+)
 from ltbench.api.checks import first_line_of
 from ltbench.api.images import image_tokens
 from ltbench.api.training import ArrayRowBatches
 from ltbench.methods.decoder.model import TokenDecoder
-from ltbench.methods.decoder.settings import (check_second_stage, check_stage, decoder_transform, iteration_schedule,
-                                              stage1_identity, tau_grid)
+from ltbench.methods.decoder.settings import (
+    check_second_stage,
+    check_stage,
+    decoder_transform,
+    iteration_schedule,
+    stage1_identity,
+    tau_grid,
+)
 
 CHECKPOINT_FORMAT = "ltbench.decoder.stage1/1"
 STAGE1 = Stage(name="decoder_stage1", label="stage 1", file_name="stage1.pt", artifact="stage1_checkpoint")

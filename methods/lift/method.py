@@ -4,8 +4,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltbench.api import (METHODS, Method, Stage, UserError, build_loss, build_sampler, create_clip_backbone,
-                         encode_split, epoch_batches, seeded, templates_by_name, text_classifier, unknown_name)
+from ltbench.api import (
+    METHODS,
+    Method,
+    Stage,
+    UserError,
+    build_loss,
+    build_sampler,
+    create_clip_backbone,
+    encode_split,
+    epoch_batches,
+    seeded,
+    templates_by_name,
+    text_classifier,
+    unknown_name,
+)
 from ltbench.api.checks import is_real
 from ltbench.api.heads import build_head
 from ltbench.api.peft import PeftViT, check_peft_options, text_head_weights

@@ -6,8 +6,16 @@ import numpy as np
 
 from ltbench.api import METHODS, Method, UserError
 from ltbench.api.calibration import choose_on_val, select_on_grid, tau_normalised_logits
-from ltbench.methods.posthoc.adjust import (check_grid, check_tau, log_prior, logit_adjusted, prior_corrected,
-                                            read_target_prior, target_log_prior, top1)
+from ltbench.methods.posthoc.adjust import (
+    check_grid,
+    check_tau,
+    log_prior,
+    logit_adjusted,
+    prior_corrected,
+    read_target_prior,
+    target_log_prior,
+    top1,
+)
 from ltbench.methods.posthoc.sources import build_source, plain_ce_problem, source_label
 
 

@@ -16,8 +16,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltbench.api import (Method, Stage, TensorBatches, TrainingProgress, UserError, build_loss, build_sampler,
-                         create_clip_backbone, image_features)
+from ltbench.api import (
+    Method,
+    Stage,
+    TensorBatches,
+    TrainingProgress,
+    UserError,
+    build_loss,
+    build_sampler,
+    create_clip_backbone,
+    image_features,
+)
 from ltbench.api.checks import first_line_of
 from ltbench.api.finetune import clip_train_batches
 from ltbench.api.heads import no_autocast

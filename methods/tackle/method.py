@@ -10,9 +10,22 @@ import math
 
 import numpy as np
 
-from ltbench.api import (METHODS, Method, PerSplit, TrainingProgress, build_loss, build_sampler, create_clip_backbone,
-                         encode_split, epoch_batches, image_features, seeded, templates_by_name, text_classifier,
-                         unknown_name)
+from ltbench.api import (
+    METHODS,
+    Method,
+    PerSplit,
+    TrainingProgress,
+    build_loss,
+    build_sampler,
+    create_clip_backbone,
+    encode_split,
+    epoch_batches,
+    image_features,
+    seeded,
+    templates_by_name,
+    text_classifier,
+    unknown_name,
+)
 from ltbench.api.ensembles import ensemble_for, related_method_config
 from ltbench.api.finetune import fine_tune_clip
 from ltbench.api.pools import unlabeled_pool, with_pool_images

@@ -3,13 +3,13 @@ import pytest
 import torch
 from PIL import Image
 
+from ltbench.core.errors import UserError
 from ltbench.data import augment
+from ltbench.data.augment import AugmentSpec
 from ltbench.data.base import ArraySplit, FileSplit
 from ltbench.data.loading import augmented_loader
 from ltbench.data.samplers import build_sampler
-from ltbench.data.augment import AugmentSpec
 from ltbench.data.transforms import TransformSpec
-from ltbench.core.errors import UserError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 NO_JITTER = (0.0, 0.0, 0.0, 0.0)

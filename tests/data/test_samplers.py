@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from ltbench.data.samplers import build_sampler
 from ltbench.core.errors import UserError
+from ltbench.data.samplers import build_sampler
 
 LABELS = np.repeat(np.arange(4), [400, 100, 25, 4])
 

@@ -4,13 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltbench.engine.hooks import Hook
-
+from ltbench.core.errors import UserError
 from ltbench.data.samplers import build_sampler
 from ltbench.engine.batches import TensorBatches
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext
-from ltbench.core.errors import UserError
+from ltbench.engine.hooks import Hook
 from ltbench.engine.trainer import warmup_cosine
 from ltbench.engine.transfer import to_device, uses_channels_last
 

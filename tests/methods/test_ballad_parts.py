@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from ltbench.core.errors import UserError
+from ltbench.engine.finetune import PromptBatches
 from ltbench.losses import multi_positive_contrastive
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
 from ltbench.models.clip_finetune import ClipFineTuner
 from ltbench.models.trainable import set_trainable
-from ltbench.engine.finetune import PromptBatches
 
 
 def _log_softmax(values, index):

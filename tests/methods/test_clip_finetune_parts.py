@@ -11,9 +11,9 @@ from ltbench.core.errors import UserError
 from ltbench.engine.trainer import build_optimizer
 from ltbench.methods.clip_finetune.model import ImageClassifier
 from ltbench.methods.clip_finetune.settings import check_blocks, check_settings
-from ltbench.models.trainable import set_visual_trainable, visual_blocks
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
+from ltbench.models.trainable import set_visual_trainable, visual_blocks
 
 OPTIMIZER = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
              "weight_decay_1d": True}
@@ -119,7 +119,7 @@ def test_encoder_trains_at_its_lower_lr_and_the_head_at_the_full_lr():
     assert [id(p) for p in head["params"]] == [id(p) for p in model.head.parameters()]
     assert {id(p) for p in encoder["params"]} == {id(p) for p in model.visual.parameters()}
     # No decay on 1-D parameters splits each group in two, at the group's own lr.
-    split = build_optimizer([p for p in model.parameters()], {**OPTIMIZER, "weight_decay_1d": False},
+    split = build_optimizer(list(model.parameters()), {**OPTIMIZER, "weight_decay_1d": False},
                             model.lr_scales(0.01))
     assert sorted(round(group["lr"], 6) for group in split.param_groups) == [0.001, 0.001, 0.1, 0.1]
     assert {group["weight_decay"] for group in split.param_groups if all(p.ndim <= 1 for p in group["params"])} == {0.0}

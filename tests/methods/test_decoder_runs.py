@@ -9,11 +9,17 @@ import torch.nn.functional as F
 
 from ltbench.config import RunRequest, resolve
 from ltbench.core import registry
-from ltbench.engine.trainer import build_optimizer, train_settings
 from ltbench.core.errors import UserError
-from ltbench.models.calibration import (DisAlignHead, LearnableWeightScaling, MarcHead, build_second_stage,
-                                        select_tau, tau_normalised)
+from ltbench.engine.trainer import build_optimizer, train_settings
 from ltbench.methods.decoder.settings import check_stage, iteration_schedule
+from ltbench.models.calibration import (
+    DisAlignHead,
+    LearnableWeightScaling,
+    MarcHead,
+    build_second_stage,
+    select_tau,
+    tau_normalised,
+)
 
 SHORT = ("stage1.iterations=30", "stage2.iterations=10")
 SECOND_STAGES = ["decoder_disalign", "decoder_crt", "decoder_lws", "decoder_marc", "decoder_taunorm"]

@@ -12,12 +12,16 @@ import torch
 from ltbench.config import RunRequest, parse_cfg_options, resolve
 from ltbench.core.errors import UserError
 from ltbench.engine.head_artifacts import linear_map, read_linear_head, save_linear_head
+from ltbench.methods.posthoc.adjust import (
+    log_prior,
+    logit_adjusted,
+    prior_corrected,
+    read_target_prior,
+    target_log_prior,
+)
+from ltbench.methods.posthoc.sources import plain_ce_problem
 from ltbench.models.calibration import select_on_grid, tau_normalised, tau_normalised_logits
 from ltbench.models.heads import CosineHead
-from ltbench.methods.posthoc.adjust import (log_prior, logit_adjusted, prior_corrected, read_target_prior,
-                                            target_log_prior)
-from ltbench.methods.posthoc.sources import plain_ce_problem
-
 
 # --- arithmetic by hand --------------------------------------------------------------------------
 
