@@ -38,13 +38,11 @@ def probe_writable(folder) -> int:
     cache folder and the figure / report folders, each of which words its own error."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # Creating the folder is not enough (an existing read-only folder): try one file in it.
-    descriptor, name = tempfile.mkstemp(dir=folder, prefix=".ltbench-write-probe.", suffix=TEMP_SUFFIX)
-    try:
-        os.write(descriptor, b"x")
-    finally:
-        os.close(descriptor)
-        os.unlink(name)
+    # Creating the folder is not enough (an existing read-only folder): try one file in it, under a
+    # unique name (removed when closed), so that concurrent runs never probe with one file.
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".ltbench-write-probe.", suffix=TEMP_SUFFIX) as probe:
+        probe.write(b"x")
+        probe.flush()
     return shutil.disk_usage(folder).free
 
 
