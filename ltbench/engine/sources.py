@@ -39,6 +39,12 @@ class LogitsSource:
     role: str
 
     @property
+    def method_class(self) -> type:
+        """The registered class of the method that made the logits (a UserError if it is not
+        registered in this ltbench): what its config's keys mean."""
+        return registry.get(registry.METHODS, self.method_name)
+
+    @property
     def backbone_label(self) -> str:
         raise NotImplementedError
 
@@ -116,8 +122,8 @@ class ComputedLogits(LogitsSource):
         if name == cfg["method"]:
             raise UserError(f"{role}={name}: a run cannot take the logits of its own method; give another method "
                             "or a run record (.json)")
-        self.role, self.name, self.method_name, self.options = role, name, name, list(options)
-        self.config = related_method_config(name, cfg, self.options)
+        self.role, self.name, self.method_name, self.cfg_options = role, name, name, list(options)
+        self.config = related_method_config(name, cfg, self.cfg_options)
         self.method = registry.get(registry.METHODS, name)(self.config)
         self.ctx = None
         self._logits = PerSplit(self._predict)
@@ -137,9 +143,13 @@ class ComputedLogits(LogitsSource):
     def logits(self, split) -> np.ndarray:
         return self._logits(split)
 
+    @property
+    def method_class(self) -> type:
+        return type(self.method)
+
     def saves_linear_head(self) -> bool:
         """What the method's class says for its config (``Method.saves_linear_head``)."""
-        return bool(type(self.method).saves_linear_head(self.config))
+        return bool(self.method_class.saves_linear_head(self.config))
 
     def linear_head(self) -> LinearHead:
         outputs = {"method": self.method_name, "artifacts": self.ctx.outputs.artifacts,
@@ -147,7 +157,7 @@ class ComputedLogits(LogitsSource):
         return read_linear_head(outputs, f"{self.role} {self.method_name}")
 
     def summary(self) -> dict:
-        return {"source": self.method_name, "source_method": self.method_name, "source_options": self.options}
+        return {"source": self.method_name, "source_method": self.method_name, "source_options": self.cfg_options}
 
 
 def _check_spec(spec, role: str):
