@@ -14,7 +14,7 @@ import torch
 
 from ltbench.config import config_hash
 from ltbench.core import distributed, registry
-from ltbench.core.atomic import publish_together, write_json_atomic
+from ltbench.core.atomic import probe_writable, publish_together, write_json_atomic
 from ltbench.core.cpus import cpu_threads, loader_workers, set_cpu_threads
 from ltbench.core.determinism import apply_determinism, numerics
 from ltbench.core.errors import UserError
@@ -62,17 +62,11 @@ def check_decoding(cfg: dict, device) -> None:
 def check_out_dir(out_dir, needed_bytes: int = 16 << 20):
     """--out must be a folder this process can write, with some space free: checked before any
     work, so a run never trains only to fail writing its record."""
-    import shutil
-    import tempfile
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; pass --out DIR")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-probe-"):
-            pass
-        free = shutil.disk_usage(out).free
+        free = probe_writable(out)
     except OSError as error:
         raise UserError(f"--out {out}: cannot write there ({error.strerror or error}); pass --out DIR "
                         "with a folder you can write") from None

@@ -276,7 +276,8 @@ def test_tau_chosen_on_a_val_that_is_the_test_split_warns_and_says_so(probe):
     test = SimpleNamespace(name="test", fingerprint="same", labels=np.array([1, 1]))
     data = SimpleNamespace(name="toy", splits={"val": test, "test": test}, split=lambda name: test)
     logged = []
-    details = method.prepare(data, SimpleNamespace(log=logged.append))
+    details = method.prepare(data, SimpleNamespace(log=logged.append, warn_once=lambda message, key=None:
+                                                   logged.append(message)))
     assert details["selected_on"] == "val (the evaluation images themselves)"
     assert any(line.startswith("warning:") and "optimistic" in line for line in logged)
     assert details["tau"] == 1.0  # 2 - tau log 0.9 < -tau log 0.1 first at tau 1 (0.75: 2.08 > 1.73)
