@@ -204,6 +204,21 @@ def test_tau_normalisation_of_the_saved_head_by_hand(run_cli, probe):
     assert record["details"]["posthoc"]["tau"] == 0.5 and record["details"]["posthoc"]["head_kind"] == "linear"
 
 
+def test_taunorm_reads_the_head_of_a_moved_results_folder(run_cli, probe, tmp_path):
+    """Issue 24 item 8: the record names its head by an absolute path; a results folder moved
+    elsewhere (the old one gone) still finds its head in its own work/ folder, checked by its hash."""
+    out, source_path, _ = probe
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    moved_source = moved / source_path.relative_to(out)
+    record = json.loads(moved_source.read_text())
+    record["artifacts"]["linear_head"] = str(tmp_path / "gone" / "linear_head.npz")  # as if the old folder were gone
+    moved_source.write_text(json.dumps(record))
+    _, expected, _ = _run(run_cli, out, "posthoc_taunorm", f"source={source_path}", "tau=0.5")
+    _, record, _ = _run(run_cli, moved, "posthoc_taunorm", f"source={moved_source}", "tau=0.5")
+    assert record["metrics"]["per_class_accuracy"] == expected["metrics"]["per_class_accuracy"]
+
+
 def _edited_copy(source_path, tmp_path, edit):
     """A copy of the source record (beside a copy of its logits) with `edit(record)` applied."""
     record = json.loads(Path(source_path).read_text())
