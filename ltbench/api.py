@@ -11,16 +11,16 @@ Everything else a method needs is named here, so that the framework's modules ca
 breaking plug-ins.
 """
 from ltbench.config import add_config_path, related_method_config
-from ltbench.core.errors import UserError, first_line_of, unknown_name
-from ltbench.core.registry import DATASETS, LOSSES, METHODS, SAMPLERS
-from ltbench.core.registry import get as registered
-from ltbench.core.registry import register_variant
-from ltbench.core.values import is_real, is_whole
 from ltbench.core.distributed import gather_batch
+from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.core.registry import DATASETS, LOSSES, METHODS, SAMPLERS, register_variant
+from ltbench.core.registry import get as registered
 from ltbench.core.seeding import derive_seed, generator, seed_everything, seeded
-from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
+from ltbench.core.values import is_real, is_whole
+from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split, split_subset
 from ltbench.data.crops import CROP_SETS, CropSpec, crops
-from ltbench.data.loading import epoch_batches, image_loader
+from ltbench.data.loading import AUGMENT_KINDS, epoch_batches, image_loader, training_augmentation
+from ltbench.data.minimalist_crop import MDA_FUNCTIONS
 from ltbench.data.pool import unlabeled_pool, with_pool_images
 from ltbench.data.prompts import templates_by_name
 from ltbench.data.samplers import build_sampler, build_sampler_from_spec
@@ -40,15 +40,26 @@ from ltbench.engine.stages import Stage
 from ltbench.engine.trainer import save_atomic
 from ltbench.losses import build_loss, multi_positive_contrastive
 from ltbench.metrics import GROUPS, SHOT_RULES, shot_groups
-from ltbench.models.calibration import (DISALIGN_FORMS, STAGE2_TYPES, build_second_stage, select_on_grid,
-                                        select_tau, tau_normalised, tau_normalised_logits)
-from ltbench.models.clip_finetune import (VISUAL_SCOPES, freeze_batchnorm_statistics, set_visual_trainable,
-                                          visual_blocks)
-from ltbench.models.factory import (create_backbone, create_clip_backbone, create_timm_classifier, timm_eval_transform,
-                                    timm_label)
+from ltbench.models.calibration import (
+                                        DISALIGN_FORMS,
+                                        STAGE2_TYPES,
+                                        build_second_stage,
+                                        select_on_grid,
+                                        select_tau,
+                                        tau_normalised,
+                                        tau_normalised_logits,
+)
+from ltbench.models.clip_finetune import VISUAL_SCOPES, freeze_batchnorm_statistics, set_visual_trainable, visual_blocks
+from ltbench.models.factory import (
+                                        create_backbone,
+                                        create_clip_backbone,
+                                        create_timm_classifier,
+                                        timm_eval_transform,
+                                        timm_label,
+)
+from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.models.heads import Float32Linear, build_head, float32_forward, no_autocast
 from ltbench.models.peft import PEFT_TYPES, PeftViT, bottleneck_width, check_peft_options, text_head_weights
-from ltbench.models.fingerprint import state_dict_sha256
 from ltbench.records.saved_logits import SavedRun
 
 __all__ = [
@@ -56,7 +67,8 @@ __all__ = [
     "unknown_name", "is_real", "is_whole", "related_method_config", "ComputedMethod", "seed_everything",
     "derive_seed", "generator", "seeded", "gather_batch",
     # data
-    "LTDataset", "Split", "ArraySplit", "FileSplit", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
+    "LTDataset", "Split", "ArraySplit", "FileSplit", "split_subset", "TransformSpec", "AugmentSpec", "INTERPOLATIONS",
+    "AUGMENT_KINDS", "MDA_FUNCTIONS", "training_augmentation",
     "CropSpec", "CROP_SETS", "crops",
     "templates_by_name",
     "build_sampler", "build_sampler_from_spec", "epoch_batches", "image_loader", "unlabeled_pool", "with_pool_images",

@@ -507,10 +507,11 @@ class PeftViT(nn.Module):
             return linear(h)
         return F.linear(h, modules[f"{name}_weight"](linear.weight), modules[f"{name}_bias"](linear.bias))
 
-    def forward(self, images):
+    def forward(self, images, modules: bool = True):
+        """Features of ``images``; modules=False: the frozen tower's (LIFT's use_tuner=False)."""
         x = self._tower.embed(images)
         for index, block in enumerate(self._tower.blocks):
-            x = self._block(block, x, self._modules_of(index))
+            x = self._block(block, x, self._modules_of(index) if modules else {})
         features = self._tower.final_norm(x[:, 0])
         return features if self.space == "width" else features @ self.visual.proj
 

@@ -1,16 +1,52 @@
-"""The LIFT method: a frozen CLIP ViT with PEFT modules and a text-initialised cosine classifier,
-trained end to end on images with the logit-adjusted loss through the shared trainer."""
+"""The LIFT family: a frozen ViT (CLIP's image tower, or a timm ViT) with PEFT modules and a cosine
+classifier initialised from the class text features (or, without a text tower, from the class
+means of the training features), trained end to end on images with the logit-adjusted loss
+through the shared trainer. `lift` and `lift_plus` differ only in their settings
+(benchmarks/methods/lift.yaml, lift_plus.yaml)."""
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ltbench.api import (METHODS, Method, PeftViT, Stage, UserError, build_head, build_loss, build_sampler_from_spec,
-                         check_peft_options, create_clip_backbone, encode_split, epoch_batches, is_real,
-                         read_stage_checkpoint, seeded, templates_by_name, text_classifier, text_head_weights,
-                         unknown_name)
-from ltbench.methods.lift.preprocess import check_preprocess, ensemble_logits, eval_transform, tte_transform
+from ltbench.api import (
+    AUGMENT_KINDS,
+    MDA_FUNCTIONS,
+    METHODS,
+    Method,
+    PeftViT,
+    Stage,
+    TransformSpec,
+    UserError,
+    build_head,
+    build_loss,
+    build_sampler_from_spec,
+    check_peft_options,
+    create_backbone,
+    encode_split,
+    epoch_batches,
+    generator,
+    is_real,
+    is_whole,
+    read_stage_checkpoint,
+    seeded,
+    split_subset,
+    templates_by_name,
+    text_classifier,
+    text_head_weights,
+    training_augmentation,
+    unknown_name,
+)
+from ltbench.methods.lift.preprocess import (
+    check_preprocess,
+    ensemble_logits,
+    eval_transform,
+    plain_transform,
+    tte_transform,
+)
 
-HEAD_INITS = ("text", "random")
+# auto: text with a CLIP backbone, class_mean without a text tower (the codes' classifier_init of
+# each backbone config: semantic / text_feat for CLIP, class_mean for the IN21K ViTs).
+HEAD_INITS = ("auto", "text", "class_mean", "random")
 # head.init random: the code's init_head None keeps its _Classifier's rows, uniform(-1, 1)
 # renormalised to length 1 (models/classifiers.py).
 RANDOM_HEAD_ROWS = "uniform_unit"
@@ -20,15 +56,19 @@ CHECKPOINT_FORMAT = "ltbench.lift/1"
 TRAINING = Stage(name="lift_train", label="LIFT training", file_name="lift.pt", artifact="lift_checkpoint")
 # Everything the trained weights depend on besides the dataset, the backbone and the seed.
 TRAINING_KEYS = ("peft", "head", "loss", "train", "text", "preprocess")
+PEFT_KEYS = ("bottleneck", "blocks", "adaptformer_scale", "vpt_length", "ssf_at", "down_init", "vpt_position",
+             "vpt_init", "aft_ratio", "aft_loc", "aft_seed")
 
 
-def training_identity(cfg: dict, clip, precision: str) -> dict:
+def training_identity(cfg: dict, backbone, precision: str) -> dict:
     """What the trained weights depend on (the seed goes into the stage's folder name): the frozen
     weights by their hash, so a changed checkpoint file never reuses another's stage, and the
     precision the run trains at (ctx.precision: bf16 only with amp on CUDA), not the amp setting
     a CPU run ignores."""
-    identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"],
-                "weights": {"visual": clip.visual_fingerprint(), "text": clip.text_fingerprint()},
+    weights = {"visual": backbone.visual_fingerprint()}
+    if backbone.is_clip:
+        weights["text"] = backbone.text_fingerprint()
+    identity = {"dataset": cfg["dataset"], "backbone": cfg["backbone"]["clip"], "weights": weights,
                 **{key: cfg[key] for key in TRAINING_KEYS}, "precision": precision}
     if cfg["head"]["init"] == "random":
         # The rows it starts from: a stage trained from ltbench's former Gaussian rows is not reused.
@@ -50,14 +90,52 @@ class LiftModel(nn.Module):
 
 
 def _peft_options(peft: dict, space: str) -> dict:
-    return {"bottleneck": peft["bottleneck"], "blocks": peft["blocks"], "adaptformer_scale": peft["adaptformer_scale"],
-            "vpt_length": peft["vpt_length"], "ssf_at": peft["ssf_at"], "space": space}
+    return {**{key: peft[key] for key in PEFT_KEYS}, "space": space}
 
 
-def lift_head(head_cfg: dict, out_dim: int, num_classes: int, text_init=None) -> nn.Module:
-    """The cosine classifier: rows from the class text features (head.init text), or the code's
-    random rows (head.init random), drawn from torch's global RNG (the caller seeds it)."""
-    return build_head("cosine", out_dim, num_classes, float(head_cfg["scale"]), text_init, random_init=RANDOM_HEAD_ROWS)
+def lift_head(head_cfg: dict, out_dim: int, num_classes: int, init_rows=None) -> nn.Module:
+    """The cosine classifier: rows from ``init_rows`` (the class text features, or the class
+    means), or the code's random rows (head.init random), drawn from torch's global RNG (the
+    caller seeds it)."""
+    return build_head("cosine", out_dim, num_classes, float(head_cfg["scale"]), init_rows, random_init=RANDOM_HEAD_ROWS)
+
+
+def head_init(head_cfg: dict, has_text: bool, label: str) -> str:
+    """text, class_mean or random: head.init with auto resolved for the backbone."""
+    init = head_cfg["init"]
+    if init == "auto":
+        return "text" if has_text else "class_mean"
+    if init == "text" and not has_text:
+        raise UserError(f"head.init=text needs the class text features, and backbone '{label}' has no text tower; "
+                        "use head.init=class_mean (the codes' init for their ImageNet-21k ViTs) or auto")
+    return init
+
+
+def class_mean_images(labels: np.ndarray, num_classes: int, per_class, rng: torch.Generator) -> np.ndarray:
+    """Which training images the class means come from: all of them (per_class null, LIFT's
+    init_head class_mean), or at most ``per_class`` of each class drawn at random (LIFT+'s
+    DownSampler(n_max=100)), in split order."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=num_classes)
+    if (counts == 0).any():
+        missing = int(np.flatnonzero(counts == 0)[0])
+        raise UserError(f"head.init=class_mean: class {missing} has no training image to take a mean of; "
+                        "use head.init=random")
+    if per_class is None:
+        return np.arange(len(labels))
+    keys = torch.rand(len(labels), generator=rng).numpy()  # a random order within each class
+    order = np.lexsort((keys, labels))
+    rank = np.arange(len(labels)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.sort(order[rank < per_class])
+
+
+def class_means(features: torch.Tensor, labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """[C, D] L2-normalised mean feature of each class (the codes' class_mean init)."""
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=features.device)
+    sums = torch.zeros(num_classes, features.shape[1], dtype=torch.float64, device=features.device)
+    sums.index_add_(0, labels, features.double())
+    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).unsqueeze(1)
+    return F.normalize((sums / counts).float(), dim=-1)
 
 
 def check_options(cfg: dict):
@@ -69,9 +147,35 @@ def check_options(cfg: dict):
     if not (is_real(scale) and scale > 0):
         raise UserError(f"head.scale={scale!r}: expected a number > 0 (the cosine classifier's logit scale; "
                         "the code: 25)")
+    per_class = head["class_mean_images"]
+    if per_class is not None and not (is_whole(per_class) and per_class >= 1):
+        raise UserError(f"head.class_mean_images={per_class!r}: expected null (every training image, LIFT) or a "
+                        "whole number >= 1 (at most that many a class, LIFT+: 100)")
+    if not isinstance(head["class_mean_modules"], bool):
+        raise UserError(f"head.class_mean_modules={head['class_mean_modules']!r}: expected true (the features "
+                        "through the PEFT modules at their init, LIFT+) or false (the frozen tower, LIFT)")
     check_peft_options(cfg["peft"]["type"], **_peft_options(cfg["peft"], head["space"]))
     check_preprocess(cfg["preprocess"], cfg["tte"])
+    check_augment(cfg["train"])
     build_loss(cfg["loss"])
+
+
+def check_augment(train: dict):
+    """augment.kind, its schedule and the crop options, at a stand-in image size (the backbone's is
+    not known before it is built)."""
+    augment = train.get("augment") or {}
+    kind = augment.get("kind", "random_resized_crop")
+    if kind not in AUGMENT_KINDS:
+        raise unknown_name("train.augment.kind", kind, AUGMENT_KINDS)
+    if kind == "minimalist" and augment.get("enabled", False):
+        if augment.get("schedule") not in MDA_FUNCTIONS:
+            raise unknown_name("train.augment.schedule", augment.get("schedule"), MDA_FUNCTIONS)
+        epochs = train["epochs"]
+        if not (is_whole(epochs) and epochs >= 2):
+            raise UserError(f"train.epochs={epochs!r}: augment.kind=minimalist's schedule runs from the first to the "
+                            "last epoch (t = epoch / (epochs - 1), as LIFT+'s code): train at least 2 epochs or use "
+                            "augment.kind=random_resized_crop")
+    training_augmentation(TransformSpec(size=1, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)), augment, train["epochs"])
 
 
 @METHODS.register_module(name="lift")
@@ -84,33 +188,65 @@ class Lift(Method):
 
     def fit(self, data, ctx):
         cfg = self.cfg
-        self.clip = create_clip_backbone(cfg["backbone"]["clip"], ctx.device, cfg["method"])
-        visual = self.clip.model.visual
+        self.backbone = create_backbone(cfg["backbone"]["clip"], ctx.device)
+        backbone = self.backbone
+        visual = backbone.model.visual if backbone.is_clip else backbone.model
         peft, head_cfg = cfg["peft"], cfg["head"]
+        init = head_init(head_cfg, backbone.is_clip, backbone.label)
         # Every random init from (seed, purpose): adapters, prompts and the head alike.
         with seeded(ctx.seed, "lift", "peft"):
-            tower = PeftViT(visual, peft["type"], data.num_classes, label=self.clip.label,
+            tower = PeftViT(visual, peft["type"], data.num_classes, label=backbone.label, seed=ctx.seed,
                             **_peft_options(peft, head_cfg["space"]))
-        text_init = None
-        if head_cfg["init"] == "text":
+        self.transform = ctx.image_transform(eval_transform(backbone.eval_transform, cfg["preprocess"]))
+        init_rows = None
+        if init == "text":
             templates = templates_by_name(cfg["text"]["templates"])
-            text_init = text_head_weights(text_classifier(self.clip, data.class_names, templates, ctx), visual,
+            init_rows = text_head_weights(text_classifier(backbone, data.class_names, templates, ctx), visual,
                                           head_cfg["space"]).cpu()
+        # class_mean: the rows are set when training starts (_train), not for a finished stage.
         with seeded(ctx.seed, "lift", "head"):
-            head = lift_head(head_cfg, tower.out_dim, data.num_classes, text_init)
+            head = lift_head(head_cfg, tower.out_dim, data.num_classes, init_rows)
         self.model = LiftModel(tower, head).to(ctx.device)
-        self.transform = ctx.image_transform(eval_transform(self.clip.eval_transform, cfg["preprocess"]))
+        self.head_init = init
         head_parameters = sum(p.numel() for p in head.parameters())
         ctx.outputs.details["lift"] = {
             "peft": peft["type"], "bottleneck": tower.bottleneck, "tuned_blocks": tower.tuned_blocks,
             "trained_parameters": {"peft": tower.trained_parameters, "head": head_parameters,
                                    "total": tower.trained_parameters + head_parameters},
+            "head_init": init, "augment": self._augment_kind(),
             "tte": cfg["tte"]["crops"] if cfg["tte"]["enabled"] else "off"}
-        ctx.log(f"lift: {peft['type']}, {tower.trained_parameters:,} PEFT + {head_parameters:,} head parameters train")
+        if tower.aft_ratio is not None:
+            ctx.outputs.details["lift"]["aft_ratio"] = tower.aft_ratio
+        ctx.log(f"{cfg['method']}: {peft['type']}, {tower.trained_parameters:,} PEFT + {head_parameters:,} head "
+                f"parameters train; head from {init}")
         with ctx.timer("train"):
-            TRAINING.reuse_or_train(ctx, self.clip.label, training_identity(cfg, self.clip, ctx.precision),
+            TRAINING.reuse_or_train(ctx, backbone.label, training_identity(cfg, backbone, ctx.precision),
                                     load=self._load,
                                     train=lambda work_dir: self._train(data, ctx, work_dir))
+
+    def _augment_kind(self) -> str:
+        augment = self.cfg["train"]["augment"]
+        if not augment.get("enabled", False):
+            return "off"
+        kind = augment.get("kind", "random_resized_crop")
+        return f"minimalist ({augment['schedule']})" if kind == "minimalist" else kind
+
+    def _class_means(self, tower: PeftViT, data, ctx) -> torch.Tensor:
+        """The class means of the training features, through the codes' plain transform (shorter
+        side to the input size, centre crop), of every image or at most head.class_mean_images a
+        class drawn from (seed, purpose), through the frozen tower or its modules at their init."""
+        head_cfg = self.cfg["head"]
+        train = data.split("train")
+        picked = class_mean_images(train.labels, data.num_classes, head_cfg["class_mean_images"],
+                                   generator(ctx.seed, "lift", "class_mean"))
+        subset = train if len(picked) == len(train) else split_subset(train, picked)
+        transform = ctx.image_transform(plain_transform(self.backbone.eval_transform, self.cfg["preprocess"]))
+        modules = bool(head_cfg["class_mean_modules"])
+        tower.eval()  # the trainer puts it back in train mode
+        features = encode_split(subset, ctx, int(self.cfg["eval_batch_size"]),
+                                lambda images: tower(images, modules=modules), transform=transform,
+                                desc="lift class means")
+        return class_means(features, subset.labels, data.num_classes)
 
     def _trained_state(self) -> dict:
         return {name: p.detach() for name, p in self.model.named_parameters() if p.requires_grad}
@@ -129,17 +265,23 @@ class Lift(Method):
     def _train(self, data, ctx, work_dir):
         cfg, train_cfg = self.cfg, self.cfg["train"]
         train = data.split("train")
+        if self.head_init == "class_mean":
+            with torch.no_grad():
+                self.model.head.weight.copy_(self._class_means(self.model.tower, data, ctx))
         sampler = build_sampler_from_spec(train_cfg["sampler"], train.labels, seed=ctx.seed)
         batch_size = int(train_cfg["batch_size"])
         batches = epoch_batches(train, self.transform, train_cfg["augment"], batch_size, sampler, seed=ctx.seed,
-                                num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)
+                                num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device,
+                                epochs=int(train_cfg["epochs"]))
         steps = -(-len(sampler) // batch_size)  # the code's loader keeps the last partial batch
         loss, class_counts = build_loss(cfg["loss"]), data.class_counts
         # --resume continues only on the same frozen weights (the head starts from their text features).
-        identity = {"visual": self.clip.visual_fingerprint(), "text": self.clip.text_fingerprint()}
+        identity = {"visual": self.backbone.visual_fingerprint()}
+        if self.backbone.is_clip:
+            identity["text"] = self.backbone.text_fingerprint()
         trainer = ctx.trainer(train_cfg, name="lift", work_dir=work_dir, identity=identity)
         trainer.fit(self.model, batches, steps, loss_fn=lambda logits, targets: loss(logits, targets, class_counts))
-        return {"format": CHECKPOINT_FORMAT, "backbone": self.clip.label,
+        return {"format": CHECKPOINT_FORMAT, "backbone": self.backbone.label,
                 "trained": {name: tensor.cpu() for name, tensor in self._trained_state().items()}}, trainer
 
     def predict(self, split, ctx) -> np.ndarray:
@@ -154,5 +296,5 @@ class Lift(Method):
             transform, encode = self.transform, self.model
         with torch.no_grad():
             logits = encode_split(split, ctx, int(self.cfg["eval_batch_size"]), encode, transform=transform,
-                                  desc=f"lift {split.name}")
+                                  desc=f"{self.cfg['method']} {split.name}")
         return logits.numpy()
