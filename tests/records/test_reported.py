@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ltbench.core.atomic import write_json_atomic
 from ltbench.core.errors import UserError
 from ltbench.records.reported import default_reported_path, eval_splits_for, load_reported, reported_for
-from ltbench.core.atomic import write_json_atomic
 
 # A copy of the project's docs/REPORTED.md, the published numbers as the papers print them.
 REPORTED_MD = Path(__file__).resolve().with_name("REPORTED.md")
