@@ -155,3 +155,50 @@ def test_bad_lift_plus_options_fail_with_one_line(run_cli, out, option, message)
     assert code != 0
     error = [line for line in stderr.splitlines() if "error" in line]
     assert len(error) == 1 and message in error[0], stderr
+
+
+# --- the suite -------------------------------------------------------------------------------------
+
+# scripts/run_ft_methods.sh of LIFT+'s code, one row per line: (method, flags) on imagenet_lt and
+# places_lt, every one with `tte True`; the lr of lp / fft / aft as the script gives them.
+FT_METHODS_SCRIPT = {
+    "imagenet_lt": [("lp", {"lr": 0.03}), ("fft", {"lr": 0.001}), ("aft", {"aft_ratio": 0.005, "lr": 0.02}),
+                    ("bitfit", {}), ("pt", {}), ("adapter", {}), ("lora", {}), ("adaptformer", {})],
+    "places_lt": [("lp", {"lr": 0.03}), ("fft", {"lr": 0.002}), ("aft", {"aft_ratio": 0.005, "lr": 0.02}),
+                  ("bitfit", {}), ("pt", {}), ("adapter", {}), ("lora", {}), ("adaptformer", {})],
+}
+PEFT_OF_ROW = {"lp": ("full", 0), "fft": ("full", None), "aft": ("aft", None), "bitfit": ("bitfit", None),
+               "pt": ("vpt_deep", None), "adapter": ("adapter", None), "lora": ("lora", None),
+               "adaptformer": ("adaptformer", None)}
+
+
+def test_the_suite_runs_the_codes_fine_tuning_comparison():
+    import math
+
+    from ltbench.app.suite import find_suite, load_suite
+
+    suite = load_suite(find_suite("lift_plus"))
+    rows = [(entry, resolve(entry.request())) for entry in suite.entries
+            if entry.method == "lift_plus" and entry.backbone == "ViT-B-16:openai"
+            and any(key.startswith("peft.") for key, _ in entry.cfg_options)]
+    classes, blocks = {"imagenet_lt": 1000, "places_lt": 365}, 12
+    for dataset, script in FT_METHODS_SCRIPT.items():
+        ours = [cfg for entry, cfg in rows if entry.dataset == dataset]
+        assert len(ours) == len(script) - 1  # adaptformer is LIFT+ itself: the TTE part's entries
+        for (row, flags), cfg in zip(script, ours):
+            assert (cfg["peft"]["type"], cfg["peft"]["blocks"]) == PEFT_OF_ROW[row], row
+            assert cfg["tte"]["enabled"] is True and cfg["train"]["epochs"] == 5
+            assert cfg["train"]["lr"] == flags.get("lr", 0.02), row
+            assert cfg["peft"]["aft_ratio"] == flags.get("aft_ratio"), row
+            count = classes[dataset]
+            if row == "pt":  # pt_len None: 2 ** max(0, int(log2(C / L)))
+                assert cfg["peft"]["vpt_length"] == 2 ** max(0, int(math.log2(count / blocks)))
+            if row == "lora":  # lora_dim None: 2 ** max(0, int(log2(C / (4 L))))
+                assert cfg["peft"]["bottleneck"] == 2 ** max(0, int(math.log2(count / (blocks * 4))))
+    # every entry of the suite resolves (the dry run's check), both TTE settings of each main run
+    mains = [(e.method, e.dataset, e.backbone, dict(e.cfg_options).get("tte.enabled", False)) for e in suite.entries
+             if not any(key.startswith(("peft.", "text.")) for key, _ in e.cfg_options)]
+    for method in ("lift", "lift_plus"):
+        for dataset in ("imagenet_lt", "places_lt", "inat2018", "cifar100_lt"):
+            for backbone in ("ViT-B-16:openai", "ViT-L-14:openai"):
+                assert {tte for m, d, b, tte in mains if (m, d, b) == (method, dataset, backbone)} == {False, True}
