@@ -124,6 +124,21 @@ def test_a_timm_vit_takes_the_class_mean_classifier(run_cli, out):
     assert code != 0 and "no text tower" in stderr
 
 
+def test_file_images_of_any_shape_take_the_minimalist_crops(run_cli, tmp_path, folder_dataset):
+    """Non-square image files (20 x 24 px) through the PIL path: square crops of the 20 px side
+    scheduled over 3 epochs, then LIFT+'s eval resize and TTE."""
+    (tmp_path / "data").mkdir()
+    options = folder_dataset(tmp_path / "data")
+    code, stdout, stderr = run_cli(
+        "run", "--method", "lift_plus", "--dataset", "folder_lt", "--backbone", "tiny", "--data-root", options["root"],
+        "--out", tmp_path / "out", "--no-progress", "--cfg-options", "dataset.train_list=train.txt",
+        "dataset.test_list=test.txt", "dataset.classnames=names.txt", "train.epochs=3", "train.batch_size=4",
+        "tte.enabled=true", "tte.expand=4", "runtime.num_workers=0")
+    assert code == 0, stderr
+    record = _record(stdout)
+    assert record["details"]["lift"]["augment"] == "minimalist (convex)" and record["details"]["lift"]["tte"] == "five"
+
+
 def test_an_interrupted_lift_plus_resumes_to_the_uninterrupted_numbers(run_cli, tmp_path, interrupt_after_saves):
     args = ("run", "--method", "lift_plus", "--dataset", "digits_lt", "--no-progress", "--cfg-options",
             "train.epochs=3")
