@@ -54,6 +54,6 @@ def test_a_variants_per_dataset_value_shows_once_with_the_value_that_wins():
     assert len(rows["train.epochs"].overrides) == len(overrides)
     assert overrides == {"inat2018": 15, "digits_lt": 30}
     assert resolve(RunRequest("lift_plus", "digits_lt"))["train"]["epochs"] == 30
-    assert dict((w, v) for w, v, _ in rows["tte.expand"].overrides)["per_backbone.ViT-L-14"] == 24
+    assert {w: v for w, v, _ in rows["tte.expand"].overrides}["per_backbone.ViT-L-14"] == 24
     lift = {row.key: row for row in option_rows("lift")}
     assert {w: v for w, v, _ in lift["train.epochs"].overrides} == {"inat2018": 20, "digits_lt": 15}
