@@ -8,7 +8,7 @@ computed in this run with its own defaults for this dataset, backbone and seed (
 import numpy as np
 
 from ltbench.api import METHODS, Method, Option, UserError
-from ltbench.api.ensembles import ensemble_for, logits_source, source_backbone_label
+from ltbench.api.ensembles import ensemble_for, is_saved_run, logits_source, source_backbone_label
 from ltbench.api.options import ENSEMBLE
 from ltbench.api.training import PerSplit
 
@@ -51,6 +51,10 @@ class ClipEnsemble(Method):
     def backbone_label_for(cls, cfg: dict) -> str:
         """The members' labels joined by '+'; a saved member's comes from its record (read, no model built)."""
         return "+".join(source_backbone_label(spec, cfg, role=ROLE) for spec in _members(cfg))
+
+    @classmethod
+    def source_records(cls, cfg: dict) -> list:
+        return [spec for spec in _members(cfg) if is_saved_run(spec)]
 
     def fit(self, data, ctx):
         self._member_logits = PerSplit(lambda split: [member.logits(split) for member in self.members])

@@ -118,14 +118,45 @@ def planned_record_path(cfg: dict, out_dir) -> Path:
                        config_hash(cfg), int(cfg["seed"]))
 
 
+def source_digests(cfg: dict) -> dict:
+    """{record path as the config names it: SHA-256 of its file (None: not there)} of the run
+    records a run of `cfg` reads (``Method.source_records``): what its own record is keyed on
+    besides its config."""
+    import hashlib
+
+    method_cls = registry.get(registry.METHODS, cfg["method"])
+    digests = {}
+    for spec in method_cls.source_records(cfg):
+        source = Path(spec).expanduser()
+        digests[str(spec)] = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
+    return digests
+
+
+def record_is_current(cfg: dict, path: Path) -> bool:
+    """Whether the record at `path` (the planned path of `cfg`) stands for a run of `cfg` now: it
+    exists, and every run record it read is the file it read (a post-hoc run of a source that was
+    redone since is not current: --skip-existing recomputes it)."""
+    if not path.exists():
+        return False
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # unreadable: the run writes it anew
+    return (existing.get("source_records") or {}) == source_digests(cfg)
+
+
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False):
     """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
     returns (record path, record or None when skipped)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     path = planned_record_path(cfg, out_dir)
-    if skip_existing and path.exists():
+    if skip_existing and record_is_current(cfg, path):
         return path, None
+    if skip_existing and path.exists():
+        print(f"ltbench: {path} was computed from other versions of its source records; recomputing it",
+              file=sys.stderr)
+    sources = source_digests(cfg)
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
     apply_determinism(cfg["deterministic"])  # before CUDA starts (distributed.setup, below)
@@ -217,7 +248,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                              device=describe_device(ctx.device), split_files=split_hashes(data),
                              extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,
                              details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample,
-                             devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics())
+                             devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics(),
+                             source_records=sources)
         write_json_atomic(path, record)
     if lock is not None:
         lock.release()

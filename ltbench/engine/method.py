@@ -68,6 +68,14 @@ class Method(ABC):
         before any work. Default: no. Override it when ``fit`` saves one."""
         return False
 
+    @classmethod
+    def source_records(cls, cfg: dict) -> list:
+        """The run records (paths of .json files) whose saved logits or artifacts a run of `cfg`
+        reads: a post-hoc source, an ensemble's saved members. The record names each with the
+        SHA-256 of its file, so ``--skip-existing`` recomputes a run whose source was redone.
+        Default: none."""
+        return []
+
     @property
     def backbone_label(self) -> str:
         return self.backbone_label_for(self.cfg)

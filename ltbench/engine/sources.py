@@ -7,6 +7,7 @@ or a method's registered name, configured as its own run of this dataset, backbo
 would be (plus ``options``, KEY=VALUE strings). Both are checked before any work: a record of
 another dataset, a record without logits, a method that does not exist.
 """
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -105,7 +106,9 @@ class SavedLogits(LogitsSource):
         return True
 
     def linear_head(self) -> LinearHead:
-        return read_linear_head(self.record, f"{self.role} {self.run.record_path}")
+        # The record lies at <results>/runs/<dataset>/<run>.json.
+        results_dir = Path(self.run.record_path).resolve().parent.parent.parent
+        return read_linear_head(self.record, f"{self.role} {self.run.record_path}", results_dir)
 
     def summary(self) -> dict:
         return {"source": str(self.run.record_path), "source_run_id": self.record.get("run_id"),

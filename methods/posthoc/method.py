@@ -6,6 +6,7 @@ import numpy as np
 
 from ltbench.api import METHODS, Method, UserError
 from ltbench.api.calibration import choose_on_val, select_on_grid, tau_normalised_logits
+from ltbench.api.ensembles import is_saved_run
 from ltbench.methods.posthoc.adjust import (
     log_prior,
     logit_adjusted,
@@ -32,6 +33,10 @@ class Posthoc(Method):
     def backbone_label_for(cls, cfg: dict) -> str:
         """The source's: its record's backbone, or the computed method's label."""
         return source_label(cfg["source"], cfg)
+
+    @classmethod
+    def source_records(cls, cfg: dict) -> list:
+        return [cfg["source"]] if is_saved_run(cfg["source"]) else []
 
     def check_options(self, cfg: dict):
         """Options of the adjustment, before any work."""

@@ -40,7 +40,7 @@ def command(args) -> int:
                                  progress=not args.no_progress, save_logits=args.save_logits,
                                  skip_existing=not args.force, resume=args.resume)
     if args.dry_run:
-        return sweep.print_plan(suite, options)
+        return sweep.print_plan(suite, options, launcher=args.launcher)
     if args.launcher == "local":
         return sweep.run_locally(suite, options)
     if not args.partition:
