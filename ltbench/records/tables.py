@@ -12,12 +12,12 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 from tabulate import tabulate
 
+from ltbench.core.atomic import write_text_atomic
 from ltbench.core.errors import unknown_name
+from ltbench.core.names import slug
 from ltbench.metrics import GROUPS, SHOT_RULES, agnostic_distribution_names, grouped_accuracy
 from ltbench.records.labels import distinguishing_labels
 from ltbench.records.reported import reported_for
-from ltbench.core.atomic import write_text_atomic
-from ltbench.core.names import slug
 
 METRICS = (*GROUPS, "overall")
 METRIC_HEADERS = {"many": "Many", "medium": "Medium", "few": "Few", "overall": "Overall"}
@@ -109,7 +109,10 @@ def join_reported(rows: List[dict], entries: List[dict], dataset: str) -> List[d
         # One config hash per row: its first record's config stands for the row's settings.
         config = row["records"][0].get("config") if row.get("records") else None
         entry = reported_for(entries, dataset, row["method"], row["backbone"], row["split"], config)
-        row["reported"] = {"overall": entry["overall"] if entry else None, "source": entry["source"] if entry else None}
+        source = entry["source"] if entry else None
+        if entry and entry.get("tte") == "unknown":
+            source += ", TTE unknown"  # the source does not say whether the number is with test-time ensembling
+        row["reported"] = {"overall": entry["overall"] if entry else None, "source": source}
     return rows
 
 
