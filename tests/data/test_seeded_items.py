@@ -6,15 +6,15 @@ import traceback
 import torch
 
 from ltbench.data import build_dataset
+from ltbench.data.augment import AugmentSpec
 from ltbench.data.loading import _ImageFileDataset, _SeededImageDataset
-from ltbench.data.transforms import AugmentSpec
 
 SPEC = AugmentSpec(size=16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_scale=(0.08, 1.0))
 
 
 def test_an_item_is_its_seeds_augmentation_and_formats_no_stack(folder_dataset, tmp_path, monkeypatch):
     split = build_dataset(folder_dataset(tmp_path, per_class=2)).split("train")
-    seeded, plain = _SeededImageDataset(split, SPEC.pil_transform()), _ImageFileDataset(split, SPEC.pil_transform())
+    seeded, plain = _SeededImageDataset(split, SPEC), _ImageFileDataset(split, SPEC.pil_transform())
     expected = []
     for index, seed in ((0, 11), (3, 12), (0, 13)):
         with torch.random.fork_rng(devices=[]):
@@ -26,7 +26,7 @@ def test_an_item_is_its_seeds_augmentation_and_formats_no_stack(folder_dataset, 
     stacks = []
     monkeypatch.setattr(traceback, "format_stack", lambda *args, **kwargs: stacks.append(1) or [])
     state = torch.get_rng_state()
-    items = [seeded[(index, seed)][0] for index, seed in ((0, 11), (3, 12), (0, 13))]
+    items = [seeded[(index, seed, 0)][0] for index, seed in ((0, 11), (3, 12), (0, 13))]
     assert stacks == []  # before: three formatted stacks an image (CUDA, XPU, MTIA seeds queued)
     assert all(torch.equal(item, want) for item, want in zip(items, expected))
     assert not torch.equal(items[0], items[2])  # another seed, another crop
