@@ -24,6 +24,7 @@ from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
+from ltbench.engine.cost import cost_block
 from ltbench.engine.devices import device_facts
 from ltbench.metrics import evaluate, per_sample_summary
 from ltbench.models.factory import backbone_details
@@ -124,9 +125,11 @@ def planned_record_path(cfg: dict, out_dir) -> Path:
                        config_hash(cfg), int(cfg["seed"]))
 
 
-def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False):
+def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False,
+        annotations: dict = None):
     """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
-    returns (record path, record or None when skipped)."""
+    returns (record path, record or None when skipped). annotations: fields the record carries
+    besides (``tuned``, ``test_as_val``: app/tune.py)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     path = planned_record_path(cfg, out_dir)
@@ -215,6 +218,8 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
             save_logits(logits_file_for(path), saved, saved_format)
             logits_path = logits_file_for(path).name
         ctx.outputs.timings["total"] = time.perf_counter() - started
+        cost = cost_block(ctx.outputs.cost, method, ctx.outputs.timings, ctx.outputs.stages,
+                          devices=distributed.get_world_size(), device_type=ctx.device.type)
         record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
                              seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
                              class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
@@ -223,7 +228,9 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                              device=describe_device(ctx.device), split_files=split_hashes(data),
                              extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,
                              details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample,
-                             devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics())
+                             devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics(),
+                             cost=cost)
+        record.update(annotations or {})
         write_json_atomic(path, record)
     if lock is not None:
         lock.release()

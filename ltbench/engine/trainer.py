@@ -137,6 +137,15 @@ def to_device(inputs, device, channels_last: bool = False):
     return inputs
 
 
+def holds_images(inputs) -> bool:
+    """Whether a training batch holds images (a 4-D floating tensor, alone or among the inputs),
+    i.e. the trained module runs an image encoder forward and backward on them; features and
+    tokens are 2-D / 3-D."""
+    if isinstance(inputs, (tuple, list)):
+        return any(holds_images(item) for item in inputs)
+    return isinstance(inputs, torch.Tensor) and inputs.dim() == 4 and inputs.is_floating_point()
+
+
 def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
     """Whether `model` runs on NHWC (channels_last) image batches on `device`.
 
@@ -224,6 +233,10 @@ class Trainer:
         if not params:
             raise ValueError("the model has no trainable parameters")
         optimizer = build_optimizer(params, cfg, lr_scales)
+        # What this training costs (engine/cost.py), counted on the host from batch shapes.
+        cost = ctx.outputs.cost.trainer(ctx.part + self.name)
+        ctx.outputs.cost.note_module(ctx.part + self.name, model,
+                                     {id(p) for group in optimizer.param_groups for p in group["params"]})
         accum = max(1, int(cfg["grad_accum_steps"]))
         steps_per_update = math.ceil(steps_per_epoch / accum)
         total_updates = steps_per_update * int(cfg["epochs"])
@@ -232,6 +245,7 @@ class Trainer:
             optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"], cfg["cosine_cycles"],
                                      warmup_factor(cfg), steps_per_update))
         start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
+        cost["resumed_epochs"] += start_epoch
         wrapped = distributed.wrap_for_training(model, ctx.device, sync_batchnorm=cfg["sync_batchnorm"])
         module = torch.compile(wrapped) if ctx.compile else wrapped
         processes = distributed.get_world_size()
@@ -258,9 +272,14 @@ class Trainer:
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
+                    cost["optimizer_steps"] += 1
                 running_loss += loss.detach()
                 running_steps += 1
-                seen += int(targets.shape[0]) * processes
+                batch_size = int(targets.shape[0]) * processes  # a shape: known on the host, no sync
+                seen += batch_size
+                cost["samples"] += batch_size
+                if holds_images(inputs):
+                    cost["image_samples"] += batch_size
                 # .item() synchronises with the device: only at logging intervals (where the
                 # processes of a distributed run also average their losses).
                 if running_steps == cfg["log_interval"] or step + 1 == steps_per_epoch:
@@ -273,6 +292,7 @@ class Trainer:
                                     img_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
                 bar.update(1)
             bar.close()
+            cost["epochs"] += 1
             distributed.sync_buffers(model)
             seconds = time.perf_counter() - started
             entry = {"epoch": epoch, "loss": epoch_loss / max(1, logged_steps),

@@ -92,7 +92,7 @@ def make_record(
     logits_path: Optional[str] = None, artifacts: Optional[Dict[str, str]] = None,
     details: Optional[dict] = None, shot_counts=None, per_sample: Optional[dict] = None,
     devices: Optional[dict] = None, stages: Optional[Dict[str, dict]] = None, numerics: Optional[dict] = None,
-    class_names: Optional[List[str]] = None,
+    class_names: Optional[List[str]] = None, cost: Optional[dict] = None,
 ) -> dict:
     """The record of one run.
 
@@ -111,7 +111,9 @@ def make_record(
     and host memory (engine/stage_stats.py). numerics: deterministic mode, TF32 and cuDNN settings
     (core/determinism.py). Records from before them have none of the three. class_names: the
     dataset's class names in class-index order (what the report's per-class table shows; records
-    from before them have none).
+    from before them have none). cost: what the run cost (engine/cost.py: parameters trained and
+    frozen, images, optimiser steps, device-hours, peaks; this run, reused, from scratch); records
+    from before it have none (schema 2 without ``cost`` reads as before).
     """
     config_hash = compute_config_hash(config)
     return {
@@ -136,6 +138,7 @@ def make_record(
         "devices": devices or {},
         "stages": stages or {},
         "numerics": numerics or {},
+        "cost": cost,
         "logits_path": logits_path,
         "per_sample": per_sample,
         "artifacts": artifacts or {},
@@ -230,6 +233,9 @@ def _hardware_problem(record: dict) -> Optional[str]:
             value = stage.get(key)
             if not (_is_count(value) or (value is None and key == "peak_device_bytes")):
                 return f"stages.{name}.{key} is {value!r}, not a byte count"
+    cost = record.get("cost")
+    if cost is not None and not isinstance(cost, dict):
+        return "'cost' is not a JSON object"
     numerics = record.get("numerics", {})
     if not isinstance(numerics, dict):
         return "'numerics' is not a JSON object"
