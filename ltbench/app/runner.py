@@ -126,13 +126,18 @@ def planned_record_path(cfg: dict, out_dir) -> Path:
 
 
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False,
-        annotations: dict = None):
+        annotations: dict = None, path_suffix: str = "", work_root: Path = None):
     """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
     returns (record path, record or None when skipped). annotations: fields the record carries
-    besides (``tuned``, ``test_as_val``: app/tune.py)."""
+    besides (``tuned``, ``trial``, ``test_as_val``: app/tune.py); path_suffix: added to the
+    record's file name (a tuned run beside the recipe run of the same settings); work_root: the
+    folder of work folders and shared stages (default <out_dir>/work; a tuning trial shares its
+    results folder's)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     path = planned_record_path(cfg, out_dir)
+    if path_suffix:
+        path = path.with_name(f"{path.stem}{path_suffix}{path.suffix}")
     if skip_existing and path.exists():
         return path, None
     device = resolve_device(cfg["runtime"]["device"])
@@ -155,7 +160,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     runtime = cfg["runtime"]
     # Under torchrun every process runs all of this; core/distributed.py splits the work.
     ctx = RunContext(device=distributed.setup(device, runtime["collective_timeout_minutes"]), seed=seed,
-                     work_dir=Path(out_dir) / "work" / path.stem, cache=cache,
+                     work_dir=Path(work_root or Path(out_dir) / "work") / path.stem, cache=cache,
                      amp=bool(cfg["amp"]), num_workers=loader_workers(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume, jpeg_draft=cfg["jpeg_draft"], gpu_jpeg=cfg["gpu_jpeg"],
