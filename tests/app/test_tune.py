@@ -140,8 +140,8 @@ def test_a_six_trial_study_of_the_decoder(tmp_path, run_cli):
 @pytest.mark.e2e
 def test_a_killed_worker_leaves_a_failed_trial_and_a_restarted_one_finishes_the_study(tmp_path):
     out = tmp_path / "results"
-    command = [sys.executable, "-m", "ltbench", *STUDY_ARGS[:-3], "--cfg-options", "train.epochs=400",
-               "text.templates=single", "--out", str(out), "--trials", "2", "--no-final", "--stale-after", "2"]
+    command = [sys.executable, "-m", "ltbench", *STUDY_ARGS[:-3], "--out", str(out), "--trials", "2", "--no-final",
+               "--stale-after", "2", "--cfg-options", "train.epochs=300", "text.templates=single"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
     db = out / "tune" / "linear_probe__digits_lt__tiny__overall" / "study.db"
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -152,7 +152,19 @@ def test_a_killed_worker_leaves_a_failed_trial_and_a_restarted_one_finishes_the_
     worker.wait()
     assert _trial_states(db) == ["RUNNING"]
     time.sleep(3)  # past --stale-after: the trial's heartbeat has stopped
-    restarted = subprocess.run([*command[:-7], "train.epochs=5", *command[-6:]], env=env, capture_output=True,
-                               text=True, timeout=300)
+    restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert restarted.returncode == 0, restarted.stderr
     assert _trial_states(db) == ["FAIL", "COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.slow
+def test_two_local_workers_share_one_study_without_running_a_trial_twice(tmp_path, run_cli):
+    out = tmp_path / "results"
+    code, _, err = run_cli(*STUDY_ARGS, "--out", out, "--trials", "4", "--workers", "2", "--no-final")
+    assert code == 0, err
+    db = out / "tune" / "linear_probe__digits_lt__tiny__overall" / "study.db"
+    states = _trial_states(db)
+    assert states.count("COMPLETE") == 4 and set(states) <= {"COMPLETE", "FAIL"}  # FAIL: a surplus trial, not run
+    records = [json.loads(path.read_text()) for path in (out / "tune").rglob("runs/*/*.json")]
+    numbers = [record["trial"]["number"] for record in records]
+    assert len(numbers) == len(set(numbers)) == len({record["config_hash"] for record in records}) == 4
