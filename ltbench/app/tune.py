@@ -80,6 +80,10 @@ class TuneRequest:
     options: tuple = ()
 
 
+class NoSearchSpace(UserError):
+    """The method declares nothing to search (zero-shot CLIP): a protocol runs its recipe."""
+
+
 def _tagged(doc_notes, path) -> bool:
     note = doc_notes.get(path)
     return bool(note and note.tags)
@@ -91,7 +95,7 @@ def search_space(method: str, schema) -> List[Range]:
     files = method_files(method)
     docs = [doc for doc in files.docs if SEARCH_KEY in doc.data]
     if not docs:
-        raise UserError(f"methods/{method}.yaml declares no search space (a `{SEARCH_KEY}:` section of "
+        raise NoSearchSpace(f"methods/{method}.yaml declares no search space (a `{SEARCH_KEY}:` section of "
                         "option: {low, high[, log]} or {choices: [...]}); add one to tune it (docs/comparisons.md)")
     doc = docs[-1]
     space = doc.data[SEARCH_KEY]

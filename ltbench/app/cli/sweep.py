@@ -15,6 +15,9 @@ def register(commands):
     add_runtime_options(sweep)
     sweep.add_argument("--save-logits", nargs="?", const=True, default=False, metavar="FORMAT",
                        help="as in `ltbench run`: logits beside each record (float32, float16 or topK)")
+    sweep.add_argument("--protocol", metavar="NAME",
+                       help="compare under a protocol (benchmarks/protocols/NAME.yaml, e.g. equal_budget): every "
+                            "method tuned on val with the same budget, then its best settings with several seeds")
     sweep.add_argument("--launcher", choices=("local", "slurm"), default="local",
                        help="local: one entry after another here; slurm: one job per entry (needs submitit)")
     slurm = sweep.add_argument_group("slurm launcher (--launcher slurm)")
@@ -39,6 +42,14 @@ def command(args) -> int:
                                  cfg_options=parse_cfg_options(args.cfg_options), device=args.device,
                                  progress=not args.no_progress, save_logits=args.save_logits,
                                  skip_existing=not args.force, resume=args.resume)
+    if args.protocol:
+        from ltbench.app.protocol import find_protocol, load_protocol, run_protocol
+
+        protocol = load_protocol(find_protocol(args.protocol))
+        if args.launcher != "local" or args.dry_run:
+            raise UserError("--protocol runs here (--launcher local), without --dry-run; for workers on many "
+                            "machines start `ltbench tune` jobs against one --storage")
+        return run_protocol(suite, protocol, options)
     if args.dry_run:
         return sweep.print_plan(suite, options)
     if args.launcher == "local":
