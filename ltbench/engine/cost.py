@@ -74,7 +74,7 @@ class CostMeter:
     def snapshot(self) -> dict:
         """The counters now (for the cost of a stage: the difference of two snapshots)."""
         return {"training": {name: dict(entry) for name, entry in self.training.items()},
-                "encoder_images": self.encoder_images}
+                "encoder_images": self.encoder_images, "reused_encoder_images": self.reused_encoder_images}
 
 
 def stage_cost(before: dict, meter: CostMeter, seconds: float, devices: int) -> dict:
@@ -88,6 +88,8 @@ def stage_cost(before: dict, meter: CostMeter, seconds: float, devices: int) -> 
             training[name] = {**delta, "trained_parameters": entry["trained_parameters"]}
     return {"version": COST_VERSION, "training": training,
             "encoder_images": meter.encoder_images - before["encoder_images"],
+            # Features / tokens the stage read from the cache: encoded by some earlier run.
+            "reused_encoder_images": meter.reused_encoder_images - before["reused_encoder_images"],
             "wall_seconds": round(float(seconds), 3), "devices": int(devices),
             "device_hours": devices * float(seconds) / 3600.0}
 
@@ -198,19 +200,24 @@ def cost_block(meter: CostMeter, method, timings: Dict[str, float], stages: Dict
     reused_hours = sum(float(cost.get("device_hours", 0.0)) for cost in meter.reused_stages.values())
     reused = {**_sum_training(reused_training),
               "encoder_images_forward": meter.reused_encoder_images + sum(
-                  int(cost.get("encoder_images", 0)) for cost in meter.reused_stages.values()),
+                  int(cost.get("encoder_images", 0)) + int(cost.get("reused_encoder_images", 0))
+                  for cost in meter.reused_stages.values()),
               "device_hours": reused_hours,
               "stages": sorted(meter.reused_stages),
               # Cached features and stages stored by an older ltbench have no time of their own.
               "device_hours_known": meter.reused_encoder_images == 0 and all(
-                  "device_hours" in cost for cost in meter.reused_stages.values())}
+                  "device_hours" in cost and not cost.get("reused_encoder_images")
+                  for cost in meter.reused_stages.values())}
     from_scratch = {key: this_run[key] + reused[key] for key in (*TRAINING_COUNTERS, "encoder_images_forward",
                                                                  "device_hours")}
     peaks = [stage.get("peak_device_bytes") for stage in stages.values() if stage.get("peak_device_bytes") is not None]
     return {
         "version": COST_VERSION,
+        # A reused stage's parameters are frozen in this run but were trained once: from scratch
+        # they count as trained.
         "parameters": {**parameters, "trained_in_reused_stages": reused_trained,
-                       "trained_from_scratch": parameters["trained"] + reused_trained},
+                       "trained_from_scratch": parameters["trained"] + reused_trained,
+                       "frozen_from_scratch": max(0, parameters["frozen"] - reused_trained)},
         "training": meter.training,
         "this_run": this_run,
         "reused": reused,

@@ -1,5 +1,6 @@
 """The record's cost block (engine/cost.py) against hand counts on tiny models."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,7 @@ def test_a_reused_stage_is_counted_apart_with_the_cost_it_had(tmp_path):
     assert block["reused"]["optimizer_steps"] == 10 and block["reused"]["samples"] == 140
     assert block["from_scratch"]["optimizer_steps"] == 10
     assert block["parameters"]["trained"] == 0 and block["parameters"]["trained_in_reused_stages"] == 18
-    assert block["parameters"]["trained_from_scratch"] == 18
+    assert block["parameters"]["trained_from_scratch"] == 18 and block["parameters"]["frozen_from_scratch"] == 25
     assert block["this_run"]["device_hours"] == pytest.approx(2 * 3.6 / 3600)
     assert block["from_scratch"]["device_hours"] == pytest.approx(2 * 3.6 / 3600 + stored["device_hours"])
 
@@ -148,3 +149,28 @@ def test_peaks_and_wall_time_per_stage_come_from_the_timed_stages():
     assert block["peak_device_bytes"] == 500 and block["peak_host_bytes"] == 10
     assert block["peaks"]["fit"] == {"device_bytes": 300, "host_bytes": 10}
     assert block["wall_seconds"] == {"fit": 1.0, "predict": 2.0, "total": 3.0}
+
+
+@pytest.mark.slow
+def test_a_run_counts_the_images_it_encodes_and_those_the_cache_served(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("LTBENCH_CACHE", str(tmp_path / "cache"))  # a cold cache
+    out = tmp_path / "results"
+
+    def run(seed):
+        code, _, err = run_cli("run", "--method", "linear_probe", "--dataset", "digits_lt", "--backbone", "tiny",
+                               "--seed", seed, "--out", out, "--no-progress", "--cfg-options", "train.epochs=2")
+        assert code == 0, err
+        [path] = (out / "runs" / "digits_lt").glob(f"*seed{seed}.json")
+        record = json.loads(path.read_text())
+        return {**record["cost"], "batch_size": record["config"]["batch_size"]}
+
+    # digits_lt: 360 train, 100 val, 300 test images, each through the frozen encoder once.
+    first, second = run(0), run(1)
+    assert first["this_run"]["encoder_images_forward"] == 760 and first["reused"]["encoder_images_forward"] == 0
+    assert second["this_run"]["encoder_images_forward"] == 0 and second["reused"]["encoder_images_forward"] == 760
+    assert first["from_scratch"]["encoder_images_forward"] == second["from_scratch"]["encoder_images_forward"]
+    # The head: 64-d tiny features to 10 classes; 2 epochs of ceil(360 / batch) steps.
+    assert first["parameters"]["trained"] == 10 * 64 + 10
+    assert first["this_run"]["optimizer_steps"] == 2 * math.ceil(360 / first["batch_size"])
+    assert first["this_run"]["samples"] == 720 and first["training"]["linear_probe"]["epochs"] == 2
+    assert first["reused"]["device_hours_known"] is True and second["reused"]["device_hours_known"] is False
