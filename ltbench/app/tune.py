@@ -432,6 +432,31 @@ def tune(request: TuneRequest, log=print) -> dict:
     return summary
 
 
+def submit_workers(request: TuneRequest, slurm, executor=None, log=print) -> list:
+    """--launcher slurm: request.workers Slurm jobs, each one worker of the study against its
+    storage (checked here, before anything is submitted); no final runs: once the jobs are done, the
+    same `ltbench tune` without --launcher finds the study finished and runs the best settings."""
+    from ltbench.app.sweep import slurm_executor
+
+    # Jobs may start in another working directory than this one.
+    request = replace(request, out=Path(request.out).resolve(), overrides={
+        key: str(Path(value).resolve()) if key in ("dataset.root", "dataset.split_dir") and value else value
+        for key, value in request.overrides.items()})
+    prepared = prepare(request)
+    if prepared.storage_url.startswith("sqlite"):
+        log("warning: SQLite on a shared filesystem may lock or corrupt with workers on several machines; "
+            "prefer --storage journal:PATH or a postgresql:// / mysql:// URL")
+    folder = Path(request.out) / "slurm" / "tune" / prepared.study
+    executor = executor or slurm_executor(folder, slurm, job_name=f"ltbench-tune-{prepared.study}")
+    with executor.batch():
+        jobs = [executor.submit(work, prepared, index) for index in range(request.workers)]
+    for job in jobs:
+        log(f"job {job.job_id}: a worker of study {prepared.study}")
+    log(f"logs under {folder}; once the jobs are done, rerun this command without --launcher to run the best "
+        f"settings with {request.seeds} seeds")
+    return jobs
+
+
 def final_runs(prepared: Prepared, params: dict, trials: int, best_value: float, log=print) -> List[str]:
     """The best settings on the evaluation split with request.seeds seeds (the run seed and the
     ones after it); their records say how they were tuned."""

@@ -168,3 +168,25 @@ def test_two_local_workers_share_one_study_without_running_a_trial_twice(tmp_pat
     records = [json.loads(path.read_text()) for path in (out / "tune").rglob("runs/*/*.json")]
     numbers = [record["trial"]["number"] for record in records]
     assert len(numbers) == len(set(numbers)) == len({record["config_hash"] for record in records}) == 4
+
+
+@pytest.mark.slow
+def test_slurm_workers_run_the_study_and_a_local_rerun_runs_the_best_settings(tmp_path, run_cli):
+    """submitit's local executor pickles each job and runs it in its own process, as Slurm would."""
+    submitit = pytest.importorskip("submitit")
+    from ltbench.app.sweep import SlurmOptions
+    from ltbench.config import parse_cfg_options
+
+    out = tmp_path / "results"
+    request = tune_module.TuneRequest(method="linear_probe", dataset="digits_lt", backbone="tiny", trials=2, seeds=1,
+                                      workers=1, out=out, overrides={"runtime.progress": False},
+                                      options=tuple(parse_cfg_options(["train.epochs=5", "text.templates=single"])))
+    executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="local")
+    [job] = tune_module.submit_workers(request, SlurmOptions(partition="local"), executor=executor)
+    job.result()
+    db = out / "tune" / "linear_probe__digits_lt__tiny__overall" / "study.db"
+    assert _trial_states(db) == ["COMPLETE", "COMPLETE"]
+    code, _, err = run_cli(*STUDY_ARGS, "--out", out, "--trials", "2", "--seeds", "1")
+    assert code == 0, err
+    assert _trial_states(db) == ["COMPLETE", "COMPLETE"]  # nothing more to tune: only the final run
+    assert len(list((out / "runs" / "digits_lt").glob("*tuned*.json"))) == 1

@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from ltbench.app.cli.common import add_data_options, add_runtime_options
+from ltbench.app.cli.sweep import add_slurm_options, slurm_options
 
 
 def register(commands):
@@ -32,6 +33,9 @@ def register(commands):
     tune.add_argument("--stale-after", type=float, default=120, metavar="SECONDS",
                       help="a trial whose worker sent no heartbeat for this long is failed (default: 120)")
     tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set for --workers' helpers
+    tune.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                      help="local: the workers run here; slurm: --workers Slurm jobs on the study (needs submitit)")
+    add_slurm_options(tune)
     add_data_options(tune)
     tune.add_argument("--out", default="results", help="results folder (default: results)")
     add_runtime_options(tune)
@@ -51,5 +55,10 @@ def command(args) -> int:
                           seed=args.seed,
                           overrides=runtime_overrides(args.data_root, args.split_dir, args.device, not args.no_progress),
                           options=tuple(parse_cfg_options(args.cfg_options)))
+    if args.launcher == "slurm":
+        from ltbench.app.tune import submit_workers
+
+        submit_workers(request, slurm_options(args))
+        return 0
     tune(request)
     return 0
