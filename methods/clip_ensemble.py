@@ -7,21 +7,13 @@ computed in this run with its own defaults for this dataset, backbone and seed (
 """
 import numpy as np
 
-from ltbench.api import (
-    ENSEMBLE,
-    METHODS,
-    ComputedMethod,
-    Method,
-    Option,
-    PerSplit,
-    SavedRun,
-    UserError,
-    ensemble_for,
-    registered,
-    related_method_config,
-)
+from ltbench.api import METHODS, Method, Option, UserError
+from ltbench.api.ensembles import ensemble_for, is_saved_run, logits_source, source_backbone_label
+from ltbench.api.options import ENSEMBLE
+from ltbench.api.training import PerSplit
 
 ALIASES = {"zeroshot": "zeroshot_clip"}
+ROLE = "member"  # how the errors name a member
 OPTIONS = {
     "members": Option(list, items=str, min_length=2, nullable=True,
                       help="run records (.json written with --save-logits) or method names, at least two (required)"),
@@ -29,50 +21,20 @@ OPTIONS = {
 }
 
 
-class SavedMember:
-    def __init__(self, path: str):
-        self.run = SavedRun(path)
-        self.run.require_every_class("an ensemble member")  # before any work
-        self.name = str(path)
-
-    def fit(self, data, ctx):
-        record = self.run.record
-        if record["dataset"] != data.name or list(record["class_counts"]) != data.class_counts.tolist():
-            raise UserError(f"{self.run.record_path}: a {record['dataset']} run with other training class counts "
-                            f"than this {data.name} run; ensemble runs of the same dataset and options")
-
-    def logits(self, split) -> np.ndarray:
-        return self.run.logits(split)
-
-
 def _members(cfg: dict) -> list:
     members = cfg["members"]
     if members is None:
         raise UserError("members=null: an ensemble needs at least two members, e.g. "
                         "--cfg-options members=[runs/deit_s.json,zeroshot]")
-    return members
+    return [_resolved(spec) for spec in members]
 
 
-def _is_saved(spec: str) -> bool:
-    return spec.endswith(".json")
-
-
-def _computed_name(spec: str) -> str:
+def _resolved(spec: str) -> str:
+    """A member's spec with its alias resolved (zeroshot -> zeroshot_clip)."""
     name = ALIASES.get(spec, spec)
     if name == "clip_ensemble":
         raise UserError("an ensemble member cannot be clip_ensemble itself; give its members instead")
     return name
-
-
-def member_label(spec: str, cfg: dict) -> str:
-    if _is_saved(spec):
-        return SavedRun(spec).record["backbone"]
-    name = _computed_name(spec)
-    return registered(METHODS, name).backbone_label_for(related_method_config(name, cfg))
-
-
-def build_member(spec: str, cfg: dict):
-    return SavedMember(spec) if _is_saved(spec) else ComputedMethod(_computed_name(spec), cfg)
 
 
 @METHODS.register_module(name="clip_ensemble")
@@ -83,12 +45,16 @@ class ClipEnsemble(Method):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        self.members = [build_member(spec, cfg) for spec in _members(cfg)]
+        self.members = [logits_source(spec, cfg, role=ROLE) for spec in _members(cfg)]
 
     @classmethod
     def backbone_label_for(cls, cfg: dict) -> str:
         """The members' labels joined by '+'; a saved member's comes from its record (read, no model built)."""
-        return "+".join(member_label(spec, cfg) for spec in _members(cfg))
+        return "+".join(source_backbone_label(spec, cfg, role=ROLE) for spec in _members(cfg))
+
+    @classmethod
+    def source_records(cls, cfg: dict) -> list:
+        return [spec for spec in _members(cfg) if is_saved_run(spec)]
 
     def fit(self, data, ctx):
         self._member_logits = PerSplit(lambda split: [member.logits(split) for member in self.members])
@@ -101,7 +67,7 @@ class ClipEnsemble(Method):
             self.ensemble.fit(self._member_logits(val), val.labels)
         eval_split = data.split(self.cfg["eval_split"])
         ctx.outputs.details["ensemble"] = self.ensemble.summary([member.name for member in self.members],
-                                                        self.ensemble.weights_origin(data, eval_split, ctx.log))
+                                                        self.ensemble.weights_origin(data, eval_split, ctx))
         ctx.log("ensemble weights: " + ", ".join(f"{member.name} {weight:.2f}"
                                                  for member, weight in zip(self.members, self.ensemble.weights)))
 

@@ -3,26 +3,26 @@ import numpy as np
 import torch
 
 from ltbench.api import (
-    LOSS,
     METHODS,
     TRAINING,
-    EpochProgress,
     Method,
     Option,
     Section,
     TensorBatches,
+    TrainingProgress,
     UserError,
-    ValAccuracyLog,
-    build_head,
     build_loss,
-    build_sampler_from_spec,
+    build_sampler,
     create_backbone,
     image_features,
-    save_linear_head,
     seeded,
     templates_by_name,
     text_classifier,
 )
+from ltbench.api.calibration import save_linear_head
+from ltbench.api.heads import build_head
+from ltbench.api.options import LOSS
+from ltbench.api.training import ValAccuracyLog
 
 
 def _one_feature_space(head: dict, path: str):
@@ -88,15 +88,15 @@ class LinearProbe(Method):
             head = torch.nn.Sequential(Standardize(features), head)
         self.head = head.to(ctx.device)
         labels = torch.from_numpy(train.labels).to(ctx.device)
-        sampler = build_sampler_from_spec(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
-        batches = EpochProgress(TensorBatches(features, labels, sampler, cfg["batch_size"]), cfg["train"]["epochs"])
+        sampler = build_sampler(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
+        batches = TensorBatches(features, labels, sampler, cfg["batch_size"])
         class_counts = data.class_counts
-        loss = build_loss(cfg["loss"])
+        loss, progress = build_loss(cfg["loss"]), TrainingProgress()
         # The val note only shows in the progress log: no per-epoch evaluation without it.
-        hooks = [self._val_log(data.split("val"), ctx)] if "val" in data.splits and ctx.progress else []
+        hooks = [progress] + ([self._val_log(data.split("val"), ctx)] if "val" in data.splits and ctx.progress else [])
         ctx.trainer(cfg["train"], name="linear_probe").fit(
-            self.head, batches, batches.batches.steps_per_epoch,
-            loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=batches.value),
+            self.head, batches, batches.steps_per_epoch,
+            loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=progress.value),
             hooks=hooks)
         # Its weights beside the record: a later posthoc_taunorm rescales them from the saved logits.
         save_linear_head(ctx, self.head)

@@ -25,8 +25,8 @@ Memory is the peak allocated on the device in use (--device cuda:N), reset per m
   own gpu_jpeg path on every file (decode, resize, crop, normalise on the device), images/s and
   its max |difference| from the Pillow pipeline.
 """
-import contextlib
 import argparse
+import contextlib
 import io
 import json
 import sys
@@ -36,7 +36,6 @@ import traceback
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 
 # The optimizer settings the timed steps use besides their own optimizer and lr.
 OPTIMIZER = {"momentum": 0.9, "nesterov": False, "weight_decay": 5e-4, "weight_decay_1d": True}
@@ -98,7 +97,7 @@ def precision_scope(precision: str):
 
 
 def extraction(args, device):
-    from ltbench.engine.trainer import uses_channels_last
+    from ltbench.engine.transfer import uses_channels_last
     from ltbench.models.factory import create_backbone
 
     out = {}
@@ -128,8 +127,9 @@ def extraction(args, device):
 
 def _tuner(args, device, classes: int, objective: str):
     from ltbench.data.prompts import imagenet_clip_classnames, openai_imagenet_templates
-    from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+    from ltbench.models.clip_finetune import ClipFineTuner
     from ltbench.models.factory import create_backbone
+    from ltbench.models.trainable import set_trainable
 
     clip = create_backbone(args.clip, str(device))
     names = (imagenet_clip_classnames() * -(-classes // 1000))[:classes]
@@ -395,7 +395,7 @@ def main(argv=None):
         device = torch.device("cuda", device.index if device.index is not None else torch.cuda.current_device())
         torch.cuda.set_device(device)
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "torch": torch.__version__, "settings": {k: v for k, v in vars(args).items()}, "results": {},
+              "torch": torch.__version__, "settings": dict(vars(args)), "results": {},
               "errors": {}, "seconds": {}}
     started = time.perf_counter()
     for name in args.sections:

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
+from ltbench.data.augment import AugmentSpec, _crop_boxes, _jitter_draws
 from ltbench.data.base import FileSplit
 from ltbench.data.loading import augmented_loader, epoch_batches
 from ltbench.data.samplers import build_sampler
-from ltbench.data.transforms import AugmentSpec, TransformSpec, _crop_boxes, _jitter_draws
+from ltbench.data.transforms import TransformSpec
 
 MEAN, STD = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
 AUGMENT = {"crop_scale": [0.5, 1.0], "crop_ratio": [0.75, 1.3333], "flip": True, "color_jitter": [0.4, 0.4, 0.4, 0.0]}

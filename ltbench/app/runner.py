@@ -14,7 +14,7 @@ import torch
 
 from ltbench.config import config_hash
 from ltbench.core import distributed, registry
-from ltbench.core.atomic import publish_together, write_json_atomic
+from ltbench.core.atomic import probe_writable, publish_together, write_json_atomic
 from ltbench.core.cpus import cpu_threads, loader_workers, set_cpu_threads
 from ltbench.core.determinism import apply_determinism, numerics
 from ltbench.core.errors import UserError
@@ -63,17 +63,11 @@ def check_decoding(cfg: dict, device) -> None:
 def check_out_dir(out_dir, needed_bytes: int = 16 << 20):
     """--out must be a folder this process can write, with some space free: checked before any
     work, so a run never trains only to fail writing its record."""
-    import shutil
-    import tempfile
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; pass --out DIR")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-probe-"):
-            pass
-        free = shutil.disk_usage(out).free
+        free = probe_writable(out)
     except OSError as error:
         raise UserError(f"--out {out}: cannot write there ({error.strerror or error}); pass --out DIR "
                         "with a folder you can write") from None
@@ -125,6 +119,33 @@ def planned_record_path(cfg: dict, out_dir) -> Path:
                        config_hash(cfg), int(cfg["seed"]))
 
 
+def source_digests(cfg: dict) -> dict:
+    """{record path as the config names it: SHA-256 of its file (None: not there)} of the run
+    records a run of `cfg` reads (``Method.source_records``): what its own record is keyed on
+    besides its config."""
+    import hashlib
+
+    method_cls = registry.get(registry.METHODS, cfg["method"])
+    digests = {}
+    for spec in method_cls.source_records(cfg):
+        source = Path(spec).expanduser()
+        digests[str(spec)] = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
+    return digests
+
+
+def record_is_current(cfg: dict, path: Path) -> bool:
+    """Whether the record at `path` (the planned path of `cfg`) stands for a run of `cfg` now: it
+    exists, and every run record it read is the file it read (a post-hoc run of a source that was
+    redone since is not current: --skip-existing recomputes it)."""
+    if not path.exists():
+        return False
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # unreadable: the run writes it anew
+    return (existing.get("source_records") or {}) == source_digests(cfg)
+
+
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False,
         annotations: dict = None, path_suffix: str = "", work_root: Path = None):
     """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
@@ -138,8 +159,12 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     path = planned_record_path(cfg, out_dir)
     if path_suffix:
         path = path.with_name(f"{path.stem}{path_suffix}{path.suffix}")
-    if skip_existing and path.exists():
+    if skip_existing and record_is_current(cfg, path):
         return path, None
+    if skip_existing and path.exists():
+        print(f"ltbench: {path} was computed from other versions of its source records; recomputing it",
+              file=sys.stderr)
+    sources = source_digests(cfg)
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
     apply_determinism(cfg["deterministic"])  # before CUDA starts (distributed.setup, below)
@@ -234,7 +259,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
                              extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,
                              details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample,
                              devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics(),
-                             cost=cost)
+                             source_records=sources, cost=cost)
         record.update(annotations or {})
         write_json_atomic(path, record)
     if lock is not None:

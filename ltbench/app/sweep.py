@@ -96,35 +96,44 @@ def run_locally(suite: Suite, options: SweepOptions) -> int:
     return 1 if failures else 0
 
 
-def plan(suite: Suite, options: SweepOptions):
-    """[(entry, record path or None, problem or None)]: configs resolved, nothing run."""
+def plan(suite: Suite, options: SweepOptions, on_this_machine: bool = False):
+    """[(entry, record path or None, problem or None, current)]: configs resolved, nothing run.
+    current: its record exists and stands for it (runner.record_is_current: the same source records).
+    on_this_machine: the entries run here (the local launcher), so what this machine cannot do
+    (gpu_jpeg without a CUDA GPU, a CUDA device it does not have) is a problem too."""
+    from ltbench.engine.context import resolve_device
+
     planned = []
     for entry in suite.entries:
         try:
-            planned.append((entry, runner.planned_record_path(resolve_entry(entry, options), options.out), None))
+            cfg = resolve_entry(entry, options)
+            path = runner.planned_record_path(cfg, options.out)
+            if on_this_machine:
+                runner.check_decoding(cfg, resolve_device(cfg["runtime"]["device"]))
+            planned.append((entry, path, None, runner.record_is_current(cfg, path)))
         except UserError as error:
-            planned.append((entry, None, str(error)))
+            planned.append((entry, None, str(error), False))
     return planned
 
 
-def _plan_status(path: Optional[Path], problem: Optional[str], options: SweepOptions) -> str:
+def _plan_status(path: Optional[Path], problem: Optional[str], current: bool, options: SweepOptions) -> str:
     if problem is not None:
         return "error"
-    if path.exists():
+    if current:
         return "skip" if options.skip_existing else "rerun"
-    return "run"
+    return "rerun" if path.exists() else "run"
 
 
-def print_plan(suite: Suite, options: SweepOptions) -> int:
+def print_plan(suite: Suite, options: SweepOptions, launcher: str = "local") -> int:
     """`--dry-run`: one line per entry: what a sweep would do with it (run; skip or, with --force,
     rerun: its record exists; error: why it would fail), the entry, and its extra options."""
     print(f"suite {suite.name} ({suite.path}): {len(suite.entries)} entries"
           + (f": {suite.description}" if suite.description else ""))
     width = len(str(len(suite.entries)))
     failing = 0
-    for number, (entry, path, problem) in enumerate(plan(suite, options), 1):
+    for number, (entry, path, problem, current) in enumerate(plan(suite, options, on_this_machine=launcher == "local"), 1):
         extra = " ".join(f"{key}={json.dumps(value)}" for key, value in (*entry.cfg_options, *options.cfg_options))
-        line = f"[{number:>{width}}] {_plan_status(path, problem, options):<5}  {entry.label}"
+        line = f"[{number:>{width}}] {_plan_status(path, problem, current, options):<5}  {entry.label}"
         print(line + (f"  {extra}" if extra else "") + (f": {problem}" if problem else ""))
         failing += problem is not None
     if failing:  # a dry run that finds entries which would fail says so in its exit status
@@ -179,11 +188,11 @@ def submit_to_slurm(suite: Suite, options: SweepOptions, slurm: SlurmOptions, ex
     # First: a missing submitit is reported before any config is resolved.
     executor = executor or slurm_executor(folder, slurm, job_name=f"ltbench-{suite.name}")
     failures, skipped, to_submit = [], 0, []
-    for entry, path, problem in plan(suite, options):
+    for entry, path, problem, current in plan(suite, options):
         if problem is not None:
             failures.append((entry, problem))
             print(f"not submitted: {entry.label}: {problem}")
-        elif path.exists() and options.skip_existing:
+        elif current and options.skip_existing:
             skipped += 1
         else:
             to_submit.append(entry)

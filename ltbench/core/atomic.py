@@ -11,6 +11,7 @@ import contextvars
 import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, List, Tuple
@@ -28,6 +29,21 @@ def temp_file_beside(path: Path, suffix: str = TEMP_SUFFIX) -> Path:
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(descriptor)
     return Path(name)
+
+
+def probe_writable(folder) -> int:
+    """Create ``folder`` (and its parents) if missing and write one byte to a new file in it, then
+    remove it; returns the bytes free on its disk. An OSError says why it cannot be written (a
+    read-only or full disk, no permission, a file in the way): the one probe behind ``--out``, the
+    cache folder and the figure / report folders, each of which words its own error."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Creating the folder is not enough (an existing read-only folder): try one file in it, under a
+    # unique name (removed when closed), so that concurrent runs never probe with one file.
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".ltbench-write-probe.", suffix=TEMP_SUFFIX) as probe:
+        probe.write(b"x")
+        probe.flush()
+    return shutil.disk_usage(folder).free
 
 
 def publish(temp: Path, path: Path, mode: int = 0o644) -> None:

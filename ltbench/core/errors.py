@@ -23,6 +23,8 @@ def close_matches_hint(name: str, choices: Iterable[str], limit: int = 3) -> str
 
 
 def unknown_name(kind: str, name: str, choices: Iterable[str], listing: str = "") -> UserError:
+    """The UserError for a name that is not among `choices` ("unknown loss 'foo' (did you mean: ...)"),
+    to raise; `listing` names the ``ltbench list`` command that shows them all."""
     hint = close_matches_hint(name, choices)
     tail = f"; see `ltbench list {listing}`" if listing else ""
     return UserError(f"unknown {kind} '{name}'{hint}{tail}")

@@ -4,7 +4,7 @@
 the four corners and the centre of the image resized to ``resize`` on its shorter side (its
 whole rectangle, as FiveCrop takes them), and for ``ten`` the same five of its mirror image.
 Like TransformSpec it runs per image on PIL images (file splits) and per batch on uint8 arrays
-(in-memory splits, with PIL's resampling; see transforms.py), and keys caches by value.
+(in-memory splits, with PIL's resampling; see pil_resize.py), and keys caches by value.
 """
 from dataclasses import asdict, dataclass
 from typing import Tuple
@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from ltbench.core.errors import UserError, unknown_name
-from ltbench.data.transforms import JpegDraft, _normalise, _pixel_batch, _to_rgb, _unit, pil_resize, shortest_side_size
+from ltbench.data.pil_resize import pil_resize, shortest_side_size
+from ltbench.data.pixels import normalise, pixel_batch, to_rgb, unit_range
+from ltbench.data.transforms import JpegDraft
 
 CROP_SETS = ("five", "ten")
 
@@ -50,6 +52,9 @@ class _StackedCrops:
 
 @dataclass(frozen=True)
 class CropSpec:
+    """Test-time crops of an image: its shorter side resized to ``resize``, then ``crops`` (five
+    or ten) crops of ``size`` x ``size``, normalised with ``mean`` and ``std``: [B, K, 3, S, S]."""
+
     size: int
     resize: int
     mean: Tuple[float, float, float]
@@ -69,22 +74,23 @@ class CropSpec:
         return 5 if self.crops == "five" else 10
 
     def fingerprint(self) -> dict:
-        return {"kind": "crops", "resampler": "pil", **asdict(self)}
+        values = {key: value for key, value in asdict(self).items() if key != "jpeg_draft" or value}
+        return {"kind": "crops", "resampler": "pil", **values}
 
     def pil_transform(self):
         from torchvision import transforms as T
 
         mode = getattr(T.InterpolationMode, self.interpolation.upper())
         draft = [JpegDraft(self.resize)] if self.jpeg_draft else []
-        return T.Compose(draft + [T.Resize(self.resize, interpolation=mode), _to_rgb,
+        return T.Compose(draft + [T.Resize(self.resize, interpolation=mode), to_rgb,
                                   _StackedCrops(self.size, self.crops), T.Normalize(self.mean, self.std)])
 
     def apply_batch(self, images: np.ndarray, device=None) -> torch.Tensor:
         """uint8 [N, H, W] or [N, H, W, 3] -> float [N, K, 3, size, size], normalised, on ``device``."""
-        batch = _pixel_batch(images, device)
+        batch = pixel_batch(images, device)
         height, width = batch.shape[-2:]
         resized = shortest_side_size(height, width, self.resize)
         if resized != (height, width):
             batch = pil_resize(batch, torch.tensor([[0, 0, height, width]]), resized, self.interpolation)
         views = crops(batch, self.size, self.crops)
-        return _normalise(_unit(views.flatten(0, 1)), self.mean, self.std).view(views.shape)
+        return normalise(unit_range(views.flatten(0, 1)), self.mean, self.std).view(views.shape)

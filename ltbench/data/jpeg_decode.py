@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ltbench.core.errors import UserError
-from ltbench.data.transforms import to_device_async
+from ltbench.data.pixels import to_device_async
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 

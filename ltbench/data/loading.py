@@ -3,12 +3,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ltbench.data.base import ArraySplit, FileSplit, Split
-from ltbench.data.jpeg_decode import decode_payloads, read_payload, transform_images
-from ltbench.data.transforms import AugmentSpec, TransformSpec
 from ltbench.core.distributed import get_rank, get_world_size, shard_batches
 from ltbench.core.errors import UserError
 from ltbench.core.seeding import generator as seeded_generator
+from ltbench.data.augment import AugmentSpec
+from ltbench.data.base import ArraySplit, FileSplit, Split
+from ltbench.data.jpeg_decode import decode_payloads, read_payload, transform_images
+from ltbench.data.transforms import TransformSpec
 
 
 class _ImageFileDataset(Dataset):

@@ -7,8 +7,8 @@ uninterrupted run would have drawn.
 import numpy as np
 from torch.utils.data import Sampler
 
-from ltbench.core.errors import UserError
 from ltbench.core import registry
+from ltbench.core.errors import UserError
 from ltbench.core.registry import SAMPLERS
 
 
@@ -133,12 +133,12 @@ class ClassAwareSampler(_EpochSampler):
 SAMPLER_ARGUMENTS = ("labels", "num_samples", "seed")
 
 
-def build_sampler(name: str, labels, num_samples: int = None, seed: int = 0, **options) -> Sampler:
-    """The sampler registered as ``name``; ``options`` (e.g. samples_per_class) go to its constructor."""
-    return build_sampler_from_spec({"type": name, **options}, labels, num_samples, seed)
-
-
-def build_sampler_from_spec(spec, labels, num_samples: int = None, seed: int = 0) -> Sampler:
-    """A sampler from a config value: a name ('instance') or a mapping {type: name, **options}."""
+def build_sampler(spec, labels, num_samples: int = None, seed: int = 0, **options) -> Sampler:
+    """The sampler a config value names: a name ('instance') or a mapping {type: name, **options}
+    (``train.sampler``), its options checked against the sampler's; ``options`` given here add to
+    them (e.g. samples_per_class). labels: the split's; num_samples: draws per epoch (default:
+    the split's size); seed: the run's (each epoch's order depends only on it and the epoch)."""
+    if options:
+        spec = {**({"type": spec} if isinstance(spec, str) else spec), **options}
     _, sampler_cls, options = registry.resolve_spec(SAMPLERS, spec, reserved=SAMPLER_ARGUMENTS)
     return sampler_cls(labels, num_samples=num_samples, seed=seed, **options)

@@ -44,7 +44,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from ltbench.core import distributed
-from ltbench.core.atomic import atomic_write, publish, temp_file_beside
+from ltbench.core.atomic import atomic_write, probe_writable, publish, temp_file_beside
 from ltbench.core.errors import UserError
 
 # Entries live in <root>/arrays/<first two key characters>/<key>.npy (+ .json description,
@@ -365,11 +365,7 @@ class ArrayCache:
             raise UserError(f"cache folder {self.root} is a file, not a folder; set LTBENCH_CACHE (or "
                             "runtime.cache_dir) to a folder")
         try:
-            (self.root / ENTRIES_FOLDER).mkdir(parents=True, exist_ok=True)
-            probe = temp_file_beside(self.root / ENTRIES_FOLDER / "write-probe")
-            probe.write_bytes(b"x")
-            probe.unlink()
-            free = shutil.disk_usage(self.root).free
+            free = probe_writable(self.root / ENTRIES_FOLDER)
             problem = None if free >= 64 << 20 else f"only {format_bytes(free)} free"
         except OSError as error:
             problem = error.strerror or str(error)

@@ -4,17 +4,16 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Set
 
 import torch
 from tqdm.auto import tqdm
 
 from ltbench.core import distributed
-from ltbench.engine import stage_stats
 from ltbench.core.errors import UserError
+from ltbench.engine import stage_stats
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.cost import CostMeter
-
 
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
@@ -94,6 +93,8 @@ class RunContext:
     # What the run's numbers depend on besides its settings: split fingerprints (their images)
     # and the method's code. Epoch checkpoints store it; --resume refuses one made for another.
     data_identity: Optional[dict] = None
+    # The warnings already shown (warn_once), shared with the contexts of the run's parts.
+    warned: Set[str] = field(default_factory=set, repr=False, compare=False)
     # The part of a run this context serves (for_part: an ensemble member), "" for the run itself.
     part: str = ""
 
@@ -148,6 +149,16 @@ class RunContext:
     def log(self, message: str):
         if distributed.is_main():
             tqdm.write(message, file=sys.stderr)
+
+    def warn_once(self, message: str, key: Optional[str] = None) -> bool:
+        """Log ``message`` unless this run (its parts included) has already shown the warning of
+        ``key`` (default: the message itself); returns whether it was shown."""
+        key = message if key is None else key
+        if key in self.warned:
+            return False
+        self.warned.add(key)
+        self.log(message)
+        return True
 
     def report(self, label: str, logits, split):
         self.outputs.reported[label] = (logits, split)

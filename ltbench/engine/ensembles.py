@@ -17,6 +17,7 @@ import torch
 
 from ltbench.core.chunks import row_chunks
 from ltbench.core.errors import UserError, unknown_name
+from ltbench.engine.selection import choose_on_val
 
 COMBINE_RULES = ("probs", "logit_adjusted")
 
@@ -140,16 +141,13 @@ class WeightedEnsemble:
         return {"members": list(member_names), "combine": self.rule, "adjust": self.adjust,
                 "weights": self.weights, "weights_from": chosen_on, "val_top1": self.val_top1}
 
-    def weights_origin(self, data, eval_split, log) -> str:
-        """Where the weights came from, for the record. Weights chosen on a val split that is the
-        evaluation split itself (CIFAR-LT has no val split) flatter the result: ``log`` warns."""
+    def weights_origin(self, data, eval_split, ctx) -> str:
+        """Where the weights came from, for the record: "fixed", or where choose_on_val chose them
+        (a val split that is the evaluation split itself flatters the result: a warning)."""
         if self.fixed:
             return "fixed"
-        if data.split("val").fingerprint == eval_split.fingerprint:
-            log(f"warning: ensemble weights are chosen on val, which is the {eval_split.name} split itself "
-                f"for {data.name}; fix them (ensemble.weights) for an unbiased result")
-            return "val (the evaluation images themselves)"
-        return "val"
+        return choose_on_val(data, eval_split.name, "the ensemble's weights", ctx,
+                             fix="fix them (ensemble.weights) for an unbiased result")[1]
 
 
 def fixed_adjustments(adjust, num_members: int) -> List[float]:

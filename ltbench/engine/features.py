@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ltbench.data.loading import image_loader
 from ltbench.core import distributed
+from ltbench.core.errors import UserError
+from ltbench.data.loading import image_loader
 from ltbench.engine.batches import RowReader
 from ltbench.engine.cache import format_bytes
-from ltbench.engine.trainer import uses_channels_last
-from ltbench.core.errors import UserError
+from ltbench.engine.transfer import to_device, uses_channels_last
 
 TOKEN_DTYPES = {"float16": "fp16", "float32": "fp32"}
 
@@ -52,20 +52,15 @@ def _images_then_report(loader, split, ctx):
     counts[split.name] = max(count, counts.get(split.name, 0))
 
 
-def _on_device(batch: torch.Tensor, device: torch.device, channels_last=None) -> torch.Tensor:
-    """channels_last: image batches in NHWC (None: on CUDA, cuDNN's fastest layout); see
-    trainer.uses_channels_last for which models gain from it on the CPU."""
-    batch = batch.to(device, non_blocking=True)
-    if channels_last is None:
-        channels_last = device.type == "cuda"
-    if channels_last and batch.dim() == 4 and batch.is_floating_point():
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    return batch
-
-
 def _channels_last(encoder, device):
     model = getattr(encoder, "model", None)
     return uses_channels_last(model, device) if isinstance(model, torch.nn.Module) else None
+
+
+def _image_layout(channels_last, device: torch.device) -> bool:
+    """channels_last as asked, or (None) NHWC on CUDA, cuDNN's fastest layout; see
+    transfer.uses_channels_last for which models gain from it on the CPU."""
+    return device.type == "cuda" if channels_last is None else bool(channels_last)
 
 
 @torch.no_grad()
@@ -86,11 +81,12 @@ def encode_split(split, ctx, batch_size: int, encode, transform=None, inputs=Non
         ctx.outputs.cost.encoder_images += len(split)
     rows = distributed.shard_rows(len(split))
     count = len(split) if rows is None else len(rows)
+    channels_last = _image_layout(channels_last, ctx.device)
     outputs = []
     for batch in tqdm(_batches_of(split, ctx, batch_size, rows, transform, inputs), desc=desc,
                       total=math.ceil(count / batch_size), disable=not ctx.show_progress, leave=False):
         with ctx.autocast():
-            output = encode(_on_device(batch, ctx.device, channels_last)).float()
+            output = encode(to_device(batch, ctx.device, channels_last)).float()
         outputs.append(output.to(device))
     return distributed.gather_rows(torch.cat(outputs), len(split))
 
@@ -201,11 +197,11 @@ def _extract_image_tokens(encoder, split, transform, batch_size: int, ctx, shape
     """
     rows = distributed.shard_rows(len(split))
     block = len(split) if rows is None else len(rows)
-    start, channels_last = 0, _channels_last(encoder, ctx.device)
+    start, channels_last = 0, _image_layout(_channels_last(encoder, ctx.device), ctx.device)
     for images in tqdm(_batches_of(split, ctx, batch_size, rows, transform), desc=desc,
                        total=math.ceil(block / batch_size), disable=not ctx.show_progress, leave=False):
         with ctx.autocast():
-            tokens = encoder.encode_tokens(_on_device(images, ctx.device, channels_last))
+            tokens = encoder.encode_tokens(to_device(images, ctx.device, channels_last))
         tokens = tokens.to(torch.float16 if dtype == np.float16 else torch.float32)
         if tuple(tokens.shape[1:]) != tuple(shape[1:]) or start + len(tokens) > block:
             raise RuntimeError(f"encode_tokens gave {tuple(tokens.shape[1:])} per image for rows "

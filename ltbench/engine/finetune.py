@@ -18,12 +18,12 @@ from ltbench.config.options import Option
 from ltbench.core import distributed
 from ltbench.core.errors import UserError, first_line_of
 from ltbench.data.loading import epoch_batches
-from ltbench.data.samplers import build_sampler_from_spec
-from ltbench.engine.checkpoints import read_stage_checkpoint
+from ltbench.data.samplers import build_sampler
 from ltbench.engine.options import AUGMENT, TRAINING
 from ltbench.engine.stages import Stage
 from ltbench.losses import multi_positive_contrastive
-from ltbench.models.clip_finetune import BATCHNORM_MODES, TRAINABLE_PARTS, ClipFineTuner, set_trainable
+from ltbench.models.clip_finetune import BATCHNORM_MODES, ClipFineTuner
+from ltbench.models.trainable import TRAINABLE_PARTS, set_trainable
 
 PHASE_A_LOSSES = ("contrastive", "class_ce")
 # BALLAD's phase A (the `phase_a` section of a ballad config; TACKLE's ballad_phase_a teacher
@@ -49,6 +49,8 @@ PHASE_A = Stage(name="ballad_phase_a", label="phase A", file_name="phase_a.pt", 
 
 
 def clip_train_batches(split, clip, augment, batch_size, sampler, ctx):
+    """epoch -> augmented (images, labels) batches of `split` at `clip`'s eval transform, as the run
+    decodes them (``ctx.image_transform``), in `sampler` order (``epoch_batches``)."""
     return epoch_batches(split, ctx.image_transform(clip.eval_transform), augment, batch_size, sampler, seed=ctx.seed,
                          num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)
 
@@ -160,17 +162,17 @@ def phase_a_identity(cfg: dict, precision: str) -> dict:
 
 
 def load_phase_a_checkpoint(clip, path) -> None:
-    state = read_stage_checkpoint(path, "phase_a.checkpoint", "phase_a.pt", "BALLAD")
+    state = PHASE_A.read_checkpoint(path, "phase_a.checkpoint", "BALLAD")
     if isinstance(state, dict) and "state_dict" in state:
         written_for = state.get("model_name")
-        if written_for and written_for != clip.spec.model:
+        if written_for and written_for != clip.model_name:
             raise UserError(f"phase_a.checkpoint {path} was written for backbone model {written_for}, but "
-                            f"this run's backbone is {clip.spec.text}; pass --backbone {written_for}:<tag>")
+                            f"this run's backbone is {clip.label}; pass --backbone {written_for}:<tag>")
         state = state["state_dict"]
     try:
         clip.model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as error:
-        raise UserError(f"phase_a.checkpoint {path} does not fit {clip.spec.model}: "
+        raise UserError(f"phase_a.checkpoint {path} does not fit {clip.model_name}: "
                         f"{first_line_of(error)}") from None
 
 
@@ -200,13 +202,13 @@ def _train_phase_a(clip, data, phase: dict, templates, ctx, work_dir):
                         "head parameters; raise phase_a.last_blocks or set phase_a.epochs=0")
     total = sum(p.numel() for p in clip.model.parameters())
     ctx.log(f"phase A: {phase['loss']} loss, {trainable:,} of {total:,} parameters train")
-    sampler = build_sampler_from_spec(phase["sampler"], train.labels, seed=ctx.seed)
+    sampler = build_sampler(phase["sampler"], train.labels, seed=ctx.seed)
     images, steps = clip_image_stream(train, clip, phase, sampler, ctx, "phase_a")
     batches = PromptBatches(images, data.num_classes, len(templates), phase["loss"], ctx.seed,
                             prompt_lengths=tuner.prompt_lengths)
     loss = global_batch_contrastive if contrastive else F.cross_entropy
     trainer = ctx.trainer(phase, name="phase_a", work_dir=work_dir)
     trainer.fit(tuner, batches, steps, loss_fn=loss)
-    state = {"format": CHECKPOINT_FORMAT, "model_name": clip.spec.model, "backbone": clip.label,
+    state = {"format": CHECKPOINT_FORMAT, "model_name": clip.model_name, "backbone": clip.label,
              "phase_a": {k: v for k, v in phase.items() if k != "checkpoint"}, "state_dict": clip.model.state_dict()}
     return state, trainer

@@ -64,21 +64,29 @@ def save_linear_head(ctx, head: nn.Module) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda handle: handle.write(data))
     ctx.outputs.artifacts[ARTIFACT] = str(path.resolve())
+    # Also where it is from the run's results folder (work/<run>/linear_head.npz beside runs/), so
+    # that a results folder moved or copied elsewhere still finds it; the hash says it is the file.
+    results_dir = Path(ctx.work_dir).resolve().parent.parent
     ctx.outputs.details[ARTIFACT] = {"format": FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
-                                     "kind": found.kind, "shape": list(found.weight.shape)}
+                                     "kind": found.kind, "shape": list(found.weight.shape),
+                                     "in_results": path.resolve().relative_to(results_dir).as_posix()}
     return True
 
 
-def read_linear_head(record: dict, where: str) -> LinearHead:
+def read_linear_head(record: dict, where: str, results_dir=None) -> LinearHead:
     """The linear head a run record (or a method's outputs: a dict with 'method', 'artifacts' and
     'details') names, after checking its file is the one the run wrote. ``where`` names the run in
-    errors."""
+    errors. ``results_dir``: the results folder the record was read from; the head is looked for
+    there first (its place within the folder the run wrote), then at the path the run wrote."""
     path = (record.get("artifacts") or {}).get(ARTIFACT)
     info = (record.get("details") or {}).get(ARTIFACT)
     if not path or not isinstance(info, dict):
         raise UserError(f"{where}: method '{record.get('method')}' saved no linear head (linear_probe and the "
                         "decoder runs with a linear final head save one); tau-normalisation needs it")
     path = Path(path)
+    in_results = info.get("in_results")
+    if results_dir is not None and isinstance(in_results, str) and (Path(results_dir) / in_results).is_file():
+        path = Path(results_dir) / in_results
     if not path.is_file():
         raise UserError(f"{where}: its linear head {path} is missing; rerun that run")
     data = path.read_bytes()

@@ -1,25 +1,57 @@
-"""Trainer hooks: what a method adds to the shared training loop (val accuracy in the log, keep
-the best epoch on val, stop early in a test) without writing a loop or a callback of its own.
+"""Trainer hooks: what a method adds to the shared training loop (the fraction of training done
+for a loss on a schedule, val accuracy in the log, keep the best epoch on val, stop early in a
+test) without writing a loop or a callback of its own.
 
-The Trainer calls ``after_epoch(epoch)`` once an epoch's steps are done and before its epoch
-checkpoint is written (so a hook that raises leaves the previous checkpoint as the last one),
-and ``after_fit()`` once training ends. ``after_epoch`` may return a short note for the log.
+The Trainer calls, in this order (mmengine's hook points, fewer of them):
+
+- ``before_epoch(epoch, epochs)`` at the start of each epoch it trains (a resumed run starts at
+  the first epoch not yet done), after the epoch's random state is set and before its first batch
+  is drawn;
+- ``after_step(epoch, step, loss)`` after each step (``loss``: the step's loss, a detached 0-dim
+  tensor on the run's device; reading its value, ``float(loss)``, waits for the device: a hook
+  that needs it every step slows training down);
+- ``after_epoch(epoch)`` once an epoch's steps are done and before its epoch checkpoint is
+  written (so a hook that raises leaves the previous checkpoint as the last one); it may return a
+  short note for the epoch's log line;
+- ``after_fit()`` once training ends.
+
+Hooks run in the order the method lists them. ``epoch`` and ``step`` count from 0.
 """
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 
-from ltbench.core.atomic import torch_save_atomic
 from ltbench.core import distributed
+from ltbench.core.atomic import torch_save_atomic
 
 
 class Hook:
+    """The base of every trainer hook: each method does nothing until a subclass overrides it."""
+
+    def before_epoch(self, epoch: int, epochs: int) -> None:
+        pass
+
+    def after_step(self, epoch: int, step: int, loss: torch.Tensor) -> None:
+        pass
+
     def after_epoch(self, epoch: int) -> Optional[str]:
         return None
 
     def after_fit(self) -> None:
         pass
+
+
+class TrainingProgress(Hook):
+    """The fraction of training done when the current epoch starts (``epoch / epochs``: 0 in the
+    first epoch), for losses on a schedule (LDAM-DRW): pass ``progress.value`` to the loss, e.g.
+    ``loss_fn=lambda logits, targets: loss(logits, targets, counts, progress=progress.value)``."""
+
+    def __init__(self):
+        self.value = 0.0
+
+    def before_epoch(self, epoch: int, epochs: int) -> None:
+        self.value = epoch / max(1, int(epochs))
 
 
 def val_top1(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -4,6 +4,10 @@ from typing import Callable, Dict
 
 
 class PerSplit:
+    """``compute(split)`` once per split and run: a callable that keeps each split's value by the
+    split's content fingerprint (features, logits), so val and the evaluation split are never
+    computed twice."""
+
     def __init__(self, compute: Callable):
         self.compute = compute
         self.values: Dict[str, object] = {}

@@ -15,7 +15,7 @@ import numpy as np
 from ltbench.config.options import Option, Section, Spec
 from ltbench.core.errors import UserError
 from ltbench.data.prompts import TEMPLATE_SETS
-from ltbench.data.samplers import build_sampler_from_spec
+from ltbench.data.samplers import build_sampler
 from ltbench.engine.ensembles import COMBINE_RULES
 from ltbench.losses import build_loss
 from ltbench.metrics import SHOT_RULES
@@ -45,7 +45,7 @@ def _saved_logits_format(value):
 
 
 def _sampler(spec):
-    build_sampler_from_spec(spec, np.arange(2))  # its name, option names and values
+    build_sampler(spec, np.arange(2))  # its name, option names and values
 
 
 def _loss(spec):

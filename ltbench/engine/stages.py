@@ -16,15 +16,25 @@ from ltbench.config import config_hash
 from ltbench.core import distributed
 from ltbench.core.atomic import torch_save_atomic, write_json_atomic
 from ltbench.core.names import backbone_slug
+from ltbench.engine.checkpoints import read_stage_checkpoint
 from ltbench.engine.cost import read_stage_cost, stage_cost, stage_cost_path
 
 
 @dataclass(frozen=True)
 class Stage:
+    """A stage shared between runs (a fine-tuned model, a trained first stage): ``reuse_or_train``
+    loads it when a run with the same identity left it, or trains and keeps it."""
+
     name: str  # folder prefix, e.g. 'ballad_phase_a'
     label: str  # for the log, e.g. 'phase A'
     file_name: str  # e.g. 'phase_a.pt'
     artifact: str  # the record's artifacts key, e.g. 'phase_a_checkpoint'
+
+    def read_checkpoint(self, path, option: str, writer: str):
+        """A finished stage's file that the user points a run at (``option``, e.g.
+        ``stage1.checkpoint``), loaded on the CPU without unpickling code; a missing or unreadable
+        file is a one-line error naming the option and the ``writer`` method that writes it."""
+        return read_stage_checkpoint(path, option, self.file_name, writer)
 
     def folder(self, ctx, backbone: str, identity: dict) -> Path:
         if getattr(ctx, "deterministic", False):  # a deterministic run reuses only deterministic stages

@@ -13,8 +13,9 @@ torch's fused kernels where they apply; ``runtime.compile`` runs the module thro
 """
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -26,6 +27,7 @@ from ltbench.core.errors import UserError, unknown_name
 from ltbench.core.seeding import reseed, seeded
 from ltbench.engine.hooks import Hook
 from ltbench.engine.options import OPTIMIZERS, SCHEDULES, TRAINING, WARMUP_TYPES  # noqa: F401
+from ltbench.engine.transfer import to_device, uses_channels_last
 
 # The trainer's settings: the options of TRAINING (engine/options.py, where each is declared once
 # with its type, range, default and help) but its sampler, which the method draws batches with.
@@ -124,19 +126,6 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
     return factor
 
 
-def to_device(inputs, device, channels_last: bool = False):
-    """A tensor, or a tuple / list of tensors (a method's multi-part inputs), on `device`;
-    with channels_last, image batches (4-D float tensors) in that memory format."""
-    if isinstance(inputs, (tuple, list)):
-        return type(inputs)(to_device(item, device, channels_last) for item in inputs)
-    if not isinstance(inputs, torch.Tensor):  # a number that goes with the tensors (a length)
-        return inputs
-    inputs = inputs.to(device, non_blocking=True)
-    if channels_last and inputs.dim() == 4 and inputs.is_floating_point():
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    return inputs
-
-
 def holds_images(inputs) -> bool:
     """Whether a training batch holds images (a 4-D floating tensor, alone or among the inputs),
     i.e. the trained module runs an image encoder forward and backward on them; features and
@@ -144,19 +133,6 @@ def holds_images(inputs) -> bool:
     if isinstance(inputs, (tuple, list)):
         return any(holds_images(item) for item in inputs)
     return isinstance(inputs, torch.Tensor) and inputs.dim() == 4 and inputs.is_floating_point()
-
-
-def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
-    """Whether `model` runs on NHWC (channels_last) image batches on `device`.
-
-    CUDA: any model with 4-D (conv) weights, frozen ones included (cuDNN's tensor-core kernels).
-    CPU: convolutional backbones only, i.e. more than one conv weight (oneDNN's NHWC kernels;
-    a ViT's single patch-embedding conv gains nothing). The layout changes rounding only.
-    """
-    if device.type not in ("cuda", "cpu"):
-        return False
-    convolutions = sum(1 for p in model.parameters() if p.dim() == 4)
-    return convolutions > (0 if device.type == "cuda" else 1)
 
 
 def save_atomic(state: dict, path: Path):
@@ -189,9 +165,71 @@ def warmup_factor(cfg: dict) -> Optional[float]:
     return float(cfg["warmup_lr"]) / float(cfg["lr"])
 
 
+@dataclass
+class _Loop:
+    """What one ``Trainer.fit`` call trains with, set up once before its first epoch."""
+
+    model: torch.nn.Module  # the method's module (its state_dict goes into checkpoints)
+    module: torch.nn.Module  # what steps run: the model, wrapped for DDP and / or compiled
+    wrapped: torch.nn.Module  # the DDP wrapper (or the model), whose gradient sync a step toggles
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    batches: Callable[[int], Iterable]
+    steps_per_epoch: int
+    loss_fn: Callable
+    forward: Callable
+    hooks: Sequence[Hook]
+    channels_last: bool
+    accum: int
+    start_epoch: int  # 0, or the first epoch a resumed checkpoint has not done
+    history: List[dict]  # the per-epoch history (a resumed run's done epochs first)
+    cost: dict  # this trainer's counters in the run's cost meter (engine/cost.py)
+
+
+class _EpochMeter:
+    """An epoch's loss, images/s and progress bar. The loss is summed on the device and read back
+    (a host sync) only every log_interval steps and at the epoch's end."""
+
+    def __init__(self, name: str, epoch: int, epochs: int, steps: int, log_interval: int, ctx):
+        self.log_interval, self.device = log_interval, ctx.device
+        self.processes = distributed.get_world_size()
+        self.started = time.perf_counter()
+        self.seen, self.running_loss, self.running_steps = 0, torch.zeros((), device=ctx.device), 0
+        self.epoch_loss, self.logged_steps = 0.0, 0
+        self.bar = tqdm(total=steps, desc=f"{name} {epoch + 1}/{epochs}", disable=not ctx.show_progress,
+                        leave=False, dynamic_ncols=True)
+
+    def step(self, loss: torch.Tensor, batch_size: int, last: bool, lr: float):
+        self.running_loss += loss
+        self.running_steps += 1
+        self.seen += batch_size * self.processes
+        # .item() synchronises with the device: only at logging intervals (where the processes of
+        # a distributed run also average their losses).
+        if self.running_steps == self.log_interval or last:
+            mean_loss = distributed.mean(self.running_loss).item() / self.running_steps
+            self.epoch_loss += mean_loss * self.running_steps
+            self.logged_steps += self.running_steps
+            self.running_loss.zero_()
+            self.running_steps = 0
+            self.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}",
+                                 img_s=f"{self.seen / max(1e-9, time.perf_counter() - self.started):.0f}")
+        self.bar.update(1)
+
+    def entry(self, epoch: int, lr: float) -> dict:
+        """The epoch's line of the training history."""
+        self.bar.close()
+        seconds = time.perf_counter() - self.started
+        return {"epoch": epoch, "loss": self.epoch_loss / max(1, self.logged_steps), "lr": lr, "seconds": seconds,
+                "images_per_second": self.seen / max(1e-9, seconds)}
+
+
 class Trainer:
+    """The one training loop (module docstring); a method gets one from ``ctx.trainer(section,
+    name=..., work_dir=..., identity=...)`` and calls ``fit``."""
+
     def __init__(self, ctx, cfg: dict, name: str = "train", work_dir=None, identity=None):
-        """work_dir: where the epoch checkpoint goes (default ctx.work_dir). identity: anything
+        """cfg: the method's training section (train_settings reads the trainer's keys from it).
+        work_dir: where the epoch checkpoint goes (default ctx.work_dir). identity: anything
         JSON-like that must match for --resume to continue a checkpoint (e.g. a hash of the
         frozen model the head trains on), besides the training settings."""
         self.ctx, self.name, self.identity = ctx, name, identity
@@ -203,29 +241,41 @@ class Trainer:
         if work_dir is not None:
             self.data_identity.pop("method_code", None)
 
-    def fit(self, *args, **kwargs):
-        # What training draws from torch's global RNG (dropout) comes from (seed, name, epoch):
-        # not from what ran before (a cold or warm cache), and a resumed epoch draws the same.
-        with seeded(self.ctx.seed, "trainer", self.name):
-            return self._fit(*args, **kwargs)
-
-    def _fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
-             loss_fn: Callable, forward: Optional[Callable] = None, hooks: Sequence[Hook] = (),
-             lr_scales: Optional[Sequence[Tuple[float, Sequence]]] = None):
-        """Train `model` (its parameters with requires_grad) for cfg['epochs'] epochs.
+    def fit(self, model: torch.nn.Module, batches: Callable[[int], Iterable], steps_per_epoch: int,
+            loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+            forward: Optional[Callable[[torch.nn.Module, object], torch.Tensor]] = None,
+            hooks: Sequence[Hook] = (), lr_scales: Optional[Sequence[Tuple[float, Sequence]]] = None) -> List[dict]:
+        """Train `model` (its parameters with requires_grad) for cfg['epochs'] epochs; returns the
+        per-epoch history ({epoch, loss, lr, seconds, images_per_second} each).
 
         batches(epoch) yields (inputs, targets) on any device, inputs a tensor or a tuple of
-        tensors; forward(model, inputs) -> logits (default model(inputs)); loss_fn(logits,
-        targets) -> scalar; hooks: engine/hooks.py (their after_epoch notes go into the log);
-        lr_scales: (factor, parameters) pairs covering the trainable ones (see build_optimizer;
-        the log and history show the first group's lr). Returns the per-epoch history.
+        tensors (TensorBatches, epoch_batches, ...), steps_per_epoch of them; forward(module,
+        inputs) -> logits (default module(inputs)); loss_fn(logits, targets) -> scalar, logits in
+        float32; hooks: engine/hooks.py (before_epoch, after_step, after_epoch with its note for
+        the log, after_fit); lr_scales: (factor, parameters) pairs covering the trainable ones
+        (see build_optimizer; the log and history show the first group's lr).
 
         In a distributed run forward gets the DDP-wrapped (or compiled) module, so it must call
         it rather than reach into its attributes, and every trainable parameter must take part
         in the loss (DDP waits for all gradients before it all-reduces them).
         """
+        # What training draws from torch's global RNG (dropout) comes from (seed, name, epoch):
+        # not from what ran before (a cold or warm cache), and a resumed epoch draws the same.
+        with seeded(self.ctx.seed, "trainer", self.name):
+            loop = self._set_up(model, batches, steps_per_epoch, loss_fn, forward, hooks, lr_scales)
+            for epoch in range(loop.start_epoch, int(self.cfg["epochs"])):
+                loop.history.append(self._train_epoch(loop, epoch))
+                self._end_epoch(loop, epoch)
+            distributed.barrier()  # every process leaves once rank 0's last checkpoint is on disk
+            for hook in loop.hooks:
+                hook.after_fit()
+            return loop.history
+
+    def _set_up(self, model, batches, steps_per_epoch, loss_fn, forward, hooks, lr_scales) -> _Loop:
+        """The optimizer, the warmup + cosine schedule per optimizer update, their states from the
+        epoch checkpoint under --resume, and the module the steps run (channels_last, DDP,
+        torch.compile)."""
         cfg, ctx = self.cfg, self.ctx
-        forward = forward or (lambda module, inputs: module(inputs))
         channels_last = uses_channels_last(model, ctx.device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
@@ -248,69 +298,64 @@ class Trainer:
         cost["resumed_epochs"] += start_epoch
         wrapped = distributed.wrap_for_training(model, ctx.device, sync_batchnorm=cfg["sync_batchnorm"])
         module = torch.compile(wrapped) if ctx.compile else wrapped
-        processes = distributed.get_world_size()
+        return _Loop(model=model, module=module, wrapped=wrapped, optimizer=optimizer, scheduler=scheduler,
+                     batches=batches, steps_per_epoch=steps_per_epoch, loss_fn=loss_fn,
+                     forward=forward or (lambda module, inputs: module(inputs)), hooks=tuple(hooks),
+                     channels_last=channels_last, accum=accum, start_epoch=start_epoch, history=history,
+                     cost=cost)
 
-        for epoch in range(start_epoch, int(cfg["epochs"])):
-            reseed(ctx.seed, "trainer", self.name, epoch)
-            module.train()
-            started = time.perf_counter()
-            seen, running_loss, running_steps = 0, torch.zeros((), device=ctx.device), 0
-            bar = tqdm(total=steps_per_epoch, desc=f"{self.name} {epoch + 1}/{cfg['epochs']}",
-                       disable=not ctx.show_progress, leave=False, dynamic_ncols=True)
-            epoch_loss, logged_steps = 0.0, 0
-            optimizer.zero_grad(set_to_none=True)
-            for step, (inputs, targets) in enumerate(batches(epoch)):
-                inputs = to_device(inputs, ctx.device, channels_last)
-                targets = to_device(targets, ctx.device)
-                updates = (step + 1) % accum == 0 or step + 1 == steps_per_epoch
-                with distributed.gradient_sync(wrapped, enabled=updates):
-                    with ctx.autocast():
-                        logits = forward(module, inputs)
-                    loss = loss_fn(logits.float(), targets)
-                    (loss / accum).backward()
-                if updates:
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    cost["optimizer_steps"] += 1
-                running_loss += loss.detach()
-                running_steps += 1
-                batch_size = int(targets.shape[0]) * processes  # a shape: known on the host, no sync
-                seen += batch_size
-                cost["samples"] += batch_size
-                if holds_images(inputs):
-                    cost["image_samples"] += batch_size
-                # .item() synchronises with the device: only at logging intervals (where the
-                # processes of a distributed run also average their losses).
-                if running_steps == cfg["log_interval"] or step + 1 == steps_per_epoch:
-                    mean_loss = distributed.mean(running_loss).item() / running_steps
-                    epoch_loss += mean_loss * running_steps
-                    logged_steps += running_steps
-                    running_loss.zero_()
-                    running_steps = 0
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
-                                    img_s=f"{seen / max(1e-9, time.perf_counter() - started):.0f}")
-                bar.update(1)
-            bar.close()
-            cost["epochs"] += 1
-            distributed.sync_buffers(model)
-            seconds = time.perf_counter() - started
-            entry = {"epoch": epoch, "loss": epoch_loss / max(1, logged_steps),
-                     "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-                     "images_per_second": seen / max(1e-9, seconds)}
-            note = ", ".join(filter(None, (hook.after_epoch(epoch) for hook in hooks)))
-            history.append(entry)
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
-                          "config": cfg, "identity": self.identity, "data": self.data_identity},
-                        self.checkpoint_path)
-            if ctx.progress:
-                ctx.log(f"{self.name} epoch {epoch + 1}/{cfg['epochs']}: loss {entry['loss']:.4f}, "
-                        f"{entry['images_per_second']:.0f} img/s" + (f", {note}" if note else ""))
-        distributed.barrier()  # every process leaves once rank 0's last checkpoint is on disk
-        for hook in hooks:
-            hook.after_fit()
-        return history
+    def _train_epoch(self, loop: _Loop, epoch: int) -> dict:
+        """One epoch's steps; returns its line of the history."""
+        ctx, epochs = self.ctx, int(self.cfg["epochs"])
+        reseed(ctx.seed, "trainer", self.name, epoch)
+        loop.module.train()
+        for hook in loop.hooks:
+            hook.before_epoch(epoch, epochs)
+        meter = _EpochMeter(self.name, epoch, self.cfg["epochs"], loop.steps_per_epoch, self.cfg["log_interval"], ctx)
+        loop.optimizer.zero_grad(set_to_none=True)
+        for step, (inputs, targets) in enumerate(loop.batches(epoch)):
+            loss = self._step(loop, step, inputs, targets)
+            for hook in loop.hooks:
+                hook.after_step(epoch, step, loss)
+            batch_size = int(targets.shape[0])  # a shape: known on the host, no sync
+            meter.step(loss, batch_size, step + 1 == loop.steps_per_epoch, loop.optimizer.param_groups[0]["lr"])
+            loop.cost["samples"] += batch_size * meter.processes
+            if holds_images(inputs):
+                loop.cost["image_samples"] += batch_size * meter.processes
+        loop.cost["epochs"] += 1
+        distributed.sync_buffers(loop.model)
+        return meter.entry(epoch, loop.optimizer.param_groups[0]["lr"])
+
+    def _step(self, loop: _Loop, step: int, inputs, targets) -> torch.Tensor:
+        """Forward, backward and (every accum steps, and at the epoch's end) an optimizer update;
+        returns the step's loss, detached, on the device."""
+        inputs = to_device(inputs, self.ctx.device, loop.channels_last)
+        targets = to_device(targets, self.ctx.device)
+        updates = (step + 1) % loop.accum == 0 or step + 1 == loop.steps_per_epoch
+        with distributed.gradient_sync(loop.wrapped, enabled=updates):
+            with self.ctx.autocast():
+                logits = loop.forward(loop.module, inputs)
+            loss = loop.loss_fn(logits.float(), targets)
+            (loss / loop.accum).backward()
+        if updates:
+            loop.optimizer.step()
+            loop.scheduler.step()
+            loop.optimizer.zero_grad(set_to_none=True)
+            loop.cost["optimizer_steps"] += 1
+        return loss.detach()
+
+    def _end_epoch(self, loop: _Loop, epoch: int):
+        """The hooks' after_epoch, the epoch checkpoint (rank 0) and the epoch's log line."""
+        ctx, history = self.ctx, loop.history
+        entry = history[-1]
+        note = ", ".join(filter(None, (hook.after_epoch(epoch) for hook in loop.hooks)))
+        save_atomic({"model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
+                     "scheduler": loop.scheduler.state_dict(), "epoch": epoch, "history": history,
+                     "config": self.cfg, "identity": self.identity, "data": self.data_identity},
+                    self.checkpoint_path)
+        if ctx.progress:
+            ctx.log(f"{self.name} epoch {epoch + 1}/{self.cfg['epochs']}: loss {entry['loss']:.4f}, "
+                    f"{entry['images_per_second']:.0f} img/s" + (f", {note}" if note else ""))
 
     def remove_checkpoint(self):
         """Drop the epoch checkpoint once a finished stage has been saved in its own file."""

@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 
 from ltbench.core.errors import UserError
+from ltbench.models.trainable import set_visual_trainable, visual_blocks
 
 TINY = "tiny"
 TINY_MODEL = "ltbench-tiny"
@@ -65,7 +66,8 @@ def parse_backbone(text: str) -> BackboneSpec:
 
 
 class ImageEncoder:
-    """What methods see of any backbone: encode_images, eval_transform, embed_dim, visual_fingerprint."""
+    """The Backbone operations every backbone shares (models/protocols.py): the subclasses,
+    ClipModel and TimmEncoder, add the encoders, the eval transform and their image tower."""
 
     is_clip = False
 
@@ -77,12 +79,29 @@ class ImageEncoder:
         return self.spec.text
 
     @property
+    def model_name(self) -> str:
+        return self.spec.model
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def to(self, device):
         self.model.to(device)
         return self
+
+    def freeze(self):
+        self.model.eval().requires_grad_(False)
+        return self
+
+    def visual_tower(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def visual_blocks(self) -> list:
+        return visual_blocks(self.visual_tower())
+
+    def trainable(self, scope: str, last_blocks: int = 0, key: str = "trainable") -> int:
+        return set_visual_trainable(self.visual_tower(), scope, last_blocks, key)
 
 
 # Loggers whose records while a model is built are only the hub's download retries and HTTP

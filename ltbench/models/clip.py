@@ -9,13 +9,19 @@ import torch
 import torch.nn.functional as F
 
 from ltbench.core import distributed
-from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.data.transforms import TransformSpec
 from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
-from ltbench.models.weights import weights_available
 from ltbench.models.fingerprint import MemoizedFingerprint
-from ltbench.models.text_encoding import (PromptChunks, causal_text_tower, encode_prompt_embeddings,
-                                          encode_text_tokens, text_lengths, token_embeddings)
+from ltbench.models.text_encoding import (
+    PromptChunks,
+    causal_text_tower,
+    encode_prompt_embeddings,
+    encode_text_tokens,
+    text_lengths,
+    token_embeddings,
+)
+from ltbench.models.weights import weights_available
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -80,6 +86,9 @@ class ClipModel(ImageEncoder):
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(images).float(), dim=-1)
+
+    def visual_tower(self) -> torch.nn.Module:
+        return self.model.visual
 
     # ---- tokens of the last image-encoder layer (Imbalance-VLM's decoder reads these) ----
 

@@ -2,12 +2,12 @@
 import torch
 import torch.nn.functional as F
 
-from ltbench.data.transforms import TransformSpec
 from ltbench.core.errors import UserError, first_line_of, unknown_name
+from ltbench.data.transforms import TransformSpec
 from ltbench.models.backbones import BackboneSpec, ImageEncoder, quiet_hub_retries
-from ltbench.models.weights import weights_available
 from ltbench.models.fingerprint import MemoizedFingerprint
 from ltbench.models.heads import float32_classifier
+from ltbench.models.weights import weights_available
 
 
 class TimmEncoder(ImageEncoder):
@@ -27,6 +27,9 @@ class TimmEncoder(ImageEncoder):
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model(images).float(), dim=-1)
+
+    def visual_tower(self) -> torch.nn.Module:
+        return self.model
 
 
 # What papers (and benchmarks/reported.yaml) call the vision backbones of the long-tailed literature; a run of a

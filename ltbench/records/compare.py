@@ -17,6 +17,7 @@ from tabulate import tabulate
 from ltbench.core.errors import UserError
 from ltbench.metrics import SHOT_RULES, shot_groups
 from ltbench.records import stats
+from ltbench.records.labels import distinguishing_labels
 from ltbench.records.per_sample import load_per_sample
 from ltbench.records.results import load_records, record_problem
 
@@ -88,9 +89,13 @@ def resolve_side(argument: str, results_dir, dataset: Optional[str], loaded=None
         choices = ", ".join(f"{method}:{b}@{h[:6]} ({s})" for b, s, h in configurations)
         raise UserError(f"'{argument}' matches {len(configurations)} configurations on {dataset}: {choices}; "
                         "add :backbone and/or @config-hash")
-    backbone, _, config_hash = configurations[0]
+    backbone, split, config_hash = configurations[0]
     runs = _newest_per_seed([(p, r) for p, r in matching if (r["backbone"], r["config_hash"]) == (backbone, config_hash)])
-    return Side(f"{method}({backbone})", runs)
+    # Named as the leaderboard names it: by the options that tell it from the method's other
+    # configurations on this backbone and split (records/labels.py).
+    siblings = {r["config_hash"]: r.get("config") or {} for _, r in loaded
+                if (r["dataset"], r["method"], r["backbone"], r["eval_split"]) == (dataset, method, backbone, split)}
+    return Side(f"{distinguishing_labels(method, siblings)[config_hash]}({backbone})", runs)
 
 
 def _load(side: Side) -> List[dict]:

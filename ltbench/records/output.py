@@ -1,9 +1,8 @@
 """Checks of where `ltbench plot` / `ltbench report` write and of their numeric options, made
 before any work so that a bad flag fails in one line instead of after the figures are drawn."""
-import os
-import tempfile
 from pathlib import Path
 
+from ltbench.core.atomic import probe_writable
 from ltbench.core.errors import UserError
 
 
@@ -16,11 +15,7 @@ def writable_folder(path, flag: str = "--out") -> Path:
     """The folder, created if needed; a UserError naming the flag when it cannot be written."""
     path = Path(path).expanduser()
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        # Creating the folder is not enough (an existing read-only folder): try one file in it.
-        descriptor, probe = tempfile.mkstemp(dir=path, prefix=".ltbench-write-check.", suffix=".tmp")
-        os.close(descriptor)
-        os.unlink(probe)
+        probe_writable(path)
     except OSError as error:
         raise UserError(f"{flag} {path}: cannot write there ({error.strerror or error}); "
                         "pass a folder you can write to") from None

@@ -92,7 +92,8 @@ def make_record(
     logits_path: Optional[str] = None, artifacts: Optional[Dict[str, str]] = None,
     details: Optional[dict] = None, shot_counts=None, per_sample: Optional[dict] = None,
     devices: Optional[dict] = None, stages: Optional[Dict[str, dict]] = None, numerics: Optional[dict] = None,
-    class_names: Optional[List[str]] = None, cost: Optional[dict] = None,
+    class_names: Optional[List[str]] = None, source_records: Optional[Dict[str, Optional[str]]] = None,
+    cost: Optional[dict] = None,
 ) -> dict:
     """The record of one run.
 
@@ -111,9 +112,11 @@ def make_record(
     and host memory (engine/stage_stats.py). numerics: deterministic mode, TF32 and cuDNN settings
     (core/determinism.py). Records from before them have none of the three. class_names: the
     dataset's class names in class-index order (what the report's per-class table shows; records
-    from before them have none). cost: what the run cost (engine/cost.py: parameters trained and
-    frozen, images, optimiser steps, device-hours, peaks; this run, reused, from scratch); records
-    from before it have none (schema 2 without ``cost`` reads as before).
+    from before them have none). source_records: the run records the run read (a post-hoc source, an
+    ensemble's saved members), each with the SHA-256 of its file (``--skip-existing`` reruns a run
+    whose source changed). cost: what the run cost (engine/cost.py: parameters
+    trained and frozen, images, optimiser steps, device-hours, peaks; this run, reused, from
+    scratch); records from before it have none (schema 2 without ``cost`` reads as before).
     """
     config_hash = compute_config_hash(config)
     return {
@@ -130,6 +133,7 @@ def make_record(
         "split_files": split_files or {},
         "class_counts": [int(count) for count in class_counts],
         "class_names": None if class_names is None else [str(name) for name in class_names],
+        "source_records": dict(source_records or {}),
         "shot_counts": [int(count) for count in (class_counts if shot_counts is None else shot_counts)],
         "metrics": metrics,
         "extra_metrics": extra_metrics or {},

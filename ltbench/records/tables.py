@@ -12,11 +12,12 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 from tabulate import tabulate
 
-from ltbench.core.errors import unknown_name
-from ltbench.metrics import GROUPS, SHOT_RULES, agnostic_distribution_names, grouped_accuracy
-from ltbench.records.reported import reported_for
 from ltbench.core.atomic import write_text_atomic
+from ltbench.core.errors import unknown_name
 from ltbench.core.names import slug
+from ltbench.metrics import GROUPS, SHOT_RULES, agnostic_distribution_names, grouped_accuracy
+from ltbench.records.labels import distinguishing_labels
+from ltbench.records.reported import reported_for
 
 METRICS = (*GROUPS, "overall")
 METRIC_HEADERS = {"many": "Many", "medium": "Medium", "few": "Few", "overall": "Overall"}
@@ -65,8 +66,9 @@ def _newest_per_seed(records: List[dict]) -> List[dict]:
 def leaderboard_rows(records: Iterable[dict], dataset: str, shot_rule: Optional[str] = None) -> List[dict]:
     """One row per (method, backbone, eval split, config hash) of the dataset's records.
 
-    Each row: method, method_label (with ' [<hash[:6]>]' where a method, backbone and split was
-    run with several configurations), backbone, split, config_hash, seeds (count), and for each of
+    Each row: method, method_label (where a method, backbone and split was run with several
+    configurations, the options that tell them apart: ``method[key=value]``; records/labels.py),
+    backbone, split, config_hash, seeds (count), and for each of
     many / medium / few / overall a {'mean', 'std'} over the seeds (std None for one seed).
     shot_rule: regroup classes under this rule instead of the rule each run recorded.
     """
@@ -77,18 +79,20 @@ def leaderboard_rows(records: Iterable[dict], dataset: str, shot_rule: Optional[
         if record["dataset"] == dataset:
             configurations[record["method"], record["backbone"], record["eval_split"], record["config_hash"],
                            tuned_study(record)].append(record)
-    hashes_per_setting = defaultdict(set)
-    for method, backbone, split, config_hash, study in configurations:
-        if not study:  # a tuned row is told apart by its label (tuned_label)
-            hashes_per_setting[method, backbone, split].add(config_hash)
+    # Recipe rows of one setting are told apart by the options that differ (records/labels.py); a
+    # tuned row by its label (tuned_label), beside the recipe's even with the same settings.
+    configs_per_setting = defaultdict(dict)  # one config a hash stands for its configuration's settings
+    for (method, backbone, split, config_hash, study), runs in configurations.items():
+        if not study:
+            configs_per_setting[method, backbone, split][config_hash] = runs[0].get("config") or {}
+    labels = {setting: distinguishing_labels(setting[0], configs) for setting, configs in configs_per_setting.items()}
 
     rows = []
     for key in sorted(configurations):
         method, backbone, split, config_hash, study = key
         runs = _newest_per_seed(configurations[key])
         values = [_metric_values(run, shot_rule) for run in runs]
-        several_configurations = len(hashes_per_setting[method, backbone, split]) > 1
-        label = f"{method} [{config_hash[:6]}]" if several_configurations and not study else method
+        label = method if study else labels[method, backbone, split][config_hash]
         rows.append({
             "method": method,
             "method_label": label + tuned_label(runs[0]),

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltbench.api import UserError, float32_forward, unknown_name
+from ltbench.api import UserError, unknown_name
+from ltbench.api.heads import float32_forward
 
 ADAPTER_VARIANTS = ("relu", "linear")
 
@@ -41,7 +42,7 @@ class TextCosineClassifier(nn.Module):
         self.register_buffer("text_features", F.normalize(text_features.float(), dim=-1))
         self.scale = float(scale)
 
-    @float32_forward  # a head: float32 under autocast too (api.float32_forward)
+    @float32_forward  # a head: float32 under autocast too (api.heads.float32_forward)
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         adapted = F.normalize(self.adapter(features), dim=-1)
         return self.scale * adapted @ self.text_features.t()

@@ -8,18 +8,17 @@ from ltbench.api import (
     METHODS,
     BestOnVal,
     Method,
-    PerSplit,
     TensorBatches,
     UserError,
-    build_sampler_from_spec,
-    clip_train_batches,
+    build_sampler,
     create_clip_backbone,
-    fine_tune_clip,
     image_features,
     seeded,
     templates_by_name,
     text_classifier,
 )
+from ltbench.api.finetune import clip_train_batches, fine_tune_clip
+from ltbench.api.training import PerSplit
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
 from ltbench.methods.ballad.options import OPTIONS
 
@@ -40,8 +39,7 @@ class Ballad(Method):
         templates = templates_by_name(cfg["text"]["templates"])
         with ctx.timer("phase_a"):
             fine_tune_clip(self.clip, data, cfg, templates, ctx)
-        self.clip.model.eval()
-        self.clip.model.requires_grad_(False)
+        self.clip.freeze()
         with ctx.timer("phase_a_eval"):
             text_features = text_classifier(self.clip, data.class_names, templates, ctx)
             eval_split = data.split(cfg["eval_split"])
@@ -62,7 +60,7 @@ class Ballad(Method):
         batch_size = int(phase["batch_size"])
         # The public code: int(N / batch) steps per epoch, whatever the sampler.
         steps = max(1, len(train) // batch_size)
-        sampler = build_sampler_from_spec(phase["sampler"], train.labels, num_samples=steps * batch_size,
+        sampler = build_sampler(phase["sampler"], train.labels, num_samples=steps * batch_size,
                                           seed=ctx.seed)
         if not phase["augment"]["enabled"]:
             # Frozen encoder, no augmentation: every step reads cached features.

@@ -1,6 +1,7 @@
 """BALLAD's options: phase A (the framework's, shared with TACKLE's teacher) and phase B, the
 residual adapter. Their values, each with its source: benchmarks/methods/ballad.yaml."""
-from ltbench.api import AUGMENT, PHASE_A_OPTIONS, TRAINING, Option
+from ltbench.api import TRAINING, Option
+from ltbench.api.options import AUGMENT, PHASE_A_OPTIONS
 from ltbench.methods.ballad.adapters import ADAPTER_VARIANTS
 
 MODEL_SELECTION = ("last", "best_val")

@@ -2,20 +2,18 @@
 import numpy as np
 
 from ltbench.api import (
-    EpochProgress,
     Method,
-    build_head,
+    TrainingProgress,
     build_loss,
-    build_sampler_from_spec,
-    clip_image_stream,
+    build_sampler,
     create_clip_backbone,
-    encode_split,
     seeded,
-    set_visual_trainable,
     templates_by_name,
     text_classifier,
-    visual_blocks,
 )
+from ltbench.api.finetune import clip_image_stream
+from ltbench.api.heads import build_head
+from ltbench.api.images import encode_split
 from ltbench.methods.clip_finetune.model import ImageClassifier
 from ltbench.methods.clip_finetune.options import OPTIONS
 from ltbench.methods.clip_finetune.settings import check_blocks, finetune_identity
@@ -30,13 +28,13 @@ class ClipFineTune(Method):
         cfg = self.cfg
         trainable = cfg["trainable"]
         self.clip = create_clip_backbone(cfg["backbone"]["clip"], ctx.device, cfg["method"])
-        visual = self.clip.model.visual
         if trainable["scope"] == "last_blocks" and trainable["last_blocks"] > 0:
-            check_blocks(trainable, len(visual_blocks(visual)), self.clip.label)
-        self.classifier = ImageClassifier(visual, self._head(data, ctx), trainable["batchnorm"]).to(ctx.device)
+            check_blocks(trainable, len(self.clip.visual_blocks()), self.clip.label)
+        self.classifier = ImageClassifier(self.clip.visual_tower(), self._head(data, ctx),
+                                          trainable["batchnorm"]).to(ctx.device)
         # The text tower is not part of the classifier: it neither trains nor goes into checkpoints.
-        self.clip.model.requires_grad_(False)
-        opened = set_visual_trainable(visual, trainable["scope"], trainable["last_blocks"])
+        self.clip.freeze()
+        opened = self.clip.trainable(trainable["scope"], trainable["last_blocks"])
         self.classifier.head.requires_grad_(trainable["head"])
         total = sum(p.numel() for p in self.classifier.parameters())
         trains = sum(p.numel() for p in self.classifier.parameters() if p.requires_grad)
@@ -60,14 +58,13 @@ class ClipFineTune(Method):
     def _train(self, data, ctx):
         cfg, train_cfg = self.cfg, self.cfg["train"]
         train = data.split("train")
-        sampler = build_sampler_from_spec(train_cfg["sampler"], train.labels, seed=ctx.seed)
-        images, steps = clip_image_stream(train, self.clip, train_cfg, sampler, ctx, "train")
-        batches = EpochProgress(images, train_cfg["epochs"])
-        loss, class_counts = build_loss(cfg["loss"]), data.class_counts
+        sampler = build_sampler(train_cfg["sampler"], train.labels, seed=ctx.seed)
+        batches, steps = clip_image_stream(train, self.clip, train_cfg, sampler, ctx, "train")
+        loss, class_counts, progress = build_loss(cfg["loss"]), data.class_counts, TrainingProgress()
         trainer = ctx.trainer(train_cfg, name="finetune", identity=finetune_identity(cfg))
         trainer.fit(self.classifier, batches, steps,
-                    loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=batches.value),
-                    lr_scales=self.classifier.lr_scales(float(train_cfg["encoder_lr_scale"])))
+                    loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=progress.value),
+                    hooks=[progress], lr_scales=self.classifier.lr_scales(float(train_cfg["encoder_lr_scale"])))
 
     def predict(self, split, ctx) -> np.ndarray:
         self.classifier.eval()

@@ -2,7 +2,7 @@
 import torch.nn.functional as F
 from torch import nn
 
-from ltbench.api import freeze_batchnorm_statistics
+from ltbench.api.finetune import freeze_batchnorm_statistics
 
 
 class ImageClassifier(nn.Module):

@@ -1,6 +1,8 @@
 """clip_finetune's options, and the rules between them, checked before any work. Their values,
 each with its source: benchmarks/methods/clip_finetune.yaml (clip_finetune_bs.yaml on top)."""
-from ltbench.api import AUGMENT, LOSS, TRAINING, VISUAL_SCOPES, Option, Section, UserError
+from ltbench.api import TRAINING, Option, Section, UserError
+from ltbench.api.finetune import VISUAL_SCOPES
+from ltbench.api.options import AUGMENT, LOSS
 
 HEAD_TYPES = ("cosine", "linear")
 HEAD_INITS = ("text", "random")

@@ -5,29 +5,28 @@ import numpy as np
 import torch
 
 from ltbench.api import (
-    ArrayRowBatches,
     BestOnVal,
-    EpochProgress,
     Method,
-    PerSplit,
     Stage,
     TensorBatches,
+    TrainingProgress,
     UserError,
     build_loss,
-    build_sampler_from_spec,
-    build_second_stage,
+    build_sampler,
     create_backbone,
-    encode_split,
-    epoch_batches,
-    first_line_of,
-    image_tokens,
-    read_stage_checkpoint,
-    save_linear_head,
     seeded,
+)
+from ltbench.api.calibration import (
+    build_second_stage,
+    choose_on_val,
+    save_linear_head,
     select_tau,
     state_dict_sha256,
     tau_normalised,
 )
+from ltbench.api.images import encode_split, epoch_batches, image_tokens
+from ltbench.api.options import first_line_of
+from ltbench.api.training import ArrayRowBatches, PerSplit
 from ltbench.methods.decoder.model import TokenDecoder
 from ltbench.methods.decoder.options import OPTIONS
 from ltbench.methods.decoder.settings import decoder_transform, iteration_schedule, stage1_identity, tau_grid
@@ -50,10 +49,10 @@ class Decoder(Method):
     def fit(self, data, ctx):
         cfg = self.cfg
         self.encoder = create_backbone(cfg["backbone"]["clip"], ctx.device)
-        if not hasattr(self.encoder, "encode_tokens"):
+        if not self.encoder.is_clip:
             raise UserError(f"method '{cfg['method']}' needs an open_clip backbone (its image tokens), "
                             f"got '{cfg['backbone']['clip']}'")
-        self.encoder.model.eval().requires_grad_(False)
+        self.encoder.freeze()
         kind = cfg["stage2"]["type"]
         self.transform = decoder_transform(cfg["preprocess"], self.encoder)
         # Features of the frozen stage-1 model, computed once per split and run.
@@ -96,8 +95,7 @@ class Decoder(Method):
         train = data.split("train")
         steps, epochs, warmup = iteration_schedule(stage, len(train))
         batch_size = int(stage["batch_size"])
-        sampler = build_sampler_from_spec(stage["sampler"], train.labels, num_samples=steps * batch_size,
-                                          seed=ctx.seed)
+        sampler = build_sampler(stage["sampler"], train.labels, num_samples=steps * batch_size, seed=ctx.seed)
         if stage["tokens_cache"]:
             if stage["augment"]["enabled"]:
                 raise UserError("stage1.tokens_cache needs stage1.augment.enabled=false: augmented images "
@@ -110,15 +108,14 @@ class Decoder(Method):
                                     seed=ctx.seed, num_workers=ctx.num_workers,
                                     pin_memory=ctx.device.type == "cuda", device=ctx.device)
             forward = self._encode_then_decode
-        loss, class_counts = build_loss(self.cfg["loss"]), data.class_counts
-        batches = EpochProgress(batches, epochs)
+        loss, class_counts, progress = build_loss(self.cfg["loss"]), data.class_counts, TrainingProgress()
         trainer = ctx.trainer({**stage, "epochs": epochs, "warmup_epochs": warmup}, name="stage1", work_dir=work_dir)
         hooks = self._selection("stage1", self.decoder, lambda val: self.decoder.head(self._decode(val, ctx)),
                                 data, ctx, work_dir)
         trainer.fit(self.decoder, batches, steps, forward=forward,
-                    loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=batches.value),
-                    hooks=hooks)
-        state = {"format": CHECKPOINT_FORMAT, "model_name": self.encoder.spec.model,
+                    loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=progress.value),
+                    hooks=[progress, *hooks])
+        state = {"format": CHECKPOINT_FORMAT, "model_name": self.encoder.model_name,
                  "decoder": dict(self.cfg["decoder"]), "state_dict": self.decoder.state_dict()}
         return state, trainer
 
@@ -128,9 +125,9 @@ class Decoder(Method):
         return decoder(tokens)
 
     def _load_stage1(self, path):
-        state = read_stage_checkpoint(path, "stage1.checkpoint", "stage1.pt", "decoder")
+        state = STAGE1.read_checkpoint(path, "stage1.checkpoint", "decoder")
         written_for = state.get("model_name") if isinstance(state, dict) else None
-        if written_for and written_for != self.encoder.spec.model:
+        if written_for and written_for != self.encoder.model_name:
             raise UserError(f"stage1.checkpoint {path} was written for backbone model {written_for}, but "
                             f"this run's backbone is {self.encoder.label}")
         try:
@@ -153,24 +150,11 @@ class Decoder(Method):
                             desc=f"decode {split.name}", device=ctx.device)
 
     # --- selection on val ------------------------------------------------------------------------
-    def _val_split(self, data, ctx, what: str):
-        """(val split, where the choice was made, for the record). A val split that is the
-        evaluation split itself (iNat's val file is its test set; CIFAR-LT has no val) flatters
-        the result: a warning, and the record says so."""
-        if "val" not in data.splits:
-            raise UserError(f"{what} needs a val split; dataset '{data.name}' has none")
-        val, eval_split = data.split("val"), data.split(self.cfg["eval_split"])
-        if val.fingerprint != eval_split.fingerprint:
-            return val, "val"
-        ctx.log(f"warning: {what} chooses on val, which is the {eval_split.name} split itself for {data.name}: "
-                "the result is optimistic")
-        return val, "val (the evaluation images themselves)"
-
     def _selection(self, name, module, val_logits, data, ctx, work_dir=None) -> list:
         """The trainer hooks of a stage: with select=best_val, the best-on-val keeper."""
         if self.cfg[name]["select"] == "last":
             return []
-        val, origin = self._val_split(data, ctx, f"{name}.select=best_val")
+        val, origin = choose_on_val(data, self.cfg["eval_split"], f"{name}'s best epoch ({name}.select=best_val)", ctx)
         ctx.outputs.details[f"{name}_select"] = {"select": "best_val", "selected_on": origin}
         labels = torch.from_numpy(val.labels).to(ctx.device)
         return [BestOnVal(module, lambda: val_logits(val), labels, Path(work_dir or ctx.work_dir) / f"{name}_best.pt",
@@ -189,8 +173,7 @@ class Decoder(Method):
         head = head.to(ctx.device)
         steps, epochs, warmup = iteration_schedule(stage, len(train))
         batch_size = int(stage["batch_size"])
-        sampler = build_sampler_from_spec(stage["sampler"], train.labels, num_samples=steps * batch_size,
-                                          seed=ctx.seed)
+        sampler = build_sampler(stage["sampler"], train.labels, num_samples=steps * batch_size, seed=ctx.seed)
         batches = TensorBatches(self._features(train), torch.from_numpy(train.labels).to(ctx.device),
                                 sampler, batch_size)
         loss, class_counts = build_loss(stage["loss"]), data.class_counts
@@ -206,7 +189,7 @@ class Decoder(Method):
     def _taunorm(self, data, ctx):
         """tau-normalisation: no training; tau is the grid value best on val."""
         grid = tau_grid(self.cfg["stage2"])
-        val, origin = self._val_split(data, ctx, "tau-normalisation")
+        val, origin = choose_on_val(data, self.cfg["eval_split"], "tau (tau-normalisation)", ctx)
         labels = torch.from_numpy(val.labels).to(ctx.device)
         tau, accuracies = select_tau(self.decoder.head, self._features(val), labels, grid)
         ctx.outputs.details["taunorm"] = {"tau_grid": grid, "selected_on": origin,

@@ -10,7 +10,8 @@ No positional embedding is added: the tokens already carry the encoder's.
 import torch
 from torch import nn
 
-from ltbench.api import Float32Linear, UserError
+from ltbench.api import UserError
+from ltbench.api.heads import Float32Linear
 
 
 class DecoderBlock(nn.Module):

@@ -1,17 +1,10 @@
 """The decoder family's options (decoder, decoder_ce, decoder_bs, ...: one class, one set of
 options; the variants' YAML files change values). Their values, each with its source:
 benchmarks/methods/decoder.yaml and the decoder_*.yaml files on top of it."""
-from ltbench.api import (
-    AUGMENT,
-    DISALIGN_FORMS,
-    INTERPOLATIONS,
-    LOSS,
-    STAGE2_TYPES,
-    TRAINING,
-    Option,
-    Section,
-    UserError,
-)
+from ltbench.api import TRAINING, Option, Section, UserError
+from ltbench.api.calibration import DISALIGN_FORMS, STAGE2_TYPES
+from ltbench.api.images import INTERPOLATIONS
+from ltbench.api.options import AUGMENT, LOSS
 
 MODEL_SELECTION = ("last", "best_val")
 PREPROCESS = ("imagenet_code", "clip")

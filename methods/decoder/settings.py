@@ -2,7 +2,8 @@
 and what stage 1 depends on (the options are declared and checked in options.py)."""
 import math
 
-from ltbench.api import TransformSpec, UserError
+from ltbench.api import UserError
+from ltbench.api.images import TransformSpec
 
 
 def iteration_schedule(stage: dict, num_images: int):

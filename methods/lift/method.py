@@ -7,21 +7,18 @@ from torch import nn
 from ltbench.api import (
     METHODS,
     Method,
-    PeftViT,
     Stage,
     UserError,
-    build_head,
     build_loss,
-    build_sampler_from_spec,
+    build_sampler,
     create_clip_backbone,
-    encode_split,
-    epoch_batches,
-    read_stage_checkpoint,
     seeded,
     templates_by_name,
     text_classifier,
-    text_head_weights,
 )
+from ltbench.api.heads import build_head
+from ltbench.api.images import encode_split, epoch_batches
+from ltbench.api.peft import PeftViT, text_head_weights
 from ltbench.methods.lift.options import OPTIONS, peft_options
 from ltbench.methods.lift.preprocess import ensemble_logits, eval_transform, tte_transform
 
@@ -77,7 +74,7 @@ class Lift(Method):
     def fit(self, data, ctx):
         cfg = self.cfg
         self.clip = create_clip_backbone(cfg["backbone"]["clip"], ctx.device, cfg["method"])
-        visual = self.clip.model.visual
+        visual = self.clip.visual_tower()
         peft, head_cfg = cfg["peft"], cfg["head"]
         # Every random init from (seed, purpose): adapters, prompts and the head alike.
         with seeded(ctx.seed, "lift", "peft"):
@@ -108,7 +105,7 @@ class Lift(Method):
         return {name: p.detach() for name, p in self.model.named_parameters() if p.requires_grad}
 
     def _load(self, path):
-        state = read_stage_checkpoint(path, "the LIFT stage", "lift.pt", "LIFT")
+        state = TRAINING.read_checkpoint(path, "the LIFT stage", "LIFT")
         trained = state.get("trained") if isinstance(state, dict) else None
         if not isinstance(trained, dict) or state.get("format") != CHECKPOINT_FORMAT \
                 or set(trained) != set(self._trained_state()):
@@ -121,7 +118,7 @@ class Lift(Method):
     def _train(self, data, ctx, work_dir):
         cfg, train_cfg = self.cfg, self.cfg["train"]
         train = data.split("train")
-        sampler = build_sampler_from_spec(train_cfg["sampler"], train.labels, seed=ctx.seed)
+        sampler = build_sampler(train_cfg["sampler"], train.labels, seed=ctx.seed)
         batch_size = int(train_cfg["batch_size"])
         batches = epoch_batches(train, self.transform, train_cfg["augment"], batch_size, sampler, seed=ctx.seed,
                                 num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)

@@ -1,16 +1,9 @@
 """LIFT's options, and the rules between them, checked before any work. Their values, each with
 its source: benchmarks/methods/lift.yaml."""
-from ltbench.api import (
-    AUGMENT,
-    CROP_SETS,
-    INTERPOLATIONS,
-    LOSS,
-    PEFT_TYPES,
-    TRAINING,
-    Option,
-    Section,
-    check_peft_options,
-)
+from ltbench.api import TRAINING, Option, Section
+from ltbench.api.images import CROP_SETS, INTERPOLATIONS
+from ltbench.api.options import AUGMENT, LOSS
+from ltbench.api.peft import PEFT_TYPES, check_peft_options
 
 HEAD_INITS = ("text", "random")
 FEATURE_SPACES = ("width", "embed")  # ltbench.models.peft's; check_peft_options holds them to it

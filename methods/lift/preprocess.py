@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import torch
 
-from ltbench.api import CropSpec, TransformSpec
+from ltbench.api.images import CropSpec, TransformSpec
 
 
 def eval_transform(model_spec: TransformSpec, preprocess: dict) -> TransformSpec:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ltbench.api import UserError, row_chunks
+from ltbench.api import UserError
+from ltbench.api.calibration import row_chunks
 from ltbench.methods.posthoc.options import PRIOR_NUMBERS
 
 

@@ -4,7 +4,9 @@ details.posthoc names the source, the adjustment and, for a tau, the grid, where
 each grid value's val top-1 and the chosen value."""
 import numpy as np
 
-from ltbench.api import METHODS, Method, UserError, select_on_grid, tau_normalised_logits
+from ltbench.api import METHODS, Method, UserError
+from ltbench.api.calibration import choose_on_val, select_on_grid, tau_normalised_logits
+from ltbench.api.ensembles import is_saved_run
 from ltbench.methods.posthoc.adjust import (
     log_prior,
     logit_adjusted,
@@ -14,7 +16,7 @@ from ltbench.methods.posthoc.adjust import (
     top1,
 )
 from ltbench.methods.posthoc.options import PRIOR_OPTIONS, SOURCE_OPTIONS, TAU_OPTIONS
-from ltbench.methods.posthoc.sources import SavedSource, build_source, plain_ce_problem, source_label
+from ltbench.methods.posthoc.sources import build_source, plain_ce_problem, source_label
 
 
 class Posthoc(Method):
@@ -31,6 +33,10 @@ class Posthoc(Method):
     def backbone_label_for(cls, cfg: dict) -> str:
         """The source's: its record's backbone, or the computed method's label."""
         return source_label(cfg["source"], cfg)
+
+    @classmethod
+    def source_records(cls, cfg: dict) -> list:
+        return [cfg["source"]] if is_saved_run(cfg["source"]) else []
 
     def check_options(self, cfg: dict):
         """Options of the adjustment, before any work."""
@@ -75,12 +81,8 @@ class Posthoc(Method):
         that is the evaluation split itself flatters the result: a warning, and the record says so."""
         if self.tau is not None:
             return {"tau": self.tau, "tau_from": "fixed"}
-        val, eval_split = data.split("val"), data.split(self.cfg["eval_split"])
-        origin = "val"
-        if val.fingerprint == eval_split.fingerprint:
-            ctx.log(f"warning: {self.cfg['method']} chooses tau on val, which is the {eval_split.name} split "
-                    f"itself for {data.name}: the result is optimistic; fix tau for an unbiased one")
-            origin = "val (the evaluation images themselves)"
+        val, origin = choose_on_val(data, self.cfg["eval_split"], f"{self.cfg['method']}'s tau", ctx,
+                                    fix="fix tau for an unbiased one")
         val_logits = self.source.logits(val)
         self.tau, accuracies = select_on_grid(self.grid, lambda tau: top1(adjusted(val_logits, tau), val.labels))
         ctx.log(f"{self.cfg['method']}: tau {self.tau:g} chosen on {origin} (top-1 {max(accuracies):.2f})")
@@ -119,9 +121,8 @@ class PosthocTauNorm(Posthoc):
         self._check_tau_options(cfg)
 
     def check_source(self):
-        if isinstance(self.source, SavedSource):
-            self.source.linear_head()  # a saved run's head (file and hash) is checked before any work
-        elif not self.source.saves_linear_head():
+        # A saved run's head (its file and hash) is read and checked here, before any work.
+        if not self.source.saves_linear_head():
             raise UserError(f"source={self.source.method_name}: that method saves no linear head (linear_probe "
                             "and the decoder runs with stage2.type none, crt or taunorm do); tau-normalisation "
                             "needs one")
@@ -156,7 +157,7 @@ class PosthocPriorCorrection(Posthoc):
         self.target = read_target_prior(cfg["target_prior"])
 
     def check_source(self):
-        problem = plain_ce_problem(self.source.config, self.source.options)
+        problem = plain_ce_problem(self.source.config, self.source.method_class.declared_options())
         if problem:
             raise UserError(f"posthoc_prior corrects the prior a plain-CE model learnt, but source "
                             f"{self.cfg['source']} ({self.source.method_name}): {problem}; use posthoc_la "

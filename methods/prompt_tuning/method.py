@@ -17,21 +17,20 @@ import torch
 from torch import nn
 
 from ltbench.api import (
-    EpochProgress,
     Method,
     Stage,
     TensorBatches,
+    TrainingProgress,
     UserError,
     build_loss,
-    build_sampler_from_spec,
-    clip_train_batches,
+    build_sampler,
     create_clip_backbone,
-    first_line_of,
-    gather_batch,
     image_features,
-    no_autocast,
-    read_stage_checkpoint,
 )
+from ltbench.api.finetune import clip_train_batches
+from ltbench.api.heads import no_autocast
+from ltbench.api.options import first_line_of
+from ltbench.api.training import gather_batch
 from ltbench.methods.prompt_tuning.options import OPTIONS
 from ltbench.methods.prompt_tuning.prompts import PromptLearner, class_prompts, initial_context, phrase_ids
 from ltbench.methods.prompt_tuning.settings import context_identity
@@ -60,7 +59,7 @@ class PromptTuner(nn.Module):
         """[B, C] logits of the global batch: under torchrun every process's image features (the
         labels go with them: ``global_targets``); one process: its own batch."""
         text = self.text_features()  # the text tower under the run's autocast
-        with no_autocast():  # the logits in float32 (api.no_autocast)
+        with no_autocast():  # the logits in float32 (api.heads.no_autocast)
             return self.logit_scale * gather_batch(image_features.float()) @ text.float().t()
 
 
@@ -91,7 +90,7 @@ class PromptTuning(Method):
         if not self.clip.takes_prompt_embeddings:
             raise UserError(f"method '{cfg['method']}' needs an open_clip causal text tower (argmax or eos pooling), "
                             f"which backbone '{self.clip.label}' does not have")
-        self.clip.model.eval().requires_grad_(False)
+        self.clip.freeze()
         options = cfg["context"]
         if options["init"] == "phrase":
             phrase_ids(self.clip, options)  # a phrase longer than the context fails before any work
@@ -118,7 +117,7 @@ class PromptTuning(Method):
         train_cfg = self.cfg["train"]
         train = data.split("train")
         batch_size = int(train_cfg["batch_size"])
-        sampler = build_sampler_from_spec(train_cfg["sampler"], train.labels, seed=ctx.seed)
+        sampler = build_sampler(train_cfg["sampler"], train.labels, seed=ctx.seed)
         augment = train_cfg["augment"]
         if augment["enabled"]:
             images = clip_train_batches(train, self.clip, augment, batch_size, sampler, ctx)
@@ -127,15 +126,14 @@ class PromptTuning(Method):
             features = self._features(train, ctx)
             images = TensorBatches(features, torch.from_numpy(train.labels).to(ctx.device), sampler, batch_size)
             steps, forward = images.steps_per_epoch, None
-        batches = EpochProgress(images, train_cfg["epochs"])
-        class_counts = data.class_counts
+        class_counts, progress = data.class_counts, TrainingProgress()
         ctx.log(f"prompt tuning: {self.tuner.learner.ctx.numel():,} context parameters train, "
                 f"{data.num_classes} prompts encoded every step")
         trainer = ctx.trainer(train_cfg, name="train", work_dir=work_dir)
-        trainer.fit(self.tuner, batches, steps, forward=forward,
+        trainer.fit(self.tuner, images, steps, forward=forward, hooks=[progress],
                     loss_fn=lambda logits, targets: self.loss(logits, global_targets(targets), class_counts,
-                                                              progress=batches.value))
-        state = {"format": CHECKPOINT_FORMAT, "model_name": self.clip.spec.model, "backbone": self.clip.label,
+                                                              progress=progress.value))
+        state = {"format": CHECKPOINT_FORMAT, "model_name": self.clip.model_name, "backbone": self.clip.label,
                  "class_names": list(data.class_names), "context": dict(self.cfg["context"]),
                  "ctx": self.tuner.learner.ctx.detach().cpu()}
         return state, trainer
@@ -146,11 +144,11 @@ class PromptTuning(Method):
         return tuner(features)
 
     def _load(self, path):
-        state = read_stage_checkpoint(path, "context.checkpoint", "context.pt", "prompt_tuning")
+        state = CONTEXT.read_checkpoint(path, "context.checkpoint", "prompt_tuning")
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise UserError(f"context.checkpoint {path} is not a learnt context of prompt_tuning "
                             f"(format {CHECKPOINT_FORMAT})")
-        if state.get("model_name") != self.clip.spec.model:
+        if state.get("model_name") != self.clip.model_name:
             raise UserError(f"context.checkpoint {path} was learnt for backbone model {state.get('model_name')}, "
                             f"but this run's backbone is {self.clip.label}")
         learnt, ctx_param = state["ctx"], self.tuner.learner.ctx

@@ -1,6 +1,7 @@
 """prompt_tuning's options. Their values, each with its source: benchmarks/methods/prompt_tuning.yaml
 (prompt_tuning_bs.yaml on top)."""
-from ltbench.api import AUGMENT, LOSS, TRAINING, Option, Section
+from ltbench.api import TRAINING, Option, Section
+from ltbench.api.options import AUGMENT, LOSS
 from ltbench.methods.prompt_tuning.prompts import CLASS_POSITIONS, INITS
 
 OPTIONS = {

@@ -10,7 +10,8 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from ltbench.api import UserError, generator
+from ltbench.api import UserError
+from ltbench.api.training import generator
 
 CLASS_POSITIONS = ("end", "middle", "front")
 INITS = ("random", "phrase")

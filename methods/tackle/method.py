@@ -12,27 +12,22 @@ import numpy as np
 
 from ltbench.api import (
     METHODS,
-    EpochProgress,
     Method,
-    PerSplit,
+    TrainingProgress,
     build_loss,
-    build_sampler_from_spec,
+    build_sampler,
     create_clip_backbone,
-    create_timm_classifier,
-    encode_split,
-    ensemble_for,
-    epoch_batches,
-    fine_tune_clip,
     image_features,
-    related_method_config,
     seeded,
     templates_by_name,
     text_classifier,
-    timm_eval_transform,
-    timm_label,
-    unlabeled_pool,
-    with_pool_images,
 )
+from ltbench.api.ensembles import ensemble_for, related_method_config
+from ltbench.api.finetune import fine_tune_clip
+from ltbench.api.images import encode_split, epoch_batches
+from ltbench.api.pools import unlabeled_pool, with_pool_images
+from ltbench.api.training import PerSplit
+from ltbench.api.vision import create_timm_classifier, timm_eval_transform, timm_label
 from ltbench.methods.tackle.options import OPTIONS
 from ltbench.methods.tackle.pseudo_labels import pool_assignments, pseudo_label_precision, select_pseudo_labels
 
@@ -54,8 +49,7 @@ class ClipTeacher:
             if teacher["phase_a_checkpoint"]:
                 ballad_cfg["phase_a"]["checkpoint"] = teacher["phase_a_checkpoint"]
             fine_tune_clip(self.clip, data, ballad_cfg, templates_by_name(ballad_cfg["text"]["templates"]), ctx)
-        self.clip.model.eval()
-        self.clip.model.requires_grad_(False)
+        self.clip.freeze()
         self.text = text_classifier(self.clip, data.class_names, templates_by_name(cfg["text"]["templates"]), ctx)
 
     def features(self, split) -> np.ndarray:
@@ -139,16 +133,15 @@ class Tackle(Method):
         self.transform = timm_eval_transform(self.model, cfg["vision"]["input_size"])
         counts = np.bincount(train.labels, minlength=data.num_classes)
         ctx.outputs.details["train_images"] = {"labeled": len(data.split("train")), "total": len(train)}
-        sampler = build_sampler_from_spec(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
+        sampler = build_sampler(cfg["train"]["sampler"], train.labels, seed=ctx.seed)
         batch_size = int(cfg["batch_size"])
-        images = epoch_batches(train, self.transform, cfg["augment"], batch_size, sampler, seed=ctx.seed,
-                               num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)
-        batches = EpochProgress(images, cfg["train"]["epochs"])
-        loss = build_loss(cfg["loss"])
+        batches = epoch_batches(train, self.transform, cfg["augment"], batch_size, sampler, seed=ctx.seed,
+                                num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda", device=ctx.device)
+        loss, progress = build_loss(cfg["loss"]), TrainingProgress()
         # Balanced Softmax and friends see the class counts of what the model trains on: train + pool.
         ctx.trainer(cfg["train"], name="vision", identity={"train_images": train.fingerprint}).fit(
             self.model, batches, math.ceil(len(sampler) / batch_size),
-            loss_fn=lambda logits, targets: loss(logits, targets, counts, progress=batches.value))
+            loss_fn=lambda logits, targets: loss(logits, targets, counts, progress=progress.value), hooks=[progress])
         self.model.eval()
 
     def _predict_vision(self, split, ctx) -> np.ndarray:
@@ -165,7 +158,7 @@ class Tackle(Method):
         ctx.report("vision_only", self._vision_logits(eval_split), eval_split)
         ctx.report("clip", self.teacher.logits(eval_split), eval_split)
         ctx.outputs.details["ensemble"] = self.ensemble.summary(["vision", "clip"],
-                                                        self.ensemble.weights_origin(data, eval_split, ctx.log))
+                                                        self.ensemble.weights_origin(data, eval_split, ctx))
         ctx.log(f"ensemble: weights vision {self.ensemble.weights[0]:.2f}, clip {self.ensemble.weights[1]:.2f}")
 
     def predict(self, split, ctx) -> np.ndarray:

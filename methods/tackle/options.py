@@ -1,6 +1,7 @@
 """TACKLE's options. Their values, each with its source: benchmarks/methods/tackle.yaml, whose
 per_backbone sections are keyed by the vision model (per_backbone_from: backbone.vision)."""
-from ltbench.api import AUGMENT, ENSEMBLE, LOSS, TRAINING, Option, Section
+from ltbench.api import TRAINING, Option, Section
+from ltbench.api.options import AUGMENT, ENSEMBLE, LOSS
 from ltbench.methods.tackle.pseudo_labels import ELIGIBLE_GROUPS
 
 TEACHERS = ("clip", "ballad_phase_a")

@@ -13,7 +13,8 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from ltbench.api import GROUPS, SHOT_RULES, UserError, shot_groups, unknown_name
+from ltbench.api import UserError, unknown_name
+from ltbench.api.pools import GROUPS, SHOT_RULES, shot_groups
 
 # Which classes may receive pool images, by their shot group in the original train split.
 ELIGIBLE_GROUPS = {"few": ("few",), "medium_few": ("medium", "few"), "all": GROUPS}

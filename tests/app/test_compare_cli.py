@@ -160,3 +160,24 @@ def test_records_of_config_schema_1_are_read_as_they_are(results, run_cli, tmp_p
     (old / "from_the_future.json").write_text(json.dumps(unknown))
     code, out, err = run_cli("table", "--results", results_old, "--no-reported")
     assert code == 0 and err.count("\n") == 1 and "record schema 99, this ltbench reads schemas 1, 2" in err
+
+
+@pytest.mark.e2e
+def test_two_configurations_of_a_method_are_named_by_the_option_that_differs(tmp_path, run_cli):
+    """Issue 24 item 7: table, compare and plot name two configs of one method by their differing
+    option (zeroshot_clip with the 80 templates and with one), not by a hash."""
+    for templates in ("openai_imagenet", "single"):
+        code, _, err = run_cli("run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--backbone", "tiny",
+                               "--out", tmp_path, "--no-progress", "--cfg-options", f"text.templates={templates}")
+        assert code == 0, err
+    code, out, err = run_cli("table", "--dataset", "digits_lt", "--results", tmp_path)
+    assert code == 0, err
+    assert "zeroshot_clip[text.templates=openai_imagenet]" in out and "zeroshot_clip[text.templates=single]" in out
+    hashes = sorted(json.loads(path.read_text())["config_hash"][:8]
+                    for path in (tmp_path / "runs" / "digits_lt").glob("*.json"))
+    code, out, err = run_cli("compare", f"zeroshot_clip@{hashes[0]}", f"zeroshot_clip@{hashes[1]}",
+                             "--dataset", "digits_lt", "--results", tmp_path, "--json", "--bootstrap", "200")
+    assert code == 0, err
+    [entry] = json.loads(out)["comparisons"]
+    assert {entry["a"], entry["b"]} == {"zeroshot_clip[text.templates=openai_imagenet](tiny)",
+                                        "zeroshot_clip[text.templates=single](tiny)"}

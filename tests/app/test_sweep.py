@@ -187,3 +187,21 @@ def test_slurm_jobs_run_the_entry_in_a_fresh_process(tmp_path):
     outcome = jobs[0].result()
     assert outcome.status == "ran" and str(out) in outcome.message
     assert [(r["method"], r["backbone"]) for r in _records(out)] == [("zeroshot_clip", "tiny")]
+
+
+def test_a_dry_run_finds_what_this_machine_cannot_decode(tmp_path, run_cli):
+    """Issue 24 item 8: --dry-run checks gpu_jpeg against this machine (the local launcher runs the
+    entries here), as `ltbench run` does before any work; a Slurm dry run leaves it to the nodes."""
+    suite = _write(tmp_path, """
+        methods: [zeroshot_clip]
+        datasets: [digits_lt]
+        backbones: [tiny]
+        cfg_options: {gpu_jpeg: true, runtime.device: cpu}
+    """)
+    code, stdout, stderr = run_cli("sweep", suite, "--dry-run", "--out", tmp_path / "results")
+    assert code == 1 and "[1] error  zeroshot_clip on digits_lt" in stdout
+    assert "gpu_jpeg=true decodes JPEGs on a CUDA GPU" in stdout
+    assert "1 of 1 entries would fail" in stderr
+    code, stdout, _ = run_cli("sweep", suite, "--dry-run", "--out", tmp_path / "results", "--launcher", "slurm",
+                              "--partition", "gpu")
+    assert code == 0 and "[1] run    zeroshot_clip" in stdout

@@ -3,12 +3,13 @@ import pytest
 import torch
 from PIL import Image
 
-from ltbench.data import transforms
+from ltbench.core.errors import UserError
+from ltbench.data import augment
+from ltbench.data.augment import AugmentSpec
 from ltbench.data.base import ArraySplit, FileSplit
 from ltbench.data.loading import augmented_loader
 from ltbench.data.samplers import build_sampler
-from ltbench.data.transforms import AugmentSpec, TransformSpec
-from ltbench.core.errors import UserError
+from ltbench.data.transforms import TransformSpec
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 NO_JITTER = (0.0, 0.0, 0.0, 0.0)
@@ -60,7 +61,7 @@ def test_copies_of_one_image_get_different_crops():
 
 def test_crop_boxes_follow_scale_and_ratio_inside_the_image():
     generator = torch.Generator().manual_seed(0)
-    top, left, height, width = transforms._crop_boxes(500, 30, 40, (0.3, 0.6), (0.75, 4 / 3), generator).T
+    top, left, height, width = augment._crop_boxes(500, 30, 40, (0.3, 0.6), (0.75, 4 / 3), generator).T
     assert (top >= 0).all() and (left >= 0).all()
     assert (top + height <= 30).all() and (left + width <= 40).all()
     area = (height * width).double() / (30 * 40)
@@ -72,7 +73,7 @@ def test_crop_boxes_follow_scale_and_ratio_inside_the_image():
 
 def test_impossible_crops_fall_back_to_the_centre_like_torchvision():
     # A square crop of at least 90% of a 10 x 40 image never fits: take the centred 10 x 10.
-    boxes = transforms._crop_boxes(4, 10, 40, (0.9, 1.0), (1.0, 1.0), torch.Generator().manual_seed(0))
+    boxes = augment._crop_boxes(4, 10, 40, (0.9, 1.0), (1.0, 1.0), torch.Generator().manual_seed(0))
     assert boxes.tolist() == [[0, 15, 10, 10]] * 4
 
 
@@ -85,7 +86,7 @@ def test_per_image_jitters_match_torchvision(index, reference):
     batch = torch.rand(4, 3, 7, 9, generator=torch.Generator().manual_seed(0))
     batch[0, :, :2] = 0.5  # grey pixels have no hue
     factors = torch.tensor([-0.3, 0.1, 0.4, 0.25]) if index == 3 else torch.tensor([0.6, 0.9, 1.2, 1.4])
-    ours = transforms._JITTERS[index](batch.clone(), factors)
+    ours = augment._JITTERS[index](batch.clone(), factors)
     theirs = torch.stack([getattr(TF, reference)(image, float(f)) for image, f in zip(batch, factors)])
     assert torch.allclose(ours, theirs, atol=1e-5)
 

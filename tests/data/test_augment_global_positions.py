@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from ltbench.data import loading
-from ltbench.data.transforms import AugmentSpec, TransformSpec
+from ltbench.data.augment import AugmentSpec
+from ltbench.data.transforms import TransformSpec
 
 SPEC = AugmentSpec.from_eval(TransformSpec(size=12, mean=(0.5,) * 3, std=(0.5,) * 3),
                              {"crop_scale": [0.3, 1.0], "crop_ratio": [0.75, 4 / 3], "flip": True, "color_jitter": [0.4, 0.4, 0.4, 0.1]})

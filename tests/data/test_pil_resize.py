@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ltbench.data.transforms import TransformSpec, pil_resize, resize_weights
 from ltbench.core.errors import UserError
+from ltbench.data.pil_resize import pil_resize, resize_weights
+from ltbench.data.transforms import TransformSpec
 
 GREY_LEVELS = ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))  # mean, std: the output is in grey levels
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from ltbench.data.samplers import build_sampler, build_sampler_from_spec
 from ltbench.core.errors import UserError
+from ltbench.data.samplers import build_sampler
 
 LABELS = np.repeat(np.arange(4), [400, 100, 25, 4])
 
@@ -99,12 +99,19 @@ def test_sampler_options_are_checked_against_the_sampler():
 
 
 def test_sampler_from_a_config_value():
-    by_name = build_sampler_from_spec("instance", SKEWED, seed=1)
+    by_name = build_sampler({"type": "instance"}, SKEWED, seed=1)
     assert list(by_name) == list(build_sampler("instance", SKEWED, seed=1))
     spec = {"type": "class_aware", "samples_per_class": 2}
-    sampler = build_sampler_from_spec(spec, SKEWED, num_samples=40, seed=1)
+    sampler = build_sampler(spec, SKEWED, num_samples=40, seed=1)
     assert sampler.samples_per_class == 2 and len(sampler) == 40 and spec["type"] == "class_aware"
     with pytest.raises(UserError, match="'type' name"):
-        build_sampler_from_spec({"samples_per_class": 2}, SKEWED)
+        build_sampler({"samples_per_class": 2}, SKEWED)
     with pytest.raises(UserError, match="has no option 'seed'"):
-        build_sampler_from_spec({"type": "class_aware", "seed": 3}, SKEWED)
+        build_sampler({"type": "class_aware", "seed": 3}, SKEWED)
+
+
+def test_options_given_to_the_builder_add_to_a_mapping_or_a_name():
+    from_mapping = build_sampler({"type": "class_aware"}, SKEWED, seed=1, samples_per_class=2)
+    from_name = build_sampler("class_aware", SKEWED, seed=1, samples_per_class=2)
+    assert from_mapping.samples_per_class == from_name.samples_per_class == 2
+    assert list(from_mapping) == list(from_name)

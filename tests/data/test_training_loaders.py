@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from ltbench.core import cpus
+from ltbench.data.augment import AugmentSpec
 from ltbench.data.base import ArraySplit, FileSplit
 from ltbench.data.loading import augmented_loader, epoch_batches, image_loader
 from ltbench.data.samplers import build_sampler
-from ltbench.data.transforms import AugmentSpec, TransformSpec
+from ltbench.data.transforms import TransformSpec
 
 EVAL = TransformSpec(size=12, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
 AUGMENT = {"enabled": True, "crop_scale": [0.5, 1.0], "crop_ratio": [0.75, 1.33], "flip": True,

@@ -15,8 +15,9 @@ LABELS = torch.tensor([0, 1, 1, 2, 3, 0, 0, 1])  # repeated classes: several pos
 
 
 def _tuner_and_prompts():
-    from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+    from ltbench.models.clip_finetune import ClipFineTuner
     from ltbench.models.factory import create_backbone
+    from ltbench.models.trainable import set_trainable
 
     torch.manual_seed(0)
     clip = create_backbone("tiny", "cpu")

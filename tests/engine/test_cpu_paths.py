@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ltbench.data.transforms import TransformSpec
-from ltbench.engine.trainer import build_optimizer, optimizer_implementation, uses_channels_last
+from ltbench.engine.trainer import build_optimizer, optimizer_implementation
+from ltbench.engine.transfer import uses_channels_last
 
 
 def test_convolutional_backbones_run_in_channels_last_on_the_cpu_too():

@@ -10,7 +10,8 @@ from ltbench.engine.batches import TensorBatches
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext
 from ltbench.engine.hooks import Hook
-from ltbench.engine.trainer import to_device, uses_channels_last, warmup_cosine
+from ltbench.engine.trainer import warmup_cosine
+from ltbench.engine.transfer import to_device, uses_channels_last
 
 CFG = {"epochs": 4, "optimizer": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False,
        "weight_decay": 1e-4, "schedule": "cosine", "warmup_epochs": 1, "grad_accum_steps": 1,
@@ -182,3 +183,74 @@ def test_a_section_built_by_hand_takes_the_declared_defaults_and_is_checked():
     assert settings["weight_decay_1d"] is True and settings["warmup_type"] == "linear"
     with pytest.raises(UserError, match=r"phase_a.lr=0: expected a finite number > 0 \(learning rate\)"):
         train_settings({**CFG, "lr": 0}, "phase_a")
+
+
+class _Recorder(Hook):
+    """Every hook call, in order, with its arguments."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def before_epoch(self, epoch, epochs):
+        self.calls.append(("before_epoch", epoch, epochs))
+
+    def after_step(self, epoch, step, loss):
+        self.calls.append(("after_step", epoch, step, loss))
+
+    def after_epoch(self, epoch):
+        self.calls.append(("after_epoch", epoch))
+        return f"note {epoch}"
+
+    def after_fit(self):
+        self.calls.append(("after_fit",))
+
+
+def test_hooks_are_called_in_order_with_the_epoch_the_step_and_its_loss(tmp_path):
+    from ltbench.engine.hooks import TrainingProgress
+
+    inputs, targets = _problem()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 3)
+    batches = TensorBatches(inputs, targets, build_sampler("instance", targets.numpy(), seed=0), 32)  # 3 steps
+    calls, progress, seen = [], TrainingProgress(), []
+
+    class Progress(Hook):  # what TrainingProgress holds while an epoch's steps run
+        def after_step(self, epoch, step, loss):
+            seen.append((epoch, progress.value))
+
+    cfg = {**CFG, "epochs": 2, "log_interval": 1}
+    history = _context(tmp_path).trainer(cfg, name="hooks").fit(
+        model, batches, batches.steps_per_epoch, torch.nn.functional.cross_entropy,
+        hooks=[_Recorder(calls), progress, Progress()])
+    names = [call[:3] for call in calls]
+    assert names == [("before_epoch", 0, 2), ("after_step", 0, 0), ("after_step", 0, 1), ("after_step", 0, 2),
+                     ("after_epoch", 0), ("before_epoch", 1, 2), ("after_step", 1, 0), ("after_step", 1, 1),
+                     ("after_step", 1, 2), ("after_epoch", 1), ("after_fit",)]
+    losses = [call[3] for call in calls if call[0] == "after_step"]
+    # Each step's own loss: detached 0-dim tensors on the run's device whose mean is the epoch's logged loss.
+    assert all(loss.dim() == 0 and not loss.requires_grad and loss.device.type == "cpu" for loss in losses)
+    for epoch in (0, 1):
+        assert history[epoch]["loss"] == pytest.approx(float(torch.stack(losses[3 * epoch: 3 * epoch + 3]).mean()))
+    assert seen == [(0, 0.0)] * 3 + [(1, 0.5)] * 3
+
+
+def test_a_resumed_fit_calls_before_epoch_from_the_first_epoch_not_done(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, interrupt_after_epoch=1)
+    calls = []
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 3)
+    inputs, targets = _problem()
+    batches = TensorBatches(inputs, targets, build_sampler("instance", targets.numpy(), seed=0), 16)
+    _context(tmp_path, resume=True).trainer(CFG, name="unit").fit(
+        model, batches, batches.steps_per_epoch, torch.nn.functional.cross_entropy, hooks=[_Recorder(calls)])
+    assert [call[1] for call in calls if call[0] == "before_epoch"] == [1, 2, 3]
+
+
+def test_fit_shows_its_arguments():
+    import inspect
+
+    from ltbench.engine.trainer import Trainer
+
+    parameters = list(inspect.signature(Trainer.fit).parameters)
+    assert parameters == ["self", "model", "batches", "steps_per_epoch", "loss_fn", "forward", "hooks", "lr_scales"]

@@ -10,7 +10,8 @@ from ltbench.core.errors import UserError
 from ltbench.engine.finetune import PromptBatches
 from ltbench.losses import multi_positive_contrastive
 from ltbench.methods.ballad.adapters import ResidualAdapter, TextCosineClassifier
-from ltbench.models.clip_finetune import ClipFineTuner, set_trainable
+from ltbench.models.clip_finetune import ClipFineTuner
+from ltbench.models.trainable import set_trainable
 
 
 def _log_softmax(values, index):

@@ -11,9 +11,9 @@ from ltbench.core.errors import UserError
 from ltbench.engine.trainer import build_optimizer
 from ltbench.methods.clip_finetune.model import ImageClassifier
 from ltbench.methods.clip_finetune.settings import check_blocks
-from ltbench.models.clip_finetune import set_visual_trainable, visual_blocks
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
+from ltbench.models.trainable import set_visual_trainable, visual_blocks
 
 OPTIMIZER = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
              "weight_decay_1d": True}

@@ -132,20 +132,6 @@ def test_code_preprocessing_needs_the_backbones_input_size(run_cli, tmp_path):
     assert "preprocess.crop=224, but backbone" in stderr and "takes 32 px" in stderr
 
 
-def test_choosing_on_a_val_split_that_is_the_test_split_warns_and_says_so():
-    from types import SimpleNamespace
-
-    from ltbench.methods.decoder import Decoder
-
-    same = SimpleNamespace(fingerprint="f", name="test")
-    data = SimpleNamespace(name="inat2018", splits={"val": same, "test": same}, split=lambda name: same)
-    messages = []
-    ctx = SimpleNamespace(log=messages.append)
-    split, origin = Decoder._val_split(SimpleNamespace(cfg={"eval_split": "test"}), data, ctx, "tau-normalisation")
-    assert split is same and origin == "val (the evaluation images themselves)"
-    assert messages and messages[0].startswith("warning: tau-normalisation chooses on val, which is the test split")
-
-
 def _head():
     torch.manual_seed(0)
     return torch.nn.Linear(8, 5)

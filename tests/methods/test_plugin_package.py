@@ -16,7 +16,7 @@ TRAINED = '''
 import numpy as np
 import torch
 
-from ltbench.api import METHODS, TRAINING, Method, TensorBatches, build_sampler_from_spec, create_backbone, image_features
+from ltbench.api import METHODS, TRAINING, Method, TensorBatches, build_sampler, create_backbone, image_features
 
 
 @METHODS.register_module(name="trained_head")
@@ -33,7 +33,7 @@ class TrainedHead(Method):
         self.mean, self.std = features.mean(0), features.std(0).clamp_min(1e-6)
         features = (features - self.mean) / self.std
         self.head = torch.nn.Linear(features.shape[1], data.num_classes).to(ctx.device)
-        sampler = build_sampler_from_spec(self.cfg["train"]["sampler"], train.labels, seed=ctx.seed)
+        sampler = build_sampler(self.cfg["train"]["sampler"], train.labels, seed=ctx.seed)
         labels = torch.from_numpy(train.labels).to(ctx.device)
         batches = TensorBatches(features, labels, sampler, self.cfg["batch_size"])
         ctx.trainer(self.cfg["train"]).fit(self.head, batches, batches.steps_per_epoch,

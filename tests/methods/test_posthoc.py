@@ -1,5 +1,6 @@
 """Post-hoc methods (posthoc_la, posthoc_taunorm, posthoc_prior): their arithmetic against values
 computed by hand, the linear-head artifact, and end to end on a saved digits_lt linear-probe run."""
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -204,6 +205,48 @@ def test_tau_normalisation_of_the_saved_head_by_hand(run_cli, probe):
     assert record["details"]["posthoc"]["tau"] == 0.5 and record["details"]["posthoc"]["head_kind"] == "linear"
 
 
+def test_taunorm_reads_the_head_of_a_moved_results_folder(run_cli, probe, tmp_path):
+    """Issue 24 item 8: the record names its head by an absolute path; a results folder moved
+    elsewhere (the old one gone) still finds its head in its own work/ folder, checked by its hash."""
+    out, source_path, _ = probe
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    moved_source = moved / source_path.relative_to(out)
+    record = json.loads(moved_source.read_text())
+    record["artifacts"]["linear_head"] = str(tmp_path / "gone" / "linear_head.npz")  # as if the old folder were gone
+    moved_source.write_text(json.dumps(record))
+    _, expected, _ = _run(run_cli, out, "posthoc_taunorm", f"source={source_path}", "tau=0.5")
+    _, record, _ = _run(run_cli, moved, "posthoc_taunorm", f"source={moved_source}", "tau=0.5")
+    assert record["metrics"]["per_class_accuracy"] == expected["metrics"]["per_class_accuracy"]
+
+
+def test_skip_existing_recomputes_a_posthoc_run_whose_source_was_redone(run_cli, probe, tmp_path):
+    """Issue 24 item 8: the post-hoc record is keyed on its source record's file (SHA-256), so
+    --skip-existing keeps it while the source is unchanged and recomputes it once the source run
+    was redone (same path, other file)."""
+    out, source_path, _ = probe
+    source = tmp_path / "source" / source_path.name
+    source.parent.mkdir()
+    for suffix in (".json", ".logits.npz", ".preds.npz"):
+        shutil.copy(source_path.with_suffix(suffix), source.with_suffix(suffix))
+    args = ("run", "--method", "posthoc_la", "--dataset", "digits_lt", "--out", tmp_path, "--no-progress",
+            "--skip-existing", "--cfg-options", f"source={source}")
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0, stderr
+    record_path = Path(stdout.strip().splitlines()[-1].removeprefix("record: "))
+    first = json.loads(record_path.read_text())
+    assert first["source_records"] == {str(source): hashlib.sha256(source.read_bytes()).hexdigest()}
+    code, stdout, _ = run_cli(*args)
+    assert code == 0 and stdout.startswith("skipped:")
+    redone = json.loads(source.read_text())
+    redone["created"] = "2030-01-01T00:00:00.000000+00:00"  # the source run again: a new file at the same path
+    source.write_text(json.dumps(redone))
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0 and "recomputing" in stderr and stdout.strip().splitlines()[-1] == f"record: {record_path}"
+    assert json.loads(record_path.read_text())["source_records"][str(source)] == \
+        hashlib.sha256(source.read_bytes()).hexdigest()
+
+
 def _edited_copy(source_path, tmp_path, edit):
     """A copy of the source record (beside a copy of its logits) with `edit(record)` applied."""
     record = json.loads(Path(source_path).read_text())
@@ -276,7 +319,8 @@ def test_tau_chosen_on_a_val_that_is_the_test_split_warns_and_says_so(probe):
     test = SimpleNamespace(name="test", fingerprint="same", labels=np.array([1, 1]))
     data = SimpleNamespace(name="toy", splits={"val": test, "test": test}, split=lambda name: test)
     logged = []
-    details = method.prepare(data, SimpleNamespace(log=logged.append))
+    details = method.prepare(data, SimpleNamespace(log=logged.append, warn_once=lambda message, key=None:
+                                                   logged.append(message)))
     assert details["selected_on"] == "val (the evaluation images themselves)"
     assert any(line.startswith("warning:") and "optimistic" in line for line in logged)
     assert details["tau"] == 1.0  # 2 - tau log 0.9 < -tau log 0.1 first at tau 1 (0.75: 2.08 > 1.73)

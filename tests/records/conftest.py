@@ -7,12 +7,13 @@ CLASS_COUNTS = [150, 100, 50, 20, 5]
 def record(
     method="linear_probe", backbone="RN50:openai", split="test", config_hash="a" * 64, seed=1,
     dataset="places_lt", overall=50.0, many=60.0, medium=40.0, few=None, created="2024-01-01T00:00:00.000000+00:00",
-    per_class=None, shot_rule="standard",
+    per_class=None, shot_rule="standard", config=None,
 ):
     """A synthetic run record with only what tables read."""
     return {
         "schema": 1, "method": method, "backbone": backbone, "eval_split": split, "config_hash": config_hash,
         "seed": seed, "dataset": dataset, "created": created, "class_counts": CLASS_COUNTS,
+        **({"config": config} if config is not None else {}),
         "metrics": {
             "overall": overall, "many": many, "medium": medium, "few": few, "shot_rule": shot_rule,
             "per_class_accuracy": per_class or [None] * len(CLASS_COUNTS),

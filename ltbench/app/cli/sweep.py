@@ -69,7 +69,7 @@ def command(args) -> int:
                             "machines start `ltbench tune` jobs against one --storage")
         return run_protocol(suite, protocol, options)
     if args.dry_run:
-        return sweep.print_plan(suite, options)
+        return sweep.print_plan(suite, options, launcher=args.launcher)
     if args.launcher == "local":
         return sweep.run_locally(suite, options)
     slurm = slurm_options(args)
