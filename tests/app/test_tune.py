@@ -141,13 +141,13 @@ def test_a_six_trial_study_of_the_decoder(tmp_path, run_cli):
 def test_a_killed_worker_leaves_a_failed_trial_and_a_restarted_one_finishes_the_study(tmp_path):
     out = tmp_path / "results"
     command = [sys.executable, "-m", "ltbench", *STUDY_ARGS[:-3], "--out", str(out), "--trials", "2", "--no-final",
-               "--stale-after", "2", "--cfg-options", "train.epochs=300", "text.templates=single"]
+               "--stale-after", "2", "--cfg-options", "train.epochs=100", "text.templates=single"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
     db = out / "tune" / "linear_probe__digits_lt__tiny__overall" / "study.db"
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (db.exists() and "RUNNING" in _trial_states(db)):
-        time.sleep(0.5)
+        time.sleep(0.2)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert _trial_states(db) == ["RUNNING"]
