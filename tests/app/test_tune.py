@@ -190,3 +190,12 @@ def test_slurm_workers_run_the_study_and_a_local_rerun_runs_the_best_settings(tm
     assert code == 0, err
     assert _trial_states(db) == ["COMPLETE", "COMPLETE"]  # nothing more to tune: only the final run
     assert len(list((out / "runs" / "digits_lt").glob("*tuned*.json"))) == 1
+
+
+@pytest.mark.slow
+def test_a_device_hour_budget_stops_the_study_once_its_trials_spent_it(tmp_path, run_cli):
+    out = tmp_path / "results"
+    # Any trial costs more than 1e-9 device-hours: the first one spends the budget, no second starts.
+    code, _, err = run_cli(*STUDY_ARGS, "--out", out, "--budget", "1e-9", "--no-final")
+    assert code == 0, err
+    assert _trial_states(out / "tune" / "linear_probe__digits_lt__tiny__overall" / "study.db") == ["COMPLETE"]
