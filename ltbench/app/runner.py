@@ -6,8 +6,9 @@ written, so an error never touches results already on disk.
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -146,15 +147,72 @@ def record_is_current(cfg: dict, path: Path) -> bool:
     return (existing.get("source_records") or {}) == source_digests(cfg)
 
 
+@dataclass
+class RunPlan:
+    """What a run settles before any work: where its record goes, what it reads besides its config
+    (source records), its device, the logits format, the cache and the lock."""
+
+    path: Path
+    sources: dict
+    device: torch.device
+    saved_format: Optional[str]
+    cache: ArrayCache
+    lock: Optional[RunLock]
+
+
+@dataclass
+class Predictions:
+    """What the method gave: the run's context and data, the evaluation split's logits, and val's
+    where val is a split of its own."""
+
+    ctx: RunContext
+    data: object
+    method: object
+    eval_split: object
+    logits: np.ndarray
+    val: object
+    val_logits: Optional[np.ndarray]
+    started: float
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    extra_metrics: dict
+    saved: dict  # split name -> (logits, split): what --save-logits stores
+    summaries: dict  # split name -> (per-sample summary, fingerprint)
+
+
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False,
-        annotations: dict = None, path_suffix: str = "", work_root: Path = None):
+        annotations: Optional[dict] = None, path_suffix: str = "", work_root: Optional[Path] = None):
     """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
-    returns (record path, record or None when skipped). annotations: fields the record carries
-    besides (``tuned``, ``trial``, ``test_as_val``: app/tune.py); path_suffix: added to the
-    record's file name (a tuned run beside the recipe run of the same settings); work_root: the
-    folder of work folders and shared stages (default <out_dir>/work; a tuning trial shares its
-    results folder's)."""
+    returns (record path, record or None when skipped). Plan (checks before any work), fit and
+    predict (every process), evaluate and publish (rank 0).
+
+    annotations: fields the record carries besides (``tuned``, ``trial``, ``test_as_val``:
+    app/tune.py); path_suffix: added to the record's file name (a tuned run beside the recipe run
+    of the same settings); work_root: the folder of work folders and shared stages (default
+    <out_dir>/work; a tuning trial shares its results folder's)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
+    planned = plan_run(cfg, out_dir, skip_existing, path_suffix)
+    if not isinstance(planned, RunPlan):
+        return planned  # (path, None) skipped, or (path, record) of an identical run that finished meanwhile
+    predictions = fit_and_predict(cfg, planned, method_cls(cfg), Path(work_root or Path(out_dir) / "work"), resume)
+    if not distributed.is_main():
+        # Every process predicted (the predictions are gathered); metrics, the per-sample file and
+        # the record are rank 0's work alone: the others would compute the same numbers, each an
+        # N x C softmax, on a CPU that torchrun shares among them.
+        return planned.path, None
+    record = publish(cfg, planned, predictions, evaluate_predictions(cfg, predictions), annotations)
+    if planned.lock is not None:
+        planned.lock.release()
+    return planned.path, record
+
+
+def plan_run(cfg: dict, out_dir: Path, skip_existing: bool, path_suffix: str = ""):
+    """A RunPlan, after every check that needs no data or model; or the run's result where there
+    is nothing to do: (path, None) for a current record with --skip-existing, (path, record) when
+    an identical run finished while this one waited for its lock."""
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     path = planned_record_path(cfg, out_dir)
     if path_suffix:
@@ -167,7 +225,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     sources = source_digests(cfg)
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
-    apply_determinism(cfg["deterministic"])  # before CUDA starts (distributed.setup, below)
+    apply_determinism(cfg["deterministic"])  # before CUDA starts (distributed.setup, in fit_and_predict)
     saved_format = logits_format(cfg["runtime"]["save_logits"])
     cpu_threads(cfg["runtime"]["cpu_threads"])  # checked before any work
     check_out_dir(out_dir)
@@ -178,14 +236,17 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         # An identical run wrote this record while this one waited for it: the same numbers.
         print(f"ltbench: an identical run finished meanwhile; using its record {path}", file=sys.stderr)
         return path, json.loads(path.read_text())
-    method = method_cls(cfg)
-    seed = int(cfg["seed"])
+    return RunPlan(path, sources, device, saved_format, cache, lock)
 
+
+def fit_and_predict(cfg: dict, planned: RunPlan, method, work_root: Path, resume: bool) -> Predictions:
+    """The run's context, its data, ``method.fit`` and the logits of the evaluation split (and of
+    val where it is a split of its own). Under torchrun every process runs this;
+    core/distributed.py splits the work."""
     started = time.perf_counter()
-    runtime = cfg["runtime"]
-    # Under torchrun every process runs all of this; core/distributed.py splits the work.
-    ctx = RunContext(device=distributed.setup(device, runtime["collective_timeout_minutes"]), seed=seed,
-                     work_dir=Path(work_root or Path(out_dir) / "work") / path.stem, cache=cache,
+    runtime, seed = cfg["runtime"], int(cfg["seed"])
+    ctx = RunContext(device=distributed.setup(planned.device, runtime["collective_timeout_minutes"]), seed=seed,
+                     work_dir=work_root / planned.path.stem, cache=planned.cache,
                      amp=bool(cfg["amp"]), num_workers=loader_workers(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume, jpeg_draft=cfg["jpeg_draft"], gpu_jpeg=cfg["gpu_jpeg"],
@@ -198,7 +259,7 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
         check_image_root(data, ["train", *evaluated], cfg["dataset"]["name"])
         eval_split = data.split(eval_name)
 
-    ctx = replace(ctx, data_identity=data_identity(data, method_cls))
+    ctx = replace(ctx, data_identity=data_identity(data, type(method)))
     # The CLIP backbone every method builds from backbone.clip, resolved the way create_clip does.
     ctx.outputs.details["backbone"] = backbone_details(cfg["backbone"]["clip"])
     seed_everything(seed)
@@ -211,60 +272,63 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     separate_val = "val" in evaluated and val is not None and val.fingerprint != eval_split.fingerprint
     val_logits = validate_logits(method.predict(val, ctx), val, data.num_classes, cfg["method"]) \
         if separate_val else None
-    if not distributed.is_main():
-        # Every process predicted (the predictions are gathered); metrics, the per-sample file and
-        # the record are rank 0's work alone: the others would compute the same numbers, each an
-        # N x C softmax, on a CPU that torchrun shares among them.
-        return path, None
+    return Predictions(ctx, data, method, eval_split, logits, val, val_logits, started)
 
+
+def evaluate_predictions(cfg: dict, predictions: Predictions) -> Evaluation:
+    """Metrics of the evaluation split, val and what the method reported besides (a phase's
+    logits), with the per-sample summaries and the logits --save-logits stores."""
+    p, data = predictions, predictions.data
     class_counts = data.grouping_counts  # the training counts, or the dataset's reference profile
-    summary = per_sample_summary(logits, eval_split.labels)
-    metrics = evaluate(logits, eval_split.labels, class_counts, cfg["shot_rule"], train_counts=data.class_counts,
+    summary = per_sample_summary(p.logits, p.eval_split.labels)
+    metrics = evaluate(p.logits, p.eval_split.labels, class_counts, cfg["shot_rule"], train_counts=data.class_counts,
                        summary=summary)
-
     extra_metrics = {}
-    saved = {eval_split.name: (logits, eval_split)}
-    summaries = {eval_split.name: (summary, eval_split.fingerprint)}
-    if separate_val:
-        val_summary = per_sample_summary(val_logits, val.labels)
-        extra_metrics["val"] = evaluate(val_logits, val.labels, class_counts, cfg["shot_rule"],
+    saved = {p.eval_split.name: (p.logits, p.eval_split)}
+    summaries = {p.eval_split.name: (summary, p.eval_split.fingerprint)}
+    if p.val_logits is not None:
+        val_summary = per_sample_summary(p.val_logits, p.val.labels)
+        extra_metrics["val"] = evaluate(p.val_logits, p.val.labels, class_counts, cfg["shot_rule"],
                                         train_counts=data.class_counts, summary=val_summary)
-        saved["val"] = (val_logits, val)
-        summaries["val"] = (val_summary, val.fingerprint)
-    elif val is not None and val.fingerprint == eval_split.fingerprint:
-        saved["val"] = (logits, val)  # the same images (stored once): an ensemble can still choose weights on "val"
-        summaries["val"] = (summary, val.fingerprint)
-    for label, (reported_logits, split) in ctx.outputs.reported.items():
+        saved["val"] = (p.val_logits, p.val)
+        summaries["val"] = (val_summary, p.val.fingerprint)
+    elif p.val is not None and p.val.fingerprint == p.eval_split.fingerprint:
+        saved["val"] = (p.logits, p.val)  # the same images (stored once): an ensemble can still choose weights on "val"
+        summaries["val"] = (summary, p.val.fingerprint)
+    for label, (reported_logits, split) in p.ctx.outputs.reported.items():
         extra_metrics[label] = evaluate(validate_logits(reported_logits, split, data.num_classes, cfg["method"]),
                                         split.labels, class_counts, cfg["shot_rule"], train_counts=data.class_counts)
+    return Evaluation(metrics, extra_metrics, saved, summaries)
 
-    # The record, its per-sample file and its logits are published together, at the end: a disk
-    # that fills up (or turns read-only) while they are written leaves none of them, and a record
-    # never names a file that is not there.
+
+def publish(cfg: dict, planned: RunPlan, predictions: Predictions, evaluation: Evaluation,
+            annotations: Optional[dict] = None) -> dict:
+    """The record, its per-sample file and its logits, published together at the end: a disk that
+    fills up (or turns read-only) while they are written leaves none of them, and a record never
+    names a file that is not there."""
+    path, ctx, data = planned.path, predictions.ctx, predictions.data
     with publish_together():
-        per_sample = save_per_sample(per_sample_file_for(path), summaries)
+        per_sample = save_per_sample(per_sample_file_for(path), evaluation.summaries)
         logits_path = None
-        if saved_format:
-            save_logits(logits_file_for(path), saved, saved_format)
+        if planned.saved_format:
+            save_logits(logits_file_for(path), evaluation.saved, planned.saved_format)
             logits_path = logits_file_for(path).name
-        ctx.outputs.timings["total"] = time.perf_counter() - started
-        cost = cost_block(ctx.outputs.cost, method, ctx.outputs.timings, ctx.outputs.stages,
+        ctx.outputs.timings["total"] = time.perf_counter() - predictions.started
+        cost = cost_block(ctx.outputs.cost, predictions.method, ctx.outputs.timings, ctx.outputs.stages,
                           devices=distributed.get_world_size(), device_type=ctx.device.type)
-        record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"], backbone=method.backbone_label,
-                             seed=seed, eval_split=eval_name, config=cfg, versions=software_versions(),
-                             class_counts=data.class_counts, shot_counts=class_counts, metrics=metrics,
-                             class_names=data.class_names,
-                             timings=ctx.outputs.timings,
+        record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"],
+                             backbone=predictions.method.backbone_label, seed=int(cfg["seed"]),
+                             eval_split=cfg["eval_split"], config=cfg, versions=software_versions(),
+                             class_counts=data.class_counts, shot_counts=data.grouping_counts,
+                             metrics=evaluation.metrics, class_names=data.class_names, timings=ctx.outputs.timings,
                              device=describe_device(ctx.device), split_files=split_hashes(data),
-                             extra_metrics=extra_metrics, artifacts=ctx.outputs.artifacts,
+                             extra_metrics=evaluation.extra_metrics, artifacts=ctx.outputs.artifacts,
                              details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample,
                              devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics(),
-                             source_records=sources, cost=cost)
+                             source_records=planned.sources, cost=cost)
         record.update(annotations or {})
         write_json_atomic(path, record)
-    if lock is not None:
-        lock.release()
-    return path, record
+    return record
 
 
 def _run_lock(path: Path, out_dir) -> "RunLock | None":

@@ -14,6 +14,23 @@ The grid is every combination, methods outermost, in the order written. An entry
 the suite's cfg_options, then those of every override that matches it, in file order (later
 wins). Names are checked when an entry runs, not here: a suite may name a method that is not
 registered yet, and only that method's entries fail.
+
+A suite of several grids lists them as ``parts``, run one after another in the order written:
+
+    description: LIFT and LIFT+, then their PEFT comparison
+    backbones: [ViT-B-16:openai]            # optional: what every part starts from
+    cfg_options: {text.templates: single}   # optional: for every part's entries, before its own
+    parts:
+      - description: main results           # optional
+        methods: [lift, lift_plus]          # a part gives its own or takes the top level's
+        datasets: [imagenet_lt, places_lt]
+      - methods: [lift_plus]
+        datasets: [imagenet_lt]
+        cfg_options: {peft.type: lora}
+        overrides: [...]                    # overrides belong to a part
+
+so a suite can hold settings that no single grid reaches (the same runs with and without TTE, or
+one run per PEFT type).
 """
 import re
 from dataclasses import dataclass
@@ -25,7 +42,8 @@ from ltbench.config import RunRequest, benchmarks_dir, load_yaml
 from ltbench.core.errors import UserError, close_matches_hint
 
 GRID_KEYS = ("methods", "datasets", "backbones", "seeds")
-SUITE_KEYS = ("description", *GRID_KEYS, "cfg_options", "overrides")
+SUITE_KEYS = ("description", *GRID_KEYS, "cfg_options", "overrides", "parts")
+PART_KEYS = ("description", *GRID_KEYS, "cfg_options", "overrides")
 MATCH_KEYS = {"method": "methods", "dataset": "datasets", "backbone": "backbones"}
 DOTTED_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
@@ -115,9 +133,9 @@ def _cfg_options(path, key, value) -> Tuple[Tuple[str, object], ...]:
     return tuple(value.items())
 
 
-def _override(path, index, override, grid) -> Tuple[dict, Tuple[str, ...]]:
-    """({'method': {...names}, ...}, cfg options) of overrides[index]."""
-    where = f"overrides[{index}]"
+def _override(path, index, override, grid, prefix: str = "") -> Tuple[dict, Tuple[str, ...]]:
+    """({'method': {...names}, ...}, cfg options) of overrides[index] (of the part at `prefix`)."""
+    where = f"{prefix}overrides[{index}]"
     if not isinstance(override, dict):
         raise UserError(f"{path}: {where}: expected a mapping with method / dataset / backbone and cfg_options")
     for key in override:
@@ -146,30 +164,36 @@ def _override(path, index, override, grid) -> Tuple[dict, Tuple[str, ...]]:
     return match, _cfg_options(path, f"{where}.cfg_options", override["cfg_options"])
 
 
-def load_suite(path: Path) -> Suite:
-    """Read and check a suite file; every mistake is a one-line UserError naming the file and key."""
-    path = Path(path)
-    data = load_yaml(path)
-    for key in data:
-        if key not in SUITE_KEYS:
-            raise UserError(f"{path}: unknown key '{key}'{close_matches_hint(str(key), SUITE_KEYS)}")
+def _description(path, key, value) -> str:
+    if value is not None and not isinstance(value, str):
+        raise UserError(f"{path}: {key}: expected text")
+    return (value or "").strip()
+
+
+def _grid_entries(path, data: dict, inherited: dict, prefix: str = "", common=()) -> List[SweepEntry]:
+    """The entries of one grid (a suite, or one of its parts at `prefix`, e.g. 'parts[1].'):
+    its keys, else those `inherited` from the top level; `common` cfg_options come first."""
     for key in ("methods", "datasets"):
-        if key not in data:
-            raise UserError(f"{path}: {key} is missing (a list of {key[:-1]} names)")
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        raise UserError(f"{path}: description: expected text")
+        if key not in data and key not in inherited:
+            raise UserError(f"{path}: {prefix}{key} is missing (a list of {key[:-1]} names)")
+
+    def given(key):
+        return data[key] if key in data else inherited[key]
+
     grid = {
-        "methods": _names(path, "methods", data["methods"], "method name"),
-        "datasets": _names(path, "datasets", data["datasets"], "dataset name"),
-        "backbones": _names(path, "backbones", data["backbones"], "backbone") if "backbones" in data else [None],
-        "seeds": _seeds(path, data["seeds"]) if "seeds" in data else [None],
+        "methods": _names(path, f"{prefix}methods", given("methods"), "method name"),
+        "datasets": _names(path, f"{prefix}datasets", given("datasets"), "dataset name"),
+        "backbones": _names(path, f"{prefix}backbones", given("backbones"), "backbone")
+        if "backbones" in data or "backbones" in inherited else [None],
+        "seeds": _seeds(path, given("seeds")) if "seeds" in data or "seeds" in inherited else [None],
     }
-    common = _cfg_options(path, "cfg_options", data["cfg_options"]) if "cfg_options" in data else ()
+    common = tuple(common) + (_cfg_options(path, f"{prefix}cfg_options", data["cfg_options"])
+                              if "cfg_options" in data else ())
     overrides = data.get("overrides") or []
     if not isinstance(overrides, list):
-        raise UserError(f"{path}: overrides: expected a list of mappings (method / dataset / backbone, cfg_options)")
-    overrides = [_override(path, index, override, grid) for index, override in enumerate(overrides)]
+        raise UserError(f"{path}: {prefix}overrides: expected a list of mappings (method / dataset / backbone, "
+                        "cfg_options)")
+    overrides = [_override(path, index, override, grid, prefix) for index, override in enumerate(overrides)]
 
     entries = []
     for method, dataset, backbone, seed in product(*(grid[key] for key in GRID_KEYS)):
@@ -179,4 +203,40 @@ def load_suite(path: Path) -> Suite:
             if all(values[key] in names for key, names in match.items()):
                 options += extra
         entries.append(SweepEntry(method, dataset, backbone, seed, tuple(options)))
-    return Suite(name=path.stem, path=path, description=description.strip(), entries=tuple(entries))
+    return entries
+
+
+def _part_entries(path, parts, top: dict) -> List[SweepEntry]:
+    if not isinstance(parts, list) or not parts:
+        raise UserError(f"{path}: parts: expected a non-empty list of grids (methods, datasets, ...)")
+    if "overrides" in top:
+        raise UserError(f"{path}: overrides: with parts, each part gives its own overrides")
+    inherited = {key: top[key] for key in GRID_KEYS if key in top}
+    common = _cfg_options(path, "cfg_options", top["cfg_options"]) if "cfg_options" in top else ()
+    entries = []
+    for index, part in enumerate(parts):
+        prefix = f"parts[{index}]."
+        if not isinstance(part, dict):
+            raise UserError(f"{path}: parts[{index}]: expected a mapping (methods, datasets, backbones, seeds, "
+                            "cfg_options, overrides, description)")
+        for key in part:
+            if key not in PART_KEYS:
+                raise UserError(f"{path}: parts[{index}]: unknown key '{key}'{close_matches_hint(str(key), PART_KEYS)}")
+        _description(path, f"{prefix}description", part.get("description"))
+        entries += _grid_entries(path, part, inherited, prefix, common)
+    return entries
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and check a suite file; every mistake is a one-line UserError naming the file and key."""
+    path = Path(path)
+    data = load_yaml(path)
+    for key in data:
+        if key not in SUITE_KEYS:
+            raise UserError(f"{path}: unknown key '{key}'{close_matches_hint(str(key), SUITE_KEYS)}")
+    description = _description(path, "description", data.get("description"))
+    if "parts" in data:
+        entries = _part_entries(path, data["parts"], data)
+    else:
+        entries = _grid_entries(path, data, {})
+    return Suite(name=path.stem, path=path, description=description, entries=tuple(entries))

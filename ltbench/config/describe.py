@@ -56,7 +56,10 @@ def _common_keys(method_cls) -> set:
 
 
 def _overrides(files, dotted: str) -> List[Tuple[str, object, Tuple[str, ...]]]:
-    found = []
+    """(section, value, tags) of each per_dataset / per_backbone section that sets `dotted`; a
+    section set by several files (a variant's over its `_base_`'s) shows the value that wins: the
+    files come in merge order, the later one winning."""
+    found = {}
     keys = tuple(dotted.split("."))
     for kind in (PER_DATASET, PER_BACKBONE):
         for doc, inside, section in files.sections(kind):
@@ -70,8 +73,8 @@ def _overrides(files, dotted: str) -> List[Tuple[str, object, Tuple[str, ...]]]:
                 if value is not MISSING:
                     note = doc.note(where + keys)
                     label = ".".join(part for part in where if part != PER_DATASET)
-                    found.append((label, value, note.tags if note else ()))
-    return found
+                    found[label] = (label, value, note.tags if note else ())
+    return list(found.values())
 
 
 def _yaml_keys(files) -> set:

@@ -81,6 +81,24 @@ class ArraySplit(Split):
         return self._fingerprint
 
 
+def split_subset(split: Split, indices, name: Optional[str] = None) -> Split:
+    """The images of ``split`` at ``indices``, in that order, as a split of their own (named
+    ``name``, default the split's): for a pass over some of a split's images (LIFT's class-mean
+    classifier init from at most N images a class). Its fingerprint follows the subset."""
+    indices = np.asarray(indices, dtype=np.int64)
+    name = split.name if name is None else name
+    picked = hashlib.sha256(indices.tobytes()).hexdigest()
+    if isinstance(split, FileSplit):
+        return FileSplit(name=name, root=split.root, paths=[split.paths[i] for i in indices],
+                         labels=np.asarray(split.labels)[indices], list_file=split.list_file,
+                         list_sha256=hashlib.sha256(f"{split.list_sha256}:{picked}".encode()).hexdigest())
+    if isinstance(split, ArraySplit):
+        source = split.indices[indices] if split.indices is not None else indices
+        return ArraySplit(name=name, images=split.images[indices], labels=np.asarray(split.labels)[indices],
+                          indices=source)
+    raise TypeError(f"no subset of split type {type(split).__name__}")
+
+
 @dataclass
 class LTDataset:
     """A long-tailed dataset: train / val / test (and optionally 'pool') splits and class names.

@@ -4,12 +4,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ltbench.core.distributed import get_rank, get_world_size, shard_batches
-from ltbench.core.errors import UserError
+from ltbench.core.errors import UserError, unknown_name
 from ltbench.core.seeding import generator as seeded_generator
 from ltbench.data.augment import AugmentSpec
 from ltbench.data.base import ArraySplit, FileSplit, Split
 from ltbench.data.jpeg_decode import decode_payloads, read_payload, transform_images
+from ltbench.data.minimalist_crop import MDA_FUNCTIONS, MinimalistSchedule
 from ltbench.data.transforms import TransformSpec
+
+# augment.kind: torchvision's RandomResizedCrop (with the section's flip and jitter), or LIFT+'s
+# minimalist crop (data/minimalist_crop.py), whose area range narrows from epoch to epoch.
+AUGMENT_KINDS = ("random_resized_crop", "minimalist")
 
 
 class _ImageFileDataset(Dataset):
@@ -98,10 +103,18 @@ def _one_line_errors(iterator):
 
 
 class _SeededImageDataset(_ImageFileDataset):
-    """Items are (index, seed): each image is augmented from its own seed, whichever worker loads it."""
+    """Items are (index, seed, epoch): each image is augmented from its own seed, whichever worker
+    loads it, by the augmentation of its epoch (a MinimalistSchedule changes from epoch to epoch;
+    each worker builds an epoch's transform once)."""
+
+    def __init__(self, split: FileSplit, augment):
+        super().__init__(split, None if _scheduled(augment) else augment.pil_transform())
+        self.augment, self.epoch = augment, None
 
     def __getitem__(self, item):
-        index, seed = item
+        index, seed, epoch = item
+        if _scheduled(self.augment) and epoch != self.epoch:
+            self.transform, self.epoch = self.augment.spec_for(epoch).pil_transform(), epoch
         # fork_rng keeps the seeding local: the caller's (or worker's) global RNG is left as it was.
         # Only the CPU generator, which the PIL augmentation draws from: torch.manual_seed would
         # also queue a seed for every lazily initialised accelerator type (CUDA, XPU, MTIA), each
@@ -113,7 +126,8 @@ class _SeededImageDataset(_ImageFileDataset):
 
 
 class _SeededSampler(Sampler):
-    """(index, seed) for every index of ``sampler``; a seed depends only on (seed, epoch, position)."""
+    """(index, seed, epoch) for every index of ``sampler``; a seed depends only on (seed, epoch,
+    position)."""
 
     def __init__(self, sampler, seed: int, epoch: int):
         self.sampler, self.seed, self.epoch = sampler, seed, epoch
@@ -123,7 +137,17 @@ class _SeededSampler(Sampler):
 
     def __iter__(self):
         order = np.fromiter(iter(self.sampler), dtype=np.int64)
-        return zip(order.tolist(), _seeds(len(order), self.seed, self.epoch).tolist())
+        seeds = _seeds(len(order), self.seed, self.epoch).tolist()
+        return zip(order.tolist(), seeds, [self.epoch] * len(order))
+
+
+def _scheduled(augment) -> bool:
+    """Whether the augmentation changes from epoch to epoch (spec_for(epoch) gives each one's)."""
+    return hasattr(augment, "spec_for")
+
+
+def _for_epoch(augment, epoch: int):
+    return augment.spec_for(epoch) if _scheduled(augment) else augment
 
 
 class _ArrayBatches:
@@ -156,7 +180,7 @@ class _AugmentedArrayBatches(_ArrayBatches):
     """Batches of an in-memory split, each augmented from a seed of (seed, epoch, batch number),
     on ``device`` if given (the uint8 pixels move; the draws are made on the host)."""
 
-    def __init__(self, split: ArraySplit, spec: AugmentSpec, batch_size, sampler, drop_last, seed, epoch,
+    def __init__(self, split: ArraySplit, spec, batch_size, sampler, drop_last, seed, epoch,
                  device=None):
         super().__init__(split, spec, batch_size, sampler, drop_last, device)
         self.seed, self.epoch = seed, epoch
@@ -206,9 +230,11 @@ def image_loader(split: Split, transform: TransformSpec, batch_size: int, sample
     raise TypeError(f"no loader for split type {type(split).__name__}")
 
 
-def augmented_loader(split: Split, spec: AugmentSpec, batch_size: int, sampler, seed: int, epoch: int,
+def augmented_loader(split: Split, spec, batch_size: int, sampler, seed: int, epoch: int,
                      num_workers: int = 0, pin_memory: bool = False, drop_last: bool = False, device=None):
-    """Iterable of augmented (images [B, 3, S, S] float, labels [B]) for ``epoch``, in sampler order.
+    """Iterable of augmented (images [B, 3, S, S] float, labels [B]) for ``epoch``, in sampler order;
+    ``spec``: an AugmentSpec or one epoch's MinimalistCropSpec (anything with apply_batch and
+    pil_transform).
 
     Every image's augmentation depends only on (seed, epoch, its position in the epoch): not on
     num_workers, on the number of processes or on what ran before, so a run resumed at an epoch
@@ -235,8 +261,9 @@ class _FileEpochs:
     """epoch -> the batches of a file split for that epoch, from one DataLoader kept for every
     epoch: its workers (persistent_workers) start once, not once an epoch.
 
-    With ``augment`` (an AugmentSpec) items are (index, seed) and every image is augmented from
-    its own seed of (seed, epoch, position) (_SeededSampler, whose epoch is set here): the draws
+    With ``augment`` (an AugmentSpec, a MinimalistCropSpec or a MinimalistSchedule) items are
+    (index, seed, epoch) and every image is augmented, by its epoch's augmentation, from its own
+    seed of (seed, epoch, position) (_SeededSampler, whose epoch is set here): the draws
     depend neither on the workers nor on which epoch the loader was built in. Otherwise the eval
     transform, in sampler order. The sampler's epoch is set before each epoch's iteration, which
     the DataLoader starts anew (a persistent loader resets its workers' queues, so an epoch cut
@@ -249,7 +276,7 @@ class _FileEpochs:
         if augment is not None:
             # Seeds follow positions in the global order: sharded after they are drawn.
             self.seeded = _SeededSampler(sampler, seed, epoch=0)
-            order, dataset = self.seeded, _SeededImageDataset(split, augment.pil_transform())
+            order, dataset = self.seeded, _SeededImageDataset(split, augment)
         else:
             self.seeded, order, dataset = None, sampler, _ImageFileDataset(split, eval_transform.pil_transform())
         order, batch_size = shard_batches(order, batch_size)
@@ -267,24 +294,54 @@ class _FileEpochs:
         return self.loader
 
 
+def training_augmentation(eval_transform: TransformSpec, augment: dict, epochs: int = None):
+    """The augmentation a config section (enabled, kind, crop_scale, ...) asks for, at the eval
+    transform's size, normalisation and interpolation: None (not enabled), an AugmentSpec (kind
+    random_resized_crop, the default) or a MinimalistSchedule over ``epochs`` (kind minimalist:
+    schedule, crop_scale; square crops only, so crop_ratio must be [1, 1], flip false and
+    color_jitter all 0, which the section then says). Every bad value is a one-line error."""
+    options = dict(augment or {})
+    if not options.pop("enabled", False):
+        return None
+    kind = options.pop("kind", "random_resized_crop")
+    schedule = options.pop("schedule", "convex")  # kind minimalist only
+    spec = AugmentSpec.from_eval(eval_transform, options)
+    if kind == "random_resized_crop":
+        return spec
+    if kind != "minimalist":
+        raise unknown_name("augment.kind", kind, AUGMENT_KINDS)
+    if schedule not in MDA_FUNCTIONS:
+        raise unknown_name("augment.schedule", schedule, MDA_FUNCTIONS)
+    if spec.crop_ratio != (1.0, 1.0) or spec.flip or any(spec.color_jitter):
+        raise UserError("augment.kind=minimalist draws square crops without flips or colour jitter (LIFT+'s "
+                        "MinimalistRandomResizedCrop): set augment.crop_ratio=[1.0, 1.0], augment.flip=false and "
+                        "augment.color_jitter=[0, 0, 0, 0]")
+    if epochs is None:
+        raise ValueError("augment.kind minimalist follows the epochs: pass epochs")
+    return MinimalistSchedule(spec.size, spec.mean, spec.std, spec.interpolation, spec.crop_scale, schedule,
+                              int(epochs))
+
+
 def epoch_batches(split: Split, eval_transform: TransformSpec, augment: dict, batch_size: int, sampler,
-                  seed: int, num_workers: int = 0, pin_memory: bool = False, device=None):
+                  seed: int, num_workers: int = 0, pin_memory: bool = False, device=None, epochs: int = None):
     """epoch -> (images, labels) batches of a training split in sampler order: augmented per image
-    when ``augment`` (a config section: enabled, crop_scale, ...) is enabled, else through the
-    eval transform. In a distributed run, this process's share of each batch.
+    when ``augment`` (a config section: enabled, kind, crop_scale, ...; training_augmentation)
+    is enabled, else through the eval transform. In a distributed run, this process's share of
+    each batch. ``epochs``: the training's epochs, which augment.kind minimalist's schedule
+    spans (the other kinds do not need it).
 
     In-memory splits (CIFAR-LT, digits) are transformed a batch at a time on ``device`` (the
     run's GPU: the uint8 pixels move, the host only draws the random numbers); file splits are
     decoded by ``num_workers`` loader processes, started once for all epochs."""
-    options = dict(augment or {})
-    spec = AugmentSpec.from_eval(eval_transform, options) if options.pop("enabled", False) else None
+    spec = training_augmentation(eval_transform, augment, epochs)
     if isinstance(split, FileSplit):
         return _FileEpochs(split, spec, batch_size, sampler, seed, num_workers, pin_memory,
                            eval_transform=eval_transform)
 
     def batches(epoch: int):
         if spec is not None:
-            return augmented_loader(split, spec, batch_size, sampler, seed=seed, epoch=epoch, device=device)
+            return augmented_loader(split, _for_epoch(spec, epoch), batch_size, sampler, seed=seed, epoch=epoch,
+                                    device=device)
         sampler.set_epoch(epoch)
         shard, local_batch_size = shard_batches(sampler, batch_size)
         return image_loader(split, eval_transform, local_batch_size, sampler=shard, device=device)

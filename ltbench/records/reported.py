@@ -14,7 +14,11 @@ from ltbench.config import benchmarks_dir, get_dotted, parse_yaml_text
 from ltbench.core.errors import UserError, close_matches_hint
 
 REQUIRED_FIELDS = ("dataset", "method", "backbone", "paper_backbone", "overall", "split", "source")
-OPTIONAL_FIELDS = ("paper_method", "many", "medium", "few", "note", "when")
+OPTIONAL_FIELDS = ("paper_method", "many", "medium", "few", "note", "when", "tte")
+# tte: whether the published number is with test-time ensembling (true), without (false), or the
+# source does not say (unknown). true / false match only rows whose config's tte.enabled is the
+# same; unknown matches either and the table says so beside the source.
+TTE_VALUES = (True, False, "unknown")
 NUMBER_FIELDS = ("overall", "many", "medium", "few")
 TEXT_FIELDS = ("dataset", "method", "paper_backbone", "split", "paper_method", "note")
 TOP_LEVEL_KEYS = ("sources", "entries")
@@ -82,6 +86,10 @@ def _check_entry(raw, where: str, sources: Dict[str, str]) -> dict:
             entry[field] = _check_number(entry[field], where, field)
     entry["source"] = _check_source(entry["source"], where, sources)
     entry["when"] = _check_when(entry["when"], where)
+    tte = entry["tte"]
+    if tte is not None and not (isinstance(tte, bool) or tte == "unknown"):
+        raise UserError(f"{where}: 'tte' must be true (with test-time ensembling), false or unknown (the source "
+                        f"does not say), got {tte!r}")
     return entry
 
 
@@ -104,7 +112,9 @@ def _check_when(value, where: str) -> Dict[str, object]:
 _MISSING = object()
 
 
-def _settings_match(when: Dict[str, object], config: Optional[dict]) -> bool:
+def _settings_match(when: Dict[str, object], config: Optional[dict], tte=None) -> bool:
+    if isinstance(tte, bool):
+        when = {**when, "tte.enabled": tte}
     if not when:
         return True
     if config is None:
@@ -154,7 +164,7 @@ def load_reported(path) -> List[dict]:
         # Two entries that would give one leaderboard row two numbers (after split aliases).
         for split in eval_splits_for(entry["dataset"], entry["split"]):
             key = (entry["dataset"], entry["method"], entry["backbone"], split,
-                   tuple(sorted((name, repr(value)) for name, value in entry["when"].items())))
+                   tuple(sorted((name, repr(value)) for name, value in entry["when"].items())), repr(entry["tte"]))
             if key in seen:
                 raise UserError(f"{where}: duplicate of entries[{seen[key]}] (dataset {key[0]}, method {key[1]}, "
                                 f"backbone {key[2]}, split {entry['split']})")
@@ -173,14 +183,15 @@ def reported_for(entries: List[dict], dataset: str, method: str, backbone: str, 
 
     Exact match on dataset, method and backbone label (see ``_same_backbone`` for ensembles with
     an unnamed CLIP); the split matches through SPLIT_ALIASES; an entry with 'when' settings
-    matches only a run whose resolved `config` has them (without a config, never).
-    None when there is none.
+    matches only a run whose resolved `config` has them (without a config, never), and an entry
+    with tte true / false only a run with that tte.enabled. None when there is none.
     """
     if backbone is None:
         return None
     for entry in entries:
         if (entry["dataset"] == dataset and entry["method"] == method and _same_backbone(entry["backbone"], backbone)
-                and split in eval_splits_for(dataset, entry["split"]) and _settings_match(entry.get("when") or {}, config)):
+                and split in eval_splits_for(dataset, entry["split"])
+                and _settings_match(entry.get("when") or {}, config, entry.get("tte"))):
             return entry
     return None
 

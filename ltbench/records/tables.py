@@ -166,7 +166,10 @@ def join_reported(rows: List[dict], entries: List[dict], dataset: str) -> List[d
         # One config hash per row: its first record's config stands for the row's settings.
         config = row["records"][0].get("config") if row.get("records") else None
         entry = reported_for(entries, dataset, row["method"], row["backbone"], row["split"], config)
-        row["reported"] = {"overall": entry["overall"] if entry else None, "source": entry["source"] if entry else None}
+        source = entry["source"] if entry else None
+        if entry and entry.get("tte") == "unknown":
+            source += ", TTE unknown"  # the source does not say whether the number is with test-time ensembling
+        row["reported"] = {"overall": entry["overall"] if entry else None, "source": source}
     return rows
 
 

@@ -1,8 +1,9 @@
 """LIFT's image pipeline: its eval resize, and test-time ensembling (TTE) over crops.
 
-The code evaluates with Resize(size * 8 // 7) + CenterCrop(size) (torchvision, bilinear) and,
+LIFT's code evaluates with Resize(size * 8 // 7) + CenterCrop(size) (torchvision, bilinear) and,
 with TTE, Resize(size + expand) + FiveCrop / TenCrop(size) (ltbench/data/crops.py), averaging
-the crops' logits.
+the crops' logits. LIFT+'s resizes to size + size // 7 (the same number of pixels) with bicubic
+interpolation (preprocess.interpolation), and with TTE to size + 24, five crops.
 """
 from dataclasses import replace
 
@@ -18,6 +19,12 @@ def eval_transform(model_spec: TransformSpec, preprocess: dict) -> TransformSpec
         return model_spec
     return replace(model_spec, resize=model_spec.size * 8 // 7, resize_mode="shortest",
                    interpolation=preprocess["interpolation"])
+
+
+def plain_transform(model_spec: TransformSpec, preprocess: dict) -> TransformSpec:
+    """The codes' transform_plain, which their class-mean classifier init reads the training images
+    through: shorter side to the input size (no 8/7), centre crop, at preprocess.interpolation."""
+    return replace(model_spec, resize=None, resize_mode="shortest", interpolation=preprocess["interpolation"])
 
 
 def tte_transform(spec: TransformSpec, tte: dict) -> CropSpec:

@@ -44,6 +44,34 @@ def test_the_grid_expands_in_order_with_common_and_matching_options(tmp_path):
     assert suite.entries[2].label == "linear_probe on digits_lt (configured backbone, seed 0)"
 
 
+def test_parts_run_one_after_another_from_the_top_levels_settings(tmp_path):
+    suite = load_suite(_write(tmp_path, """
+        description: with and without TTE, then one run per PEFT type
+        methods: [lift, lift_plus]
+        datasets: [imagenet_lt]
+        backbones: [ViT-B-16:openai]
+        cfg_options: {text.templates: single}
+        parts:
+          - description: without TTE
+          - cfg_options: {tte.enabled: true}
+          - methods: [lift_plus]
+            datasets: [imagenet_lt, places_lt]
+            cfg_options: {peft.type: lora}
+            overrides:
+              - {dataset: places_lt, cfg_options: {peft.bottleneck: 4}}
+    """))
+    assert suite.description == "with and without TTE, then one run per PEFT type"
+    assert [(e.method, e.dataset, e.backbone, e.cfg_options) for e in suite.entries] == [
+        ("lift", "imagenet_lt", "ViT-B-16:openai", (("text.templates", "single"),)),
+        ("lift_plus", "imagenet_lt", "ViT-B-16:openai", (("text.templates", "single"),)),
+        ("lift", "imagenet_lt", "ViT-B-16:openai", (("text.templates", "single"), ("tte.enabled", True))),
+        ("lift_plus", "imagenet_lt", "ViT-B-16:openai", (("text.templates", "single"), ("tte.enabled", True))),
+        ("lift_plus", "imagenet_lt", "ViT-B-16:openai", (("text.templates", "single"), ("peft.type", "lora"))),
+        ("lift_plus", "places_lt", "ViT-B-16:openai",
+         (("text.templates", "single"), ("peft.type", "lora"), ("peft.bottleneck", 4))),
+    ]
+
+
 @pytest.mark.parametrize("text, message", [
     ("methods: [a]\n", "datasets is missing"),
     ("methods: [a]\ndatasets: [b]\nseed: [0]\n", "unknown key 'seed' (did you mean: seeds?)"),
@@ -61,6 +89,13 @@ def test_the_grid_expands_in_order_with_common_and_matching_options(tmp_path):
     ("methods: [a]\ndatasets: [b]\noverrides: [{method: a, backbone: tiny, cfg_options: {}}]\n",
      "overrides[0].backbone: the suite lists no backbones"),
     ("methods: [a\n", "invalid YAML"),
+    ("methods: [a]\nparts: [{datasets: [b], seed: [0]}]\n", "parts[0]: unknown key 'seed' (did you mean: seeds?)"),
+    ("parts: [{datasets: [b]}]\n", "parts[0].methods is missing"),
+    ("methods: [a]\ndatasets: [b]\nparts: []\n", "parts: expected a non-empty list"),
+    ("methods: [a]\ndatasets: [b]\noverrides: [{method: a, cfg_options: {x: 1}}]\nparts: [{}]\n",
+     "overrides: with parts, each part gives its own overrides"),
+    ("methods: [a]\ndatasets: [b]\nparts: [{overrides: [{method: c, cfg_options: {x: 1}}]}]\n",
+     "parts[0].overrides[0].method: 'c' is not in the suite's methods"),
 ])
 def test_suite_mistakes_are_one_line_errors_naming_file_and_key(tmp_path, run_cli, text, message):
     path = _write(tmp_path, text, name="bad.yaml")

@@ -41,3 +41,19 @@ def test_list_options_prints_values_sources_and_per_dataset_values(run_cli):
     assert re.search(r"^shot_rule +standard +paper +one of standard, oltr ", out, flags=re.M)
     code, _, err = run_cli("list", "methods", "--options", "balad")
     assert code == 2 and "unknown method 'balad'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_variants_per_dataset_value_shows_once_with_the_value_that_wins():
+    # lift_plus.yaml (_base_: lift) sets train.epochs for inat2018 and digits_lt, as lift.yaml does:
+    # the table shows what a lift_plus run there resolves to, not both files' values.
+    from ltbench.config import RunRequest, resolve
+    from ltbench.config.describe import option_rows
+
+    rows = {row.key: row for row in option_rows("lift_plus")}
+    overrides = {where: value for where, value, _ in rows["train.epochs"].overrides}
+    assert len(rows["train.epochs"].overrides) == len(overrides)
+    assert overrides == {"inat2018": 15, "digits_lt": 30}
+    assert resolve(RunRequest("lift_plus", "digits_lt"))["train"]["epochs"] == 30
+    assert {w: v for w, v, _ in rows["tte.expand"].overrides}["per_backbone.ViT-L-14"] == 24
+    lift = {row.key: row for row in option_rows("lift")}
+    assert {w: v for w, v, _ in lift["train.epochs"].overrides} == {"inat2018": 20, "digits_lt": 15}

@@ -31,6 +31,7 @@ SHORT = {
     "clip_finetune": ("train.epochs=1", "train.warmup_epochs=0", "train.batch_size=32"),
     "clip_finetune_bs": ("train.epochs=1", "train.warmup_epochs=0", "train.batch_size=32"),
     "lift": ("train.epochs=1", "train.batch_size=32"),
+    "lift_plus": ("train.epochs=2", "train.batch_size=32"),  # the minimalist schedule spans >= 2 epochs
     "linear_probe": ("train.epochs=1",),
     "prompt_tuning": ("train.epochs=1", "train.warmup_epochs=0", "train.batch_size=32"),
     "prompt_tuning_bs": ("train.epochs=1", "train.warmup_epochs=0", "train.batch_size=32"),
@@ -42,6 +43,7 @@ VARIANTS = [
     ("decoder", ("stage1.tokens_cache=false", "stage1.select=best_val")),
     ("decoder_crt", ("stage2.select=best_val",)),
     ("lift", ("tte.enabled=true", "head.init=random")),
+    ("lift_plus", ("peft.type=aft", "head.init=class_mean", "tte.enabled=true")),
     ("linear_probe", ("head.init_from_text=true", "head.standardize=false", "head.type=cosine")),
     ("prompt_tuning", ("train.augment.enabled=true", "context.init=phrase", "context.class_specific=false")),
     ("tackle", ("ensemble.with_clip=true",)),

@@ -36,7 +36,7 @@ def _prompt_tuning(cfg, precision):
 def _lift(cfg, precision):
     from ltbench.methods.lift.method import training_identity
 
-    clip = SimpleNamespace(visual_fingerprint=lambda: "v" * 64, text_fingerprint=lambda: "t" * 64)
+    clip = SimpleNamespace(is_clip=True, visual_fingerprint=lambda: "v" * 64, text_fingerprint=lambda: "t" * 64)
     return training_identity(cfg, clip, precision)
 
 

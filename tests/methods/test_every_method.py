@@ -22,6 +22,7 @@ SPEED_UPS = {
     "clip_finetune": ("train.epochs=3",),
     "clip_finetune_bs": ("train.epochs=3",),
     "lift": ("train.epochs=2",),
+    "lift_plus": ("train.epochs=2",),
     "tackle": ("teacher.ballad_options=[phase_a.epochs=4]", "train.epochs=3"),
 }
 

@@ -85,6 +85,9 @@ def test_trained_parameter_counts_match_the_formulas(visual):
         "bitfit": layers * bias_per_block,
         "full": layers * block,
         "partial": block,
+        # LIFT+'s default ratio C / (L (12 W + 9)) of every linear's weight and bias, each int(n * ratio)
+        "aft": layers * sum(int(n * 10 / (layers * (12 * width + 9))) for n in
+                            (3 * width * width, 3 * width, width * width, width, mlp * width, mlp, width * mlp, width)),
     }
     assert set(expected) == set(PEFT_TYPES)
     for kind, count in expected.items():

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ltbench.core.atomic import write_json_atomic
 from ltbench.core.errors import UserError
 from ltbench.records.reported import default_reported_path, eval_splits_for, load_reported, reported_for
-from ltbench.core.atomic import write_json_atomic
 
 # A copy of the project's docs/REPORTED.md, the published numbers as the papers print them.
 REPORTED_MD = Path(__file__).resolve().with_name("REPORTED.md")
@@ -41,7 +41,7 @@ def test_shipped_file_is_the_default_and_loads(shipped, shipped_file, monkeypatc
     monkeypatch.setenv("LTBENCH_BENCHMARKS", "/elsewhere")
     assert default_reported_path() == Path("/elsewhere/reported.yaml")
     assert collections.Counter(entry["dataset"] for entry in shipped) == {
-        "imagenet_lt": 36, "places_lt": 18, "inat2018": 3, "cifar100_lt": 2}
+        "imagenet_lt": 37, "places_lt": 19, "inat2018": 4, "cifar100_lt": 7}
 
 
 def test_shipped_file_has_ballad_and_zero_shot(shipped):
@@ -61,36 +61,53 @@ def test_shipped_file_has_ballad_and_zero_shot(shipped):
             assert entry["paper_backbone"] in ("CLIP ViT", "CLIP")
         elif entry["paper_backbone"].endswith("*"):
             assert entry["backbone"].endswith(":openai") and "initialised from CLIP" in entry["note"]
+        if entry["source"] == "D":  # the leaderboard archives do not say whether LIFT's numbers are with TTE
+            assert entry["tte"] == "unknown", entry
+
+
+IR_HEADER = re.compile(r"IR (\d+)")
 
 
 def _reported_md_rows():
-    """(dataset, method, backbone cell, overall cell, source cell) of every table row of REPORTED.md."""
-    dataset, rows = None, []
+    """(dataset, method, backbone cell, overall cell, source cell, imbalance ratio or None) of every
+    table row of REPORTED.md; a CIFAR table with one column per imbalance ratio gives a row per
+    ratio ('-': none published)."""
+    dataset, rows, ratios = None, [], None
     for line in REPORTED_MD.read_text(encoding="utf-8").splitlines():
         if line.startswith("## "):
             [dataset] = [name for heading, name in SECTION_DATASETS.items() if line[3:].startswith(heading)]
-        elif line.startswith("|") and not line.startswith(("| method |", "|---")):
+            ratios = None
+        elif line.startswith("| method |"):
+            ratios = [int(ratio) for ratio in IR_HEADER.findall(line)] or None
+        elif line.startswith("|") and not line.startswith("|---"):
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-            assert len(cells) == 4 and dataset, line
-            rows.append((dataset, *cells))
+            if ratios is None:
+                assert len(cells) == 4 and dataset, line
+                rows.append((dataset, *cells, None))
+                continue
+            assert len(cells) == 3 + len(ratios) and dataset, line
+            method, backbone, *numbers, source = cells
+            rows += [(dataset, method, backbone, number, source, ratio)
+                     for ratio, number in zip(ratios, numbers) if number != "-"]
     return rows
 
 
 def _expected_entries(rows):
-    """One (dataset, paper_method, paper_backbone, overall, many, medium, few, source) per published setting."""
+    """One (dataset, paper_method, paper_backbone, overall, many, medium, few, source, imbalance
+    ratio) per published setting."""
     expected = []
-    for dataset, method, backbones, numbers, source in rows:
-        keys = ", ".join(re.findall(r"\b[A-D]\b", source))
+    for dataset, method, backbones, numbers, source, ratio in rows:
+        keys = ", ".join(re.findall(r"\b[A-E]\b", source))
         if " / " in numbers:  # 'RN50 / RN101 / ViT-B/16 / RN50x16' with '35.3 / 36.2 / 37.8 / 37.1'
             backbones, numbers = backbones.split(" / "), numbers.split(" / ")
             assert len(backbones) == len(numbers) > 1
             for backbone, number in zip(backbones, numbers):
-                expected.append((dataset, method, backbone, float(number), None, None, None, keys))
+                expected.append((dataset, method, backbone, float(number), None, None, None, keys, ratio))
         else:  # '63.7 (73.2/59.3/52.3)': overall, then many / medium / few
             values = [float(number) for number in NUMBER.findall(numbers)]
             assert len(values) in (1, 4), numbers
             groups = values[1:] or [None] * 3
-            expected.append((dataset, method, backbones, values[0], *groups, keys))
+            expected.append((dataset, method, backbones, values[0], *groups, keys, ratio))
     return expected
 
 
@@ -98,24 +115,26 @@ def test_every_reported_md_number_is_in_the_shipped_file(shipped):
     rows = _reported_md_rows()
     expected = _expected_entries(rows)
     got = [(entry["dataset"], entry["paper_method"], entry["paper_backbone"], entry["overall"], entry["many"],
-            entry["medium"], entry["few"], entry["source"]) for entry in shipped]
+            entry["medium"], entry["few"], entry["source"], entry["when"].get("dataset.imbalance_ratio"))
+           for entry in shipped]
     assert sorted(got, key=repr) == sorted(expected, key=repr)
     # The same, counted number by number: no number of a section is missing or added.
     for dataset in SECTION_DATASETS.values():
-        in_markdown = sorted(float(n) for d, _, _, numbers, _ in rows if d == dataset for n in NUMBER.findall(numbers))
+        in_markdown = sorted(float(n) for d, _, _, numbers, _, _ in rows if d == dataset
+                             for n in NUMBER.findall(numbers))
         in_yaml = sorted(entry[key] for entry in shipped if entry["dataset"] == dataset
                          for key in ("overall", "many", "medium", "few") if entry[key] is not None)
         assert in_yaml == in_markdown and in_yaml, dataset
-    assert len(expected) == 59
+    assert len(expected) == 67
 
 
 def test_sources_are_the_citations_of_reported_md(shipped_file):
     text = " ".join(REPORTED_MD.read_text(encoding="utf-8").split())
-    citations = dict(re.findall(r"Source ([A-D]): (.+?)(?= Source [A-D]:| ##)", text))
+    citations = dict(re.findall(r"Source ([A-E]): (.+?)(?= Source [A-E]:| ##)", text))
     import yaml
 
     assert yaml.safe_load(shipped_file.read_text(encoding="utf-8"))["sources"] == citations
-    assert set(citations) == {"A", "B", "C", "D"}
+    assert set(citations) == {"A", "B", "C", "D", "E"}
 
 
 def test_iNat_val_entries_match_test_runs_of_inat2018(shipped, fake_published):
@@ -261,15 +280,43 @@ def test_bad_settings_are_one_line_errors(tmp_path, when, message):
 
 
 def test_shipped_cifar_entries_name_their_imbalance_ratio(shipped):
-    """CIFAR-100-LT numbers are published at imbalance ratio 100: an IR 10 run shows no Reported number."""
+    """CIFAR-100-LT numbers are published per imbalance ratio: a run shows the number of its own
+    ratio (LIFT: 100, 50, 10), and none at a ratio nobody published (BALLAD at 10, anyone at 200)."""
     from ltbench.config import RunRequest, resolve
 
     for entry in (entry for entry in shipped if entry["dataset"] == "cifar100_lt"):
-        assert entry["when"] == {"dataset.imbalance_ratio": 100}, entry
+        assert set(entry["when"]) == {"dataset.imbalance_ratio"}, entry
     config = resolve(RunRequest(method="lift", dataset="cifar100_lt"))
-    assert reported_for(shipped, "cifar100_lt", "lift", "ViT-B-16:openai", "test", config)["overall"] == 81.7
+    published = {100: (81.7, 89.1), 50: (83.1, 90.2), 10: (84.9, 91.3), 200: (None, None)}
+    for ratio, numbers in published.items():
+        config["dataset"]["imbalance_ratio"] = ratio
+        for backbone, number in zip(("ViT-B-16:openai", "timm:vit_base_patch16_224"), numbers):
+            entry = reported_for(shipped, "cifar100_lt", "lift", backbone, "test", config)
+            assert (entry["overall"] if entry else None) == number, (ratio, backbone)
     config["dataset"]["imbalance_ratio"] = 10
-    assert reported_for(shipped, "cifar100_lt", "lift", "ViT-B-16:openai", "test", config) is None
+    assert reported_for(shipped, "cifar100_lt", "ballad", None, "test", config) is None
+
+
+def test_tte_settings_of_an_entry(tmp_path):
+    """tte true / false match only runs with that tte.enabled; unknown matches either; other
+    values are one-line errors."""
+    path = tmp_path / "reported.yaml"
+    lookup = ("cifar100_lt", "lift", "ViT-B-16:openai", "test")
+    with_tte = {"dataset": {"imbalance_ratio": 100}, "tte": {"enabled": True}}
+    without = {"dataset": {"imbalance_ratio": 100}, "tte": {"enabled": False}}
+    path.write_text(WITH_SETTINGS.replace("source: A, when: {dataset.imbalance_ratio: 100}",
+                                          "source: A, tte: true, when: {dataset.imbalance_ratio: 100}"))
+    entries = load_reported(path)
+    assert reported_for(entries, *lookup, with_tte)["overall"] == 81.7
+    assert reported_for(entries, *lookup, without) is None
+    path.write_text(WITH_SETTINGS.replace("source: A, when: {dataset.imbalance_ratio: 100}",
+                                          "source: A, tte: unknown, when: {dataset.imbalance_ratio: 100}"))
+    entries = load_reported(path)
+    assert reported_for(entries, *lookup, with_tte) is reported_for(entries, *lookup, without) is entries[0]
+    path.write_text(WITH_SETTINGS.replace("source: A, when: {dataset.imbalance_ratio: 100}",
+                                          "source: A, tte: maybe, when: {dataset.imbalance_ratio: 100}"))
+    with pytest.raises(UserError, match=r"entries\[0\]: 'tte' must be true .* got 'maybe'"):
+        load_reported(path)
 
 
 # ---- ltbench table --reported / --no-reported ----
@@ -353,3 +400,14 @@ def test_cli_table_reported_errors(run_cli, tmp_path, monkeypatch, fake_record):
     code, stdout, stderr = run_cli("table", "--results", results, "--dataset", "imagenet_lt")
     assert code == 0, stderr
     assert _md_rows(stdout, "imagenet_lt")["ballad"][-2:] == ["67.00 ± 1.41", "-"]
+
+
+def test_the_table_says_when_a_source_does_not_say_tte(shipped):
+    from ltbench.records.tables import join_reported
+
+    def row(method, backbone):
+        return {"method": method, "backbone": backbone, "split": "test", "records": [{"config": {}}]}
+
+    rows = join_reported([row("lift", "ViT-L-14:openai"), row("ballad", "RN50:openai")], shipped, "imagenet_lt")
+    assert rows[0]["reported"] == {"overall": 82.9, "source": "D, TTE unknown"}
+    assert rows[1]["reported"] == {"overall": 67.2, "source": "A"}
