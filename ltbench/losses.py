@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltbench.core.errors import UserError
 from ltbench.core import registry
+from ltbench.core.errors import UserError
 from ltbench.core.registry import LOSSES
 
 # Arguments of every loss call, never options.

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from ltbench.core.errors import UserError
-from ltbench.metrics import (agnostic_accuracy, agnostic_distribution_names, agnostic_prior, calibration,
-                             calibration_scores, evaluate, per_sample_summary)
+from ltbench.metrics import (
+    agnostic_accuracy,
+    agnostic_distribution_names,
+    agnostic_prior,
+    calibration,
+    calibration_scores,
+    evaluate,
+    per_sample_summary,
+)
 
 # Four images, three classes; the logits are log-probabilities, so the softmax is these rows.
 PROBS = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.5, 0.3, 0.2], [0.35, 0.33, 0.32]])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ltbench.core import chunks
-from ltbench.metrics import evaluate, per_sample_summary
 from ltbench.methods.posthoc.adjust import log_prior, logit_adjusted, prior_corrected, target_log_prior
+from ltbench.metrics import evaluate, per_sample_summary
 from ltbench.models.calibration import tau_normalised_logits
 
 N, C = 4000, 500  # 8 MB of float32 logits; a chunk (below) is 80 kB of float64

@@ -43,7 +43,7 @@ def write_folder(root: Path, count: int, classes: int = 10):
         paths.append(relative)
         labels.append(label)
     list_file = root / "list.txt"
-    list_file.write_text("".join(f"{p} {l}\n" for p, l in zip(paths, labels)))
+    list_file.write_text("".join(f"{p} {label}\n" for p, label in zip(paths, labels)))
     return FileSplit(name="bench", root=root, paths=paths, labels=np.asarray(labels), list_file=list_file,
                      list_sha256="synthetic")
 
@@ -80,7 +80,7 @@ def main(argv=None):
                     ImageFolder(folder, transform=spec.pil_transform()), batch_size=args.batch_size,
                     num_workers=workers),
             }
-            best = {name: 0.0 for name in paths}
+            best = dict.fromkeys(paths, 0.0)
             for _ in range(args.repeats):
                 for name, make in paths.items():
                     best[name] = max(best[name], images_per_second(make(), args.images))

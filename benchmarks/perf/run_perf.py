@@ -30,6 +30,7 @@ from tabulate import tabulate
 
 from ltbench.data.base import ArraySplit
 from ltbench.data.loading import epoch_batches
+from ltbench.data.prompts import templates_by_name
 from ltbench.data.samplers import build_sampler
 from ltbench.engine.batches import TensorBatches
 from ltbench.engine.cache import ArrayCache, format_bytes
@@ -37,7 +38,6 @@ from ltbench.engine.context import RunContext
 from ltbench.engine.features import image_features
 from ltbench.models.factory import create_backbone
 from ltbench.models.heads import build_head
-from ltbench.data.prompts import templates_by_name
 from ltbench.models.text_classifier import build_text_classifier
 
 

@@ -502,6 +502,7 @@ def main(argv=None) -> int:
     # Imported here, before any stage forks, so that no stage pays for the imports.
     import open_clip  # noqa: F401  (with torchvision: 5-10 s a process here, a fixed cost not measured)
     import torch  # noqa: F401
+
     import ltbench.app.cli  # noqa: F401
     import ltbench.app.runner  # noqa: F401
     import ltbench.records.report  # noqa: F401

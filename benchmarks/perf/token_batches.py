@@ -94,7 +94,7 @@ def main(argv=None):
     print(f"token batches: {args.batch_size} x {args.tokens} x {args.width} fp16 rows of {args.images} "
           f"(page cache), {args.threads} thread(s); load average {before} before, {load_average()} after")
     print(tabulate(rows, headers=["path", "per batch (best median)", "speed-up vs old"], tablefmt="github"))
-    results = {name: seconds for name, seconds in best.items()}
+    results = dict(best)
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": vars(args), "load_before": before,
                                                "load_after": load_average(), "seconds": results}, indent=2))

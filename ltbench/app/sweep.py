@@ -188,7 +188,7 @@ def submit_to_slurm(suite: Suite, options: SweepOptions, slurm: SlurmOptions, ex
     # First: a missing submitit is reported before any config is resolved.
     executor = executor or slurm_executor(folder, slurm, job_name=f"ltbench-{suite.name}")
     failures, skipped, to_submit = [], 0, []
-    for entry, path, problem, current in plan(suite, options):
+    for entry, _path, problem, current in plan(suite, options):
         if problem is not None:
             failures.append((entry, problem))
             print(f"not submitted: {entry.label}: {problem}")

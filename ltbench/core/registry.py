@@ -55,7 +55,7 @@ def load_plugins(*groups: str):
             try:
                 entry_point.load()
             except Exception as error:  # a broken third-party plug-in must not break ltbench
-                warnings.warn(f"ltbench: could not load {kind} plug-in '{entry_point.name}': {error}")
+                warnings.warn(f"ltbench: could not load {kind} plug-in '{entry_point.name}': {error}", stacklevel=2)
 
 
 def fill_on_lookup(registry: Registry, fill: Callable[[Registry], None]):

@@ -6,7 +6,6 @@ from typing import List
 from ltbench.core.errors import UserError
 from ltbench.data.prompts import imagenet_clip_classnames
 
-
 # Suffixes that are nouns rather than qualifiers read after the place, not before it
 # ('elevator-door' -> 'elevator door', 'subway_station-platform' -> 'subway station platform').
 NOUN_SUFFIXES = {"door", "platform", "shop"}

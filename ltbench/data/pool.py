@@ -19,9 +19,9 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from ltbench.core.errors import UserError
 from ltbench.data.base import ArraySplit, FileSplit, LTDataset, Split
 from ltbench.data.split_files import read_split_file
-from ltbench.core.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

@@ -19,8 +19,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from tabulate import tabulate
 
-from ltbench.engine.cache import ENTRIES_FOLDER, INTEGRITY_KEY, STAMP_SUFFIX, check_entry, format_bytes, stamp_path
 from ltbench.core.errors import UserError, close_matches_hint
+from ltbench.engine.cache import ENTRIES_FOLDER, INTEGRITY_KEY, STAMP_SUFFIX, check_entry, format_bytes, stamp_path
 
 KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 KEY_PREFIX_PATTERN = re.compile(r"^[0-9a-f]+$")

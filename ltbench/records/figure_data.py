@@ -10,8 +10,15 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ltbench.core.errors import UserError
-from ltbench.metrics import (ECE_BINS, GROUPS, SHOT_RULES, agnostic_accuracy, agnostic_distribution_names,
-                             calibration_scores, shot_groups)
+from ltbench.metrics import (
+    ECE_BINS,
+    GROUPS,
+    SHOT_RULES,
+    agnostic_accuracy,
+    agnostic_distribution_names,
+    calibration_scores,
+    shot_groups,
+)
 from ltbench.records import stats
 from ltbench.records.per_sample import FIELDS, load_per_sample
 
@@ -112,7 +119,6 @@ def group_accuracy(row: dict, resamples: int = 10_000, seed: int = 0, level: flo
     value and ci None for a group without classes)."""
     if not has_per_sample(row):
         return {name: {"value": row[name]["mean"], "ci": None} for name in BAR_STATISTICS}
-    record = row["records"][0]
     rule = _rule(row, shot_rule)
     # `ltbench report` asks twice per row (the leaderboard's interval, the group figure): the same
     # per-sample files (by their recorded SHA-256) and settings give the same answer, bootstrapped once.

@@ -43,7 +43,7 @@ def distinguishing_labels(method: str, configs: Mapping[str, Mapping]) -> Dict[s
     MAX_LABEL_OPTIONS options), ``method [hash6]``."""
     hashes = sorted(configs)
     if len(hashes) <= 1:
-        return {config_hash: method for config_hash in hashes}
+        return dict.fromkeys(hashes, method)
     flat = {config_hash: _flat(configs[config_hash]) for config_hash in hashes}
     keys = sorted({key for values in flat.values() for key in values})
     differing = [key for key in keys if len({values.get(key, "-") for values in flat.values()}) > 1]

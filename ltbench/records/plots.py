@@ -93,7 +93,7 @@ def per_class_figure(rows: List[dict], dataset: str, rule: str, window: Optional
     axes.set_ylim(-3, 103)
     boundaries = figure_data.shot_boundaries(rule)
     top = blended_transform_factory(axes.transData, axes.transAxes)
-    for name, x in boundaries.items():
+    for x in boundaries.values():
         axes.axvline(x, color="0.45", linestyle=":", linewidth=1)
     axes.text(boundaries["few"], 0.985, "few \u2190 ", transform=top, ha="right", va="top", color="0.3")
     axes.text(boundaries["many"], 0.985, " \u2192 many", transform=top, ha="left", va="top", color="0.3")

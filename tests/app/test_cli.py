@@ -52,7 +52,7 @@ def test_run_record_table_over_seeds(run_cli, tmp_path):
     assert code == 0
     table = (out / "tables" / "digits_lt.md").read_text()
     assert table in stdout
-    lines = [line for line in table.splitlines() if line.startswith("| zeroshot_clip") or line.startswith("| linear_probe")]
+    lines = [line for line in table.splitlines() if line.startswith(("| zeroshot_clip", "| linear_probe"))]
     assert [line.split("|")[1].strip() for line in lines] == ["linear_probe", "zeroshot_clip"]
     assert "±" in lines[1] and lines[1].split("|")[4].strip() == "2"  # two seeds, mean ± std
     code, stdout, _ = run_cli("table", "--results", out, "--format", "csv")

@@ -27,7 +27,7 @@ def test_three_identical_runs_started_together_all_finish_alike(tmp_path, method
     runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(3)]
     results = [run.communicate(timeout=600) for run in runs]
-    for run, (stdout, stderr) in zip(runs, results):
+    for run, (_, stderr) in zip(runs, results):
         assert run.returncode == 0, stderr
         assert "Traceback" not in stderr
     records = [Path(stdout.strip().splitlines()[-1].removeprefix("record: ")) for stdout, _ in results]

@@ -2,9 +2,8 @@ import json
 
 import pytest
 
-from ltbench.data.classnames import (places_readable, read_inat_categories, read_places_classnames,
-                                     read_plain_classnames)
 from ltbench.core.errors import UserError
+from ltbench.data.classnames import places_readable, read_inat_categories, read_places_classnames, read_plain_classnames
 
 
 @pytest.mark.parametrize("raw, readable", [

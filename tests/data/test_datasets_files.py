@@ -6,10 +6,9 @@ import pytest
 from PIL import Image
 
 from ltbench.core import registry
-from ltbench.data import build_dataset
-from ltbench.data.base import FileSplit
-from ltbench.data import classnames
 from ltbench.core.errors import UserError
+from ltbench.data import build_dataset, classnames
+from ltbench.data.base import FileSplit
 from ltbench.metrics import group_sizes
 
 

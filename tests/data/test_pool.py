@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ltbench.core.errors import UserError
 from ltbench.data import build_dataset
 from ltbench.data.base import ArraySplit
 from ltbench.data.pool import unlabeled_pool, with_pool_images
-from ltbench.core.errors import UserError
 
 
 def write_lines(path: Path, lines):

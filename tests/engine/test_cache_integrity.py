@@ -136,7 +136,7 @@ def test_streamed_entries_are_verified_too(tmp_path, capsys):
     with pytest.raises(UserError, match="NaN or inf"):
         cache.get_or_compute_streaming({"kind": "image_tokens", "split": "t"}, (2, 2), np.float16, fill_nan)
     assert not cache.path(cache_key({"kind": "image_tokens", "split": "t"})).exists()
-    assert not [p for p in path.parent.parent.rglob(".*")]  # no temp file left
+    assert not list(path.parent.parent.rglob(".*"))  # no temp file left
 
 
 def test_cache_verify_and_ls_name_bad_entries(run_cli, tmp_path):

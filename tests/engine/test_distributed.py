@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from ltbench.engine.hooks import Hook
-
-from ltbench.data.samplers import build_sampler
 from ltbench.core import distributed
 from ltbench.core.distributed import ShardedSampler, shard_batches, shard_rows
 from ltbench.core.errors import UserError
 from ltbench.core.registry import SAMPLERS
+from ltbench.data.samplers import build_sampler
+from ltbench.engine.hooks import Hook
 
 LABELS = np.repeat(np.arange(5), [300, 120, 40, 10, 3])  # 473 images: shards need padding
 

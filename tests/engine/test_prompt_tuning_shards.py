@@ -78,7 +78,8 @@ def _worker(rank, world, port, out):
         clip, tuner = _tuner(class_specific)
         encoded = []
         embeddings = tuner.learner.embeddings
-        tuner.learner.embeddings = lambda rows: encoded.append(len(rows)) or embeddings(rows)
+        tuner.learner.embeddings = lambda rows, encoded=encoded, embeddings=embeddings: (
+            encoded.append(len(rows)) or embeddings(rows))
         module = distributed.wrap_for_training(tuner, torch.device("cpu"))
         # This process's images are the global positions rank, rank + world, ... (ShardedSampler).
         loss, grad = _step(tuner, module, features[rank::world], targets[rank::world])

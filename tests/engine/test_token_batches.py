@@ -104,4 +104,4 @@ def test_encode_split_reads_cached_rows_through_the_reader(tmp_path):
                      progress=False)
     sums = encode_split(Split(), ctx, 8, lambda tokens: tokens.sum(dim=1), inputs=array)
     assert torch.equal(sums, torch.from_numpy(values.astype(np.float32)).sum(dim=1))
-    assert array.reads == [list(range(0, 8)), list(range(8, 16)), list(range(16, 22))]
+    assert array.reads == [list(range(8)), list(range(8, 16)), list(range(16, 22))]

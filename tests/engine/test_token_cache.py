@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from ltbench.core.errors import UserError
 from ltbench.data.base import ArraySplit
 from ltbench.engine import cache as cache_module
 from ltbench.engine.cache import ArrayCache, cache_key, format_bytes
 from ltbench.engine.context import RunContext
 from ltbench.engine.features import image_tokens, token_cache_bytes
-from ltbench.core.errors import UserError
 from ltbench.models.factory import create_backbone
 
 
@@ -92,7 +92,7 @@ def test_float32_tokens(encoder, context):
 def test_the_entry_is_a_valid_npy_with_its_description(encoder, context):
     split = make_split()
     tokens = image_tokens(encoder, split, context, batch_size=4)
-    npy = [p for p in context.cache.root.rglob("*.npy")]
+    npy = list(context.cache.root.rglob("*.npy"))
     assert len(npy) == 1 and not any(name.startswith(".") for name in cache_files(context))
     loaded = np.load(npy[0], mmap_mode="r")
     assert loaded.shape == tokens.shape and loaded.dtype == np.float16

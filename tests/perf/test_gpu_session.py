@@ -58,7 +58,7 @@ def test_a_step_runs_for_real_and_a_failing_step_fails_the_session(session, tmp_
     out = tmp_path / "rehearsal"
     result = session("--device", "cpu", "--small", "--steps", "lift", "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1].startswith(f"PASS lift (exit 0, ")
+    assert result.stdout.splitlines()[-1].startswith("PASS lift (exit 0, ")
     assert (out / "session.txt").read_text().startswith("PASS lift") and list((out / "results").rglob("lift__*.json"))
     result = session("--device", "cuda", "--steps", "lift", "--out", str(out))  # no GPU here: the run refuses
     assert result.returncode == 1

@@ -71,7 +71,7 @@ def test_every_stage_runs_on_a_sliver_of_places_lt(scale, repo_root, real_splits
 def test_the_growth_tables_compare_the_first_and_last_shape(scale, tmp_path, capsys):
     def result(dataset, classes, evaluated, seconds, images):
         rows = [{"stage": "zeroshot", "seconds": seconds, "peak_rss": 1e9, "images": images,
-                 "disk": {kind: 1000 for kind in scale.DISK}}]
+                 "disk": dict.fromkeys(scale.DISK, 1000)}]
         return {"dataset": {"dataset": dataset, "scale": 1, "classes": classes}, "sizes": {"evaluated": evaluated},
                 "rows": rows}
 

@@ -1,13 +1,12 @@
 """`ltbench table` validates records as it loads them: types and ranges (issue 13, item 7)."""
 import json
 
+import numpy as np
 import pytest
 
 from ltbench.core.atomic import write_json_atomic
 from ltbench.metrics import evaluate
 from ltbench.records.results import load_records, make_record, record_path
-
-import numpy as np
 
 
 def _record(seed=0, changes=None):

@@ -8,6 +8,7 @@ import pytest
 from ltbench.core.errors import UserError
 from ltbench.records.tables import datasets_in, join_reported, leaderboard_rows, render_table, write_table
 
+
 def three_seeds(fake_record):
     return [
         fake_record(seed=1, overall=50.0, many=60.0),
@@ -217,7 +218,7 @@ def test_reported_numbers_are_shown_as_published(fake_record, fake_published):
 
 def test_rows_without_reported_render_as_before(rows):
     plain = {fmt: render_table(rows, fmt) for fmt in ("md", "csv", "latex")}
-    for fmt, text in plain.items():
+    for text in plain.values():
         assert "Reported" not in text
     join_reported(rows, [], "places_lt")  # joined, nothing published: the column is there, empty
     assert render_table(rows, "md").splitlines()[0].rstrip(" |").endswith("Reported")

@@ -20,10 +20,9 @@ def register(commands):
 
 
 def command(args) -> int:
+    from ltbench.core.errors import UserError
     from ltbench.engine import cache_admin
     from ltbench.engine.cache import ArrayCache
-
-    from ltbench.core.errors import UserError
 
     root = ArrayCache(args.cache_dir).root
     if root.exists() and not root.is_dir():
