@@ -25,6 +25,7 @@ from ltbench.data import build_dataset
 from ltbench.data.base import FileSplit
 from ltbench.engine.cache import ArrayCache
 from ltbench.engine.context import RunContext, describe_device, resolve_device
+from ltbench.engine.cost import cost_block
 from ltbench.engine.devices import device_facts
 from ltbench.metrics import evaluate, per_sample_summary
 from ltbench.models.factory import backbone_details
@@ -182,32 +183,40 @@ class Evaluation:
     summaries: dict  # split name -> (per-sample summary, fingerprint)
 
 
-def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False):
+def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False,
+        annotations: Optional[dict] = None, path_suffix: str = "", work_root: Optional[Path] = None):
     """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
     returns (record path, record or None when skipped). Plan (checks before any work), fit and
-    predict (every process), evaluate and publish (rank 0)."""
+    predict (every process), evaluate and publish (rank 0).
+
+    annotations: fields the record carries besides (``tuned``, ``trial``, ``test_as_val``:
+    app/tune.py); path_suffix: added to the record's file name (a tuned run beside the recipe run
+    of the same settings); work_root: the folder of work folders and shared stages (default
+    <out_dir>/work; a tuning trial shares its results folder's)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
-    planned = plan_run(cfg, out_dir, skip_existing)
+    planned = plan_run(cfg, out_dir, skip_existing, path_suffix)
     if not isinstance(planned, RunPlan):
         return planned  # (path, None) skipped, or (path, record) of an identical run that finished meanwhile
-    predictions = fit_and_predict(cfg, planned, method_cls(cfg), out_dir, resume)
+    predictions = fit_and_predict(cfg, planned, method_cls(cfg), Path(work_root or Path(out_dir) / "work"), resume)
     if not distributed.is_main():
         # Every process predicted (the predictions are gathered); metrics, the per-sample file and
         # the record are rank 0's work alone: the others would compute the same numbers, each an
         # N x C softmax, on a CPU that torchrun shares among them.
         return planned.path, None
-    record = publish(cfg, planned, predictions, evaluate_predictions(cfg, predictions))
+    record = publish(cfg, planned, predictions, evaluate_predictions(cfg, predictions), annotations)
     if planned.lock is not None:
         planned.lock.release()
     return planned.path, record
 
 
-def plan_run(cfg: dict, out_dir: Path, skip_existing: bool):
+def plan_run(cfg: dict, out_dir: Path, skip_existing: bool, path_suffix: str = ""):
     """A RunPlan, after every check that needs no data or model; or the run's result where there
     is nothing to do: (path, None) for a current record with --skip-existing, (path, record) when
     an identical run finished while this one waited for its lock."""
     registry.get(registry.DATASETS, cfg["dataset"]["name"])
     path = planned_record_path(cfg, out_dir)
+    if path_suffix:
+        path = path.with_name(f"{path.stem}{path_suffix}{path.suffix}")
     if skip_existing and record_is_current(cfg, path):
         return path, None
     if skip_existing and path.exists():
@@ -230,14 +239,14 @@ def plan_run(cfg: dict, out_dir: Path, skip_existing: bool):
     return RunPlan(path, sources, device, saved_format, cache, lock)
 
 
-def fit_and_predict(cfg: dict, planned: RunPlan, method, out_dir: Path, resume: bool) -> Predictions:
+def fit_and_predict(cfg: dict, planned: RunPlan, method, work_root: Path, resume: bool) -> Predictions:
     """The run's context, its data, ``method.fit`` and the logits of the evaluation split (and of
     val where it is a split of its own). Under torchrun every process runs this;
     core/distributed.py splits the work."""
     started = time.perf_counter()
     runtime, seed = cfg["runtime"], int(cfg["seed"])
     ctx = RunContext(device=distributed.setup(planned.device, runtime["collective_timeout_minutes"]), seed=seed,
-                     work_dir=Path(out_dir) / "work" / planned.path.stem, cache=planned.cache,
+                     work_dir=work_root / planned.path.stem, cache=planned.cache,
                      amp=bool(cfg["amp"]), num_workers=loader_workers(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume, jpeg_draft=cfg["jpeg_draft"], gpu_jpeg=cfg["gpu_jpeg"],
@@ -292,7 +301,8 @@ def evaluate_predictions(cfg: dict, predictions: Predictions) -> Evaluation:
     return Evaluation(metrics, extra_metrics, saved, summaries)
 
 
-def publish(cfg: dict, planned: RunPlan, predictions: Predictions, evaluation: Evaluation) -> dict:
+def publish(cfg: dict, planned: RunPlan, predictions: Predictions, evaluation: Evaluation,
+            annotations: Optional[dict] = None) -> dict:
     """The record, its per-sample file and its logits, published together at the end: a disk that
     fills up (or turns read-only) while they are written leaves none of them, and a record never
     names a file that is not there."""
@@ -304,6 +314,8 @@ def publish(cfg: dict, planned: RunPlan, predictions: Predictions, evaluation: E
             save_logits(logits_file_for(path), evaluation.saved, planned.saved_format)
             logits_path = logits_file_for(path).name
         ctx.outputs.timings["total"] = time.perf_counter() - predictions.started
+        cost = cost_block(ctx.outputs.cost, predictions.method, ctx.outputs.timings, ctx.outputs.stages,
+                          devices=distributed.get_world_size(), device_type=ctx.device.type)
         record = make_record(method=cfg["method"], dataset=cfg["dataset"]["name"],
                              backbone=predictions.method.backbone_label, seed=int(cfg["seed"]),
                              eval_split=cfg["eval_split"], config=cfg, versions=software_versions(),
@@ -313,7 +325,8 @@ def publish(cfg: dict, planned: RunPlan, predictions: Predictions, evaluation: E
                              extra_metrics=evaluation.extra_metrics, artifacts=ctx.outputs.artifacts,
                              details=ctx.outputs.details, logits_path=logits_path, per_sample=per_sample,
                              devices=device_facts(ctx.device), stages=ctx.outputs.stages, numerics=numerics(),
-                             source_records=planned.sources)
+                             source_records=planned.sources, cost=cost)
+        record.update(annotations or {})
         write_json_atomic(path, record)
     return record
 

@@ -22,7 +22,9 @@ DATASET_DEFINITION_KEY = "split_files"
 # per-dataset and per-backbone sections, and the key that picks the per_backbone section.
 BASE_KEY = "_base_"
 PER_DATASET, PER_BACKBONE, PER_BACKBONE_FROM = "per_dataset", "per_backbone", "per_backbone_from"
-METHOD_FILE_DIRECTIVES = (BASE_KEY, PER_DATASET, PER_BACKBONE, PER_BACKBONE_FROM)
+# The search space `ltbench tune` explores (app/tune.py): ranges of options, not settings.
+SEARCH_KEY = "search"
+METHOD_FILE_DIRECTIVES = (BASE_KEY, PER_DATASET, PER_BACKBONE, PER_BACKBONE_FROM, SEARCH_KEY)
 
 
 @dataclass

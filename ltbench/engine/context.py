@@ -13,6 +13,7 @@ from ltbench.core import distributed
 from ltbench.core.errors import UserError
 from ltbench.engine import stage_stats
 from ltbench.engine.cache import ArrayCache
+from ltbench.engine.cost import CostMeter
 
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
@@ -65,6 +66,8 @@ class RunOutputs:
     details: Dict[str, object] = field(default_factory=dict)
     # phase -> {precision, peak_device_bytes, peak_host_bytes} of each timed stage (stage_stats).
     stages: Dict[str, dict] = field(default_factory=dict)
+    # What the run cost (engine/cost.py): one meter for the run and all its parts.
+    cost: CostMeter = field(default_factory=CostMeter)
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,15 @@ class RunContext:
     data_identity: Optional[dict] = None
     # The warnings already shown (warn_once), shared with the contexts of the run's parts.
     warned: Set[str] = field(default_factory=set, repr=False, compare=False)
+    # The part of a run this context serves (for_part: an ensemble member), "" for the run itself.
+    part: str = ""
 
     def for_part(self, name: str) -> "RunContext":
         """A context for a part of this run (an ensemble member): the same inputs, its own work
-        folder beside this run's, and outputs of its own."""
-        return replace(self, work_dir=self.work_dir.parent / f"{self.work_dir.name}__{name}", outputs=RunOutputs())
+        folder beside this run's, and outputs of its own (but the run's cost meter: its cost is the
+        run's)."""
+        return replace(self, work_dir=self.work_dir.parent / f"{self.work_dir.name}__{name}",
+                       outputs=RunOutputs(cost=self.outputs.cost), part=f"{self.part}{name}.")
 
     @property
     def use_bf16(self) -> bool:

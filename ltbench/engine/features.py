@@ -77,6 +77,8 @@ def encode_split(split, ctx, batch_size: int, encode, transform=None, inputs=Non
     then trains on). channels_last: the layout of image batches (None: NHWC on CUDA only).
     """
     device = torch.device(device)
+    if inputs is None:  # the split's images, through an image model (the whole job's count)
+        ctx.outputs.cost.encoder_images += len(split)
     rows = distributed.shard_rows(len(split))
     count = len(split) if rows is None else len(rows)
     channels_last = _image_layout(channels_last, ctx.device)
@@ -113,11 +115,15 @@ def image_features(encoder, split, ctx, batch_size: int, transform=None, device=
         "split": split.fingerprint,
         "precision": ctx.precision,
     }
-    features = ctx.cache.get_or_compute(
-        description,
-        lambda: extract_image_features(encoder, split, transform, batch_size, ctx,
-                                       desc=f"encode {split.name}"),
-    )
+    computed = []
+
+    def compute():
+        computed.append(True)
+        return extract_image_features(encoder, split, transform, batch_size, ctx, desc=f"encode {split.name}")
+
+    features = ctx.cache.get_or_compute(description, compute)
+    if not computed:  # a cache hit: images this run did not encode (engine/cost.py)
+        ctx.outputs.cost.reused_encoder_images += len(split)
     return features if device is None else as_tensor_on(features, device)
 
 
@@ -162,14 +168,22 @@ def image_tokens(encoder, split, ctx, batch_size: int, dtype="float16", transfor
         "dtype": dtype.name,
     }
 
+    computed = []
+
     def fill(out):
+        computed.append(True)
         size = token_cache_bytes(*shape, dtype)
         ctx.log(f"caching tokens of {split.name}: {shape[0]:,} x {shape[1]:,} x {shape[2]:,} "
                 f"{TOKEN_DTYPES[dtype.name]} = {format_bytes(size)} under {ctx.cache.root}")
         _extract_image_tokens(encoder, split, transform, batch_size, ctx, shape, dtype, out,
                               desc=f"tokens {split.name}")
 
-    return ctx.cache.get_or_compute_streaming(description, shape, dtype, fill)
+    tokens = ctx.cache.get_or_compute_streaming(description, shape, dtype, fill)
+    if computed:
+        ctx.outputs.cost.encoder_images += len(split)
+    else:  # a cache hit: images this run did not encode (engine/cost.py)
+        ctx.outputs.cost.reused_encoder_images += len(split)
+    return tokens
 
 
 @torch.no_grad()

@@ -7,15 +7,17 @@ finds it there instead of training it again. The file is written atomically, so 
 never leaves half a stage that a later run would load; the stage's epoch checkpoint (with the
 optimizer state) is removed once the stage is saved.
 """
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ltbench.config import config_hash
 from ltbench.core import distributed
-from ltbench.core.atomic import torch_save_atomic
+from ltbench.core.atomic import torch_save_atomic, write_json_atomic
 from ltbench.core.names import backbone_slug
 from ltbench.engine.checkpoints import read_stage_checkpoint
+from ltbench.engine.cost import read_stage_cost, stage_cost, stage_cost_path
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,16 @@ class Stage:
         if final.exists():
             ctx.log(f"{self.label}: reusing the finished {self.label} in {final} (delete it to train again)")
             load(final)
+            # What training it cost, counted apart from this run's work (engine/cost.py).
+            ctx.outputs.cost.reused_stages[work_dir.name] = read_stage_cost(final) or {}
             return
+        before, started = ctx.outputs.cost.snapshot(), time.perf_counter()
         state, trainer = train(work_dir)
         if distributed.is_main():
             torch_save_atomic(state, final)
+            cost = stage_cost(before, ctx.outputs.cost, time.perf_counter() - started,
+                              distributed.get_world_size())
+            write_json_atomic(stage_cost_path(final), cost)
         # The epoch checkpoint also holds optimizer state; the saved stage is all later runs need.
         trainer.remove_checkpoint()
         ctx.log(f"{self.label}: saved {final}")

@@ -126,6 +126,15 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str,
     return factor
 
 
+def holds_images(inputs) -> bool:
+    """Whether a training batch holds images (a 4-D floating tensor, alone or among the inputs),
+    i.e. the trained module runs an image encoder forward and backward on them; features and
+    tokens are 2-D / 3-D."""
+    if isinstance(inputs, (tuple, list)):
+        return any(holds_images(item) for item in inputs)
+    return isinstance(inputs, torch.Tensor) and inputs.dim() == 4 and inputs.is_floating_point()
+
+
 def save_atomic(state: dict, path: Path):
     """torch.save through the atomic writer. In a distributed run only rank 0 writes: every
     process holds the same state."""
@@ -174,6 +183,7 @@ class _Loop:
     accum: int
     start_epoch: int  # 0, or the first epoch a resumed checkpoint has not done
     history: List[dict]  # the per-epoch history (a resumed run's done epochs first)
+    cost: dict  # this trainer's counters in the run's cost meter (engine/cost.py)
 
 
 class _EpochMeter:
@@ -273,6 +283,10 @@ class Trainer:
         if not params:
             raise ValueError("the model has no trainable parameters")
         optimizer = build_optimizer(params, cfg, lr_scales)
+        # What this training costs (engine/cost.py), counted on the host from batch shapes.
+        cost = ctx.outputs.cost.trainer(ctx.part + self.name)
+        ctx.outputs.cost.note_module(ctx.part + self.name, model,
+                                     {id(p) for group in optimizer.param_groups for p in group["params"]})
         accum = max(1, int(cfg["grad_accum_steps"]))
         steps_per_update = math.ceil(steps_per_epoch / accum)
         total_updates = steps_per_update * int(cfg["epochs"])
@@ -281,12 +295,14 @@ class Trainer:
             optimizer, warmup_cosine(total_updates, warmup, cfg["schedule"], cfg["cosine_cycles"],
                                      warmup_factor(cfg), steps_per_update))
         start_epoch, history = self._maybe_resume(model, optimizer, scheduler)
+        cost["resumed_epochs"] += start_epoch
         wrapped = distributed.wrap_for_training(model, ctx.device, sync_batchnorm=cfg["sync_batchnorm"])
         module = torch.compile(wrapped) if ctx.compile else wrapped
         return _Loop(model=model, module=module, wrapped=wrapped, optimizer=optimizer, scheduler=scheduler,
                      batches=batches, steps_per_epoch=steps_per_epoch, loss_fn=loss_fn,
                      forward=forward or (lambda module, inputs: module(inputs)), hooks=tuple(hooks),
-                     channels_last=channels_last, accum=accum, start_epoch=start_epoch, history=history)
+                     channels_last=channels_last, accum=accum, start_epoch=start_epoch, history=history,
+                     cost=cost)
 
     def _train_epoch(self, loop: _Loop, epoch: int) -> dict:
         """One epoch's steps; returns its line of the history."""
@@ -301,8 +317,12 @@ class Trainer:
             loss = self._step(loop, step, inputs, targets)
             for hook in loop.hooks:
                 hook.after_step(epoch, step, loss)
-            meter.step(loss, int(targets.shape[0]), step + 1 == loop.steps_per_epoch,
-                       loop.optimizer.param_groups[0]["lr"])
+            batch_size = int(targets.shape[0])  # a shape: known on the host, no sync
+            meter.step(loss, batch_size, step + 1 == loop.steps_per_epoch, loop.optimizer.param_groups[0]["lr"])
+            loop.cost["samples"] += batch_size * meter.processes
+            if holds_images(inputs):
+                loop.cost["image_samples"] += batch_size * meter.processes
+        loop.cost["epochs"] += 1
         distributed.sync_buffers(loop.model)
         return meter.entry(epoch, loop.optimizer.param_groups[0]["lr"])
 
@@ -321,6 +341,7 @@ class Trainer:
             loop.optimizer.step()
             loop.scheduler.step()
             loop.optimizer.zero_grad(set_to_none=True)
+            loop.cost["optimizer_steps"] += 1
         return loss.detach()
 
     def _end_epoch(self, loop: _Loop, epoch: int):

@@ -178,3 +178,44 @@ def accuracy_by_test_distribution(row: dict) -> dict:
     values = np.array(per_run, dtype=np.float64)
     std = values.std(axis=0, ddof=1) if len(values) > 1 else np.full(len(names), np.nan)
     return {"names": names, "mean": values.mean(axis=0), "std": std}
+
+
+def _mean_of(values: List[Optional[float]]) -> Optional[float]:
+    present = [float(value) for value in values if value is not None]
+    return float(np.mean(present)) if present else None
+
+
+def run_cost(record: dict) -> Optional[dict]:
+    """{trained_parameters, device_hours, peak_device_bytes, peak_host_bytes} of one run from its
+    cost block (engine/cost.py; from scratch: work reused from the cache or a stage store
+    included), or None for a record from before costs were kept."""
+    cost = record.get("cost")
+    if not isinstance(cost, dict):
+        return None
+    parameters = cost.get("parameters") or {}
+    scratch = cost.get("from_scratch") or {}
+    return {"trained_parameters": parameters.get("trained_from_scratch", parameters.get("trained")),
+            "device_hours": scratch.get("device_hours"),
+            "peak_device_bytes": cost.get("peak_device_bytes"),
+            "peak_host_bytes": cost.get("peak_host_bytes")}
+
+
+def row_cost(row: dict) -> Optional[dict]:
+    """A leaderboard row's cost: the mean over its seeds of run_cost (None where no run has one)."""
+    costs = [run_cost(record) for record in row.get("records", [])]
+    costs = [cost for cost in costs if cost is not None]
+    if not costs:
+        return None
+    return {key: _mean_of([cost[key] for cost in costs]) for key in costs[0]}
+
+
+def pareto_front(points: List[tuple]) -> List[int]:
+    """Indices of the (cost, accuracy) points no other point beats (no more cost and more accuracy,
+    or less cost and no less accuracy), in order of cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -np.inf
+    for index in order:
+        if points[index][1] > best:
+            front.append(index)
+            best = points[index][1]
+    return front

@@ -25,7 +25,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINE_STYLES = ("-", "--", "-.", ":")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
 FORMATS = ("png", "svg")
-KINDS = ("per-class", "groups", "calibration", "test-dist")
+KINDS = ("per-class", "groups", "calibration", "test-dist", "cost")
 FIGURE_SIZE = (7.0, 4.5)  # inches
 DPI = 100
 # No date in SVG files, fixed ids (matplotlib derives them from this salt), text kept as text.
@@ -230,9 +230,56 @@ def distribution_shift_figure(rows: List[dict], dataset: str, rule: str):
     return figure
 
 
+COST_AXES = (("device_hours", "device-hours (devices x wall clock, from scratch; log)", "log"),
+             ("trained_parameters", "trained parameters (from scratch; symlog: 0 = none)", "symlog"))
+
+
+def cost_figure(rows: List[dict], dataset: str, rule: str):
+    """Overall accuracy against device-hours and against trained parameters (records' cost
+    blocks; rows without one are listed, not drawn), the Pareto front of each marked: the rows
+    no other row beats at no more cost."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(FIGURE_SIZE[0] * 1.5, FIGURE_SIZE[1]), dpi=DPI, layout="constrained")
+    panels = figure.subplots(1, 2, sharey=True)
+    labels = row_labels(rows)
+    costs = [figure_data.row_cost(row) for row in rows]
+    skipped = [label for label, cost in zip(labels, costs) if cost is None]
+    if len(skipped) == len(rows):
+        raise UserError(f"no run of {dataset} shown has a cost block (records from before costs were kept); "
+                        "rerun them with this ltbench")
+    for axes, (key, xlabel, scale) in zip(panels, COST_AXES):
+        points, indices = [], []
+        for index, (row, cost) in enumerate(zip(rows, costs)):
+            if cost is None or cost[key] is None:
+                continue
+            s = style(index)
+            axes.plot([cost[key]], [row["overall"]["mean"]], color=s["color"], marker=s["marker"], linestyle="none",
+                      markersize=7, label=labels[index])
+            points.append((cost[key], row["overall"]["mean"]))
+            indices.append(index)
+        front = [points[i] for i in figure_data.pareto_front(points)]
+        if front:
+            axes.step([x for x, _ in front], [y for _, y in front], where="post", color="0.35", linestyle="--",
+                      linewidth=1, label="Pareto front" if key == COST_AXES[0][0] else None)
+        if scale == "symlog":
+            axes.set_xscale("symlog", linthresh=1)
+        elif all(x > 0 for x, _ in points):
+            axes.set_xscale("log")
+        axes.set_xlabel(xlabel, fontsize=8)
+        axes.grid(True, color="0.9", linewidth=0.6)
+    panels[0].set_ylabel("overall top-1 accuracy (%)")
+    note = f"; no cost recorded: {', '.join(skipped)}" if skipped else ""
+    splits = ", ".join(sorted({row["split"] for row in rows}))
+    figure.suptitle(f"{dataset}: accuracy against what it cost\n({splits} split; mean over seeds; dashed: the "
+                    f"Pareto front{note})", fontsize=9)
+    panels[0].legend(fontsize=7, framealpha=0.9, loc="lower right")
+    return figure
+
+
 def draw(kind: str, rows: List[dict], dataset: str, rule: str, window: Optional[int] = None,
          resamples: int = 10_000, seed: int = 0, bins: int = ECE_BINS):
-    """The figure of one kind ('per-class', 'groups', 'calibration', 'test-dist') of the rows."""
+    """The figure of one kind ('per-class', 'groups', 'calibration', 'test-dist', 'cost') of the rows."""
     from matplotlib import rc_context
 
     builders: Dict[str, Callable] = {
@@ -240,6 +287,7 @@ def draw(kind: str, rows: List[dict], dataset: str, rule: str, window: Optional[
         "groups": lambda: groups_figure(rows, dataset, rule, resamples, seed),
         "calibration": lambda: calibration_figure(rows, dataset, rule, bins),
         "test-dist": lambda: distribution_shift_figure(rows, dataset, rule),
+        "cost": lambda: cost_figure(rows, dataset, rule),
     }
     with rc_context(RC):
         return builders[kind]()

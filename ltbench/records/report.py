@@ -33,6 +33,7 @@ FIGURE_ALTS = {
     "groups": "many / medium / few / overall accuracy with 95% bootstrap intervals",
     "calibration": "reliability diagram with the ECE of each run",
     "test-dist": "accuracy from forward-50 to backward-50 test label distributions",
+    "cost": "overall accuracy against device-hours and trained parameters, Pareto front marked",
 }
 
 

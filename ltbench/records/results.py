@@ -93,6 +93,7 @@ def make_record(
     details: Optional[dict] = None, shot_counts=None, per_sample: Optional[dict] = None,
     devices: Optional[dict] = None, stages: Optional[Dict[str, dict]] = None, numerics: Optional[dict] = None,
     class_names: Optional[List[str]] = None, source_records: Optional[Dict[str, Optional[str]]] = None,
+    cost: Optional[dict] = None,
 ) -> dict:
     """The record of one run.
 
@@ -113,7 +114,9 @@ def make_record(
     dataset's class names in class-index order (what the report's per-class table shows; records
     from before them have none). source_records: the run records the run read (a post-hoc source, an
     ensemble's saved members), each with the SHA-256 of its file (``--skip-existing`` reruns a run
-    whose source changed).
+    whose source changed). cost: what the run cost (engine/cost.py: parameters
+    trained and frozen, images, optimiser steps, device-hours, peaks; this run, reused, from
+    scratch); records from before it have none (schema 2 without ``cost`` reads as before).
     """
     config_hash = compute_config_hash(config)
     return {
@@ -139,6 +142,7 @@ def make_record(
         "devices": devices or {},
         "stages": stages or {},
         "numerics": numerics or {},
+        "cost": cost,
         "logits_path": logits_path,
         "per_sample": per_sample,
         "artifacts": artifacts or {},
@@ -233,6 +237,9 @@ def _hardware_problem(record: dict) -> Optional[str]:
             value = stage.get(key)
             if not (_is_count(value) or (value is None and key == "peak_device_bytes")):
                 return f"stages.{name}.{key} is {value!r}, not a byte count"
+    cost = record.get("cost")
+    if cost is not None and not isinstance(cost, dict):
+        return "'cost' is not a JSON object"
     numerics = record.get("numerics", {})
     if not isinstance(numerics, dict):
         return "'numerics' is not a JSON object"

@@ -77,19 +77,26 @@ def leaderboard_rows(records: Iterable[dict], dataset: str, shot_rule: Optional[
     configurations = defaultdict(list)
     for record in records:
         if record["dataset"] == dataset:
-            configurations[record["method"], record["backbone"], record["eval_split"], record["config_hash"]].append(record)
+            configurations[record["method"], record["backbone"], record["eval_split"], record["config_hash"],
+                           tuned_study(record)].append(record)
+    # Recipe rows of one setting are told apart by the options that differ (records/labels.py); a
+    # tuned row by its label (tuned_label), beside the recipe's even with the same settings.
     configs_per_setting = defaultdict(dict)  # one config a hash stands for its configuration's settings
-    for (method, backbone, split, config_hash), runs in configurations.items():
-        configs_per_setting[method, backbone, split][config_hash] = runs[0].get("config") or {}
+    for (method, backbone, split, config_hash, study), runs in configurations.items():
+        if not study:
+            configs_per_setting[method, backbone, split][config_hash] = runs[0].get("config") or {}
     labels = {setting: distinguishing_labels(setting[0], configs) for setting, configs in configs_per_setting.items()}
 
     rows = []
-    for method, backbone, split, config_hash in sorted(configurations):
-        runs = _newest_per_seed(configurations[method, backbone, split, config_hash])
+    for key in sorted(configurations):
+        method, backbone, split, config_hash, study = key
+        runs = _newest_per_seed(configurations[key])
         values = [_metric_values(run, shot_rule) for run in runs]
+        label = method if study else labels[method, backbone, split][config_hash]
         rows.append({
             "method": method,
-            "method_label": labels[method, backbone, split][config_hash],
+            "method_label": label + tuned_label(runs[0]),
+            "tuned": runs[0].get("tuned"),
             "backbone": backbone,
             "split": split,
             "config_hash": config_hash,
@@ -98,6 +105,56 @@ def leaderboard_rows(records: Iterable[dict], dataset: str, shot_rule: Optional[
             "records": runs,  # what add_test_dist / add_calibration / add_overall_ci read
         })
     return rows
+
+
+def tuned_study(record: dict) -> str:
+    """The tuning study a record's configuration came from ('' for a recipe run): a tuned row is
+    its own row beside the recipe's, even where the study chose the recipe's settings."""
+    tuned = record.get("tuned")
+    return str(tuned.get("study", "")) if isinstance(tuned, dict) else ""
+
+
+def tuned_label(record: dict) -> str:
+    """' (tuned: N trials[, H device-h], objective on val)' for a tuned row; '' for a recipe row.
+    A study that used the test split as val says so."""
+    tuned = record.get("tuned")
+    if not isinstance(tuned, dict):
+        return ""
+    budget = tuned.get("budget")
+    parts = [f"{tuned.get('trials')} trials"] + ([f"{budget:g} device-h"] if budget else []) + \
+        [f"{tuned.get('objective')} on {'TEST' if record.get('test_as_val') else 'val'}"]
+    return f" (tuned: {', '.join(parts)})"
+
+
+COST_COLUMNS = (("trained_parameters", "Trained params", 0, 1), ("device_hours", "Device-h", 4, 1),
+                ("peak_device_bytes", "Peak dev. MiB", 0, 1 << 20), ("peak_host_bytes", "Peak host MiB", 0, 1 << 20))
+
+
+def add_cost(rows: List[dict]) -> List[str]:
+    """Trained parameters, device-hours (from scratch: reused work included) and peak device /
+    host memory columns, means over the seeds (records' cost block). Returns 'cost' if some runs
+    lack one (their cells: '-')."""
+    missing = set()
+    for row in rows:
+        per_run = [run.get("cost") for run in row["records"]]
+        if any(not isinstance(cost, dict) for cost in per_run):
+            missing.add("cost")
+        for key, header, digits, unit in COST_COLUMNS:
+            values = [_cost_value(cost, key) for cost in per_run]
+            values = [None if value is None else value / unit for value in values]
+            row.setdefault("extra", {})[header] = {**_mean_and_std(values), "std": None, "digits": digits}
+    return sorted(missing)
+
+
+def _cost_value(cost, key: str) -> Optional[float]:
+    if not isinstance(cost, dict):
+        return None
+    if key == "trained_parameters":
+        parameters = cost.get("parameters") or {}
+        return parameters.get("trained_from_scratch", parameters.get("trained"))
+    if key == "device_hours":
+        return (cost.get("from_scratch") or {}).get("device_hours")
+    return cost.get(key)
 
 
 def join_reported(rows: List[dict], entries: List[dict], dataset: str) -> List[dict]:

@@ -49,6 +49,8 @@ BAD = [
     ("stage_host_peak_null", {"stages__fit__peak_host_bytes": None}, "stages.fit.peak_host_bytes is None"),
     ("stage_not_object", {"stages__fit": 3.5}, "'stages' must map each stage to a JSON object"),
     ("numerics_deterministic", {"numerics__deterministic": "yes"}, "numerics.deterministic is 'yes'"),
+    # What a run cost (issue 25).
+    ("cost_list", {"cost": [1, 2]}, "'cost' is not a JSON object"),
 ]
 
 
@@ -70,7 +72,7 @@ def test_a_bad_record_is_skipped_with_a_warning_naming_the_file(tmp_path, capsys
 
 def test_a_record_from_before_devices_and_stages_is_still_read(tmp_path):
     old = _record()
-    for key in ("devices", "stages", "numerics"):
+    for key in ("devices", "stages", "numerics", "cost"):
         old.pop(key)
     path = record_path(tmp_path, "d", "m", "tiny", old["config_hash"], 0)
     write_json_atomic(path, old)

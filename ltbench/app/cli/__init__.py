@@ -5,10 +5,10 @@ import os
 import sys
 
 from ltbench import __version__
-from ltbench.app.cli import cache, compare, data, listing, plot, report, run, sweep, table, weights
+from ltbench.app.cli import cache, compare, data, listing, plot, report, run, sweep, table, tune, weights
 from ltbench.core.errors import UserError
 
-SUBCOMMANDS = (run, sweep, table, compare, plot, report, listing, data, cache, weights)
+SUBCOMMANDS = (run, sweep, tune, table, compare, plot, report, listing, data, cache, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:

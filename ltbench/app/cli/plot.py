@@ -1,15 +1,17 @@
 """`ltbench plot`: the long-tail figures of one dataset's runs, as PNG or SVG files."""
+import sys
 import time
 
 # As ltbench.records.plots.KINDS / FORMATS, spelled out so that building the parser does not import
 # matplotlib and scipy for every other subcommand (a test holds the two equal).
-KINDS = ("per-class", "groups", "calibration", "test-dist")
+KINDS = ("per-class", "groups", "calibration", "test-dist", "cost")
 FORMATS = ("png", "svg")
 
 
 def register(commands):
     plot = commands.add_parser(
-        "plot", help="figures: per-class accuracy vs training images, shot-group bars, reliability, test distributions",
+        "plot", help="figures: per-class accuracy vs training images, shot-group bars, reliability, test distributions, "
+                     "accuracy vs cost",
         description="Draw figures of the runs of one dataset into <out>/<dataset>/<kind>.<format>. Each ROW is a "
                     "leaderboard row selector method[:backbone][@config-hash] (default: every row of the dataset).")
     plot.add_argument("kind", choices=(*KINDS, "all"), help="which figure ('all': every kind)")
@@ -31,6 +33,7 @@ def register(commands):
 def command(args) -> int:
     from pathlib import Path
 
+    from ltbench.core.errors import UserError
     from ltbench.records import plots, results
     from ltbench.records.output import check_positive, writable_folder
     from ltbench.records.selection import select_rows
@@ -48,8 +51,15 @@ def command(args) -> int:
         # A fresh figure per format: a figure saved twice is laid out twice, and the second layout
         # can differ, so one file's bytes would depend on which other formats were asked for.
         for fmt in dict.fromkeys(args.format):
-            figure = plots.draw(kind, rows, args.dataset, rule, window=args.window, resamples=args.bootstrap,
-                                seed=args.bootstrap_seed, bins=args.bins)
+            try:
+                figure = plots.draw(kind, rows, args.dataset, rule, window=args.window, resamples=args.bootstrap,
+                                    seed=args.bootstrap_seed, bins=args.bins)
+            except UserError as error:
+                if kind != "cost" or args.kind == "cost":
+                    raise
+                # `plot all` of records from before costs were kept: every other figure still drawn.
+                print(f"warning: no cost figure: {error}", file=sys.stderr)
+                break
             print(plots.write_figure(figure, plots.plot_path(out, args.dataset, kind, fmt), fmt))
     print(f"({len(rows)} row{'' if len(rows) == 1 else 's'}, {time.perf_counter() - started:.1f}s)")
     return 0

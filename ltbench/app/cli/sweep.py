@@ -15,9 +15,17 @@ def register(commands):
     add_runtime_options(sweep)
     sweep.add_argument("--save-logits", nargs="?", const=True, default=False, metavar="FORMAT",
                        help="as in `ltbench run`: logits beside each record (float32, float16 or topK)")
+    sweep.add_argument("--protocol", metavar="NAME",
+                       help="compare under a protocol (benchmarks/protocols/NAME.yaml, e.g. equal_budget): every "
+                            "method tuned on val with the same budget, then its best settings with several seeds")
     sweep.add_argument("--launcher", choices=("local", "slurm"), default="local",
                        help="local: one entry after another here; slurm: one job per entry (needs submitit)")
-    slurm = sweep.add_argument_group("slurm launcher (--launcher slurm)")
+    add_slurm_options(sweep)
+    sweep.set_defaults(handler=command)
+
+
+def add_slurm_options(parser):
+    slurm = parser.add_argument_group("slurm launcher (--launcher slurm)")
     slurm.add_argument("--partition", help="Slurm partition (required with --launcher slurm)")
     slurm.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per job (default: 1)")
     slurm.add_argument("--cpus-per-task", type=int, default=8, help="CPU cores per job (default: 8)")
@@ -26,7 +34,20 @@ def register(commands):
     slurm.add_argument("--slurm-array-parallelism", type=int, metavar="K", help="at most K jobs running at once")
     slurm.add_argument("--slurm-additional", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                        help="other sbatch options, e.g. account=proj qos=high constraint=a100")
-    sweep.set_defaults(handler=command)
+
+
+def slurm_options(args):
+    """The SlurmOptions of the slurm flags; one-line errors for a missing partition or a bad KEY=VALUE."""
+    from ltbench.app import sweep
+
+    if not args.partition:
+        raise UserError("--launcher slurm needs --partition NAME")
+    additional = dict(option.partition("=")[::2] for option in args.slurm_additional)
+    if any(not key or not value for key, value in additional.items()):
+        raise UserError("--slurm-additional: expected KEY=VALUE such as account=myproject")
+    return sweep.SlurmOptions(partition=args.partition, gpus_per_node=args.gpus_per_node,
+                              cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, timeout_min=args.timeout_min,
+                              array_parallelism=args.slurm_array_parallelism, additional=additional)
 
 
 def command(args) -> int:
@@ -39,16 +60,17 @@ def command(args) -> int:
                                  cfg_options=parse_cfg_options(args.cfg_options), device=args.device,
                                  progress=not args.no_progress, save_logits=args.save_logits,
                                  skip_existing=not args.force, resume=args.resume)
+    if args.protocol:
+        from ltbench.app.protocol import find_protocol, load_protocol, run_protocol
+
+        protocol = load_protocol(find_protocol(args.protocol))
+        if args.launcher != "local" or args.dry_run:
+            raise UserError("--protocol runs here (--launcher local), without --dry-run; for workers on many "
+                            "machines start `ltbench tune` jobs against one --storage")
+        return run_protocol(suite, protocol, options)
     if args.dry_run:
         return sweep.print_plan(suite, options, launcher=args.launcher)
     if args.launcher == "local":
         return sweep.run_locally(suite, options)
-    if not args.partition:
-        raise UserError("--launcher slurm needs --partition NAME")
-    additional = dict(option.partition("=")[::2] for option in args.slurm_additional)
-    if any(not key or not value for key, value in additional.items()):
-        raise UserError("--slurm-additional: expected KEY=VALUE such as account=myproject")
-    slurm = sweep.SlurmOptions(partition=args.partition, gpus_per_node=args.gpus_per_node,
-                               cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, timeout_min=args.timeout_min,
-                               array_parallelism=args.slurm_array_parallelism, additional=additional)
+    slurm = slurm_options(args)
     return sweep.submit_to_slurm(suite, options, slurm)[0]

@@ -25,6 +25,8 @@ def register(commands):
                        help="add test-agnostic accuracy columns: forward-50|25|10|5|2, uniform, "
                             "backward-2|5|10|25|50, or all")
     table.add_argument("--calibration", action="store_true", help="add ECE, MCE, NLL and Brier columns")
+    table.add_argument("--cost", action="store_true",
+                       help="add trained parameters, device-hours (from scratch) and peak device / host memory columns")
     table.set_defaults(handler=command)
 
 
@@ -68,6 +70,8 @@ def command(args) -> int:
             lacking += tables.add_test_dist(rows, args.test_dist)
         if args.calibration:
             lacking += tables.add_calibration(rows)
+        if args.cost:
+            lacking += tables.add_cost(rows)
         for field in lacking:
             missing.setdefault(field, []).append(dataset)
         text = tables.render_table(rows, args.format)
