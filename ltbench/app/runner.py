@@ -16,6 +16,7 @@ import torch
 from ltbench.config import config_hash
 from ltbench.core import distributed, registry
 from ltbench.core.atomic import probe_writable, publish_together, write_json_atomic
+from ltbench.core.chunks import row_chunks
 from ltbench.core.cpus import cpu_threads, loader_workers, set_cpu_threads
 from ltbench.core.determinism import apply_determinism, numerics
 from ltbench.core.errors import UserError
@@ -106,10 +107,17 @@ def data_identity(data, method_cls) -> dict:
 
 
 def validate_logits(logits, split, num_classes, method_name):
+    """The method's logits, checked: [len(split), num_classes] (a wrong shape is a bug of the
+    method) and finite (a training that diverged: a one-line UserError, no record of metrics that
+    mean nothing; a tuning trial fails instead of scoring)."""
     logits = np.asarray(logits)
     if logits.shape != (len(split), num_classes):
         raise RuntimeError(f"method '{method_name}' returned logits of shape {logits.shape} for the "
                            f"{split.name} split; expected ({len(split)}, {num_classes})")
+    bad = sum(int(np.count_nonzero(~np.isfinite(logits[rows]))) for rows in row_chunks(*logits.shape))
+    if bad:
+        raise UserError(f"method '{method_name}' gave {bad} non-finite logits (NaN or inf) on the {split.name} "
+                        "split: its training diverged; lower the learning rate or check the settings")
     return logits
 
 

@@ -9,7 +9,7 @@ evaluation split with S seeds; those records carry ``tuned: {study, trials, budg
 best_value, params}`` and are rows of their own in ``ltbench table``.
 
 Test is never looked at while tuning: where the dataset's val split is its test split
-(CIFAR-LT, digits_lt) tuning is refused unless --allow-test-as-val, which marks every record
+(CIFAR-LT) tuning is refused unless --allow-test-as-val, which marks every record
 written (``test_as_val: true``). Bad input fails in one line before any trial runs.
 """
 import math
@@ -275,9 +275,8 @@ def _quiet_optuna():
 
 
 def _load_study(prepared: Prepared, worker: int = 0):
-    """The study (created on first use), its stale trials failed, with a TPE sampler seeded from
-    the run seed, the study, the worker and how many trials the study already has: every worker
-    and every resumption draws its own sequence, the same one for the same history."""
+    """The study (created on first use), its stale trials failed and their settings queued again,
+    with a TPE sampler for its next trial (``_next_sampler``)."""
     import optuna
 
     _quiet_optuna()
@@ -285,12 +284,27 @@ def _load_study(prepared: Prepared, worker: int = 0):
     study = optuna.create_study(study_name=prepared.study, storage=storage, direction="maximize",
                                 sampler=optuna.samplers.RandomSampler(seed=0), load_if_exists=True)
     # Trials a killed worker left RUNNING: failed once their heartbeat is stale, so they neither
-    # count nor block the study (optuna.storages.fail_stale_trials).
+    # count nor block the study (optuna.storages.fail_stale_trials), and their settings queued to
+    # run again first: the study goes on as if the worker had not been killed.
+    running = {trial.number for trial in study.get_trials(deepcopy=False) if trial.state.name == "RUNNING"}
     optuna.storages.fail_stale_trials(study)
-    history = len(study.get_trials(deepcopy=False))
-    seed = derive_seed(prepared.sampler_seed, worker, history) % (1 << 32)  # numpy seeds are 32-bit
-    study.sampler = optuna.samplers.TPESampler(seed=seed)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number in running and trial.state.name == "FAIL" and trial.params:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    _next_sampler(study, prepared, worker)
     return study
+
+
+def _next_sampler(study, prepared: Prepared, worker: int) -> None:
+    """A TPE sampler for the study's next trial, seeded from the run seed, the study, the worker and
+    how many trials have finished: with one worker, the trial after k finished ones draws the
+    same settings whether the study ran straight through or was killed and resumed (a killed
+    trial's settings run again, queued by _load_study); several workers draw apart."""
+    import optuna
+
+    finished = len([trial for trial in study.get_trials(deepcopy=False) if trial.state.name in FINISHED])
+    seed = derive_seed(prepared.sampler_seed, worker, finished) % (1 << 32)  # numpy seeds are 32-bit
+    study.sampler = optuna.samplers.TPESampler(seed=seed)
 
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -374,6 +388,7 @@ def work(prepared: Prepared, worker: int = 0) -> None:
 
     # Until the other workers' running trials fill the study: nothing is left for this one.
     while _budget_left(study, prepared.request) and not surplus:
+        _next_sampler(study, prepared, worker)
         study.optimize(objective, n_trials=1, catch=(UserError, SurplusTrial))
 
 

@@ -14,6 +14,7 @@ def _deny_writes(monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
+    monkeypatch.setattr(cache_module, "probe_writable", denied)  # what check_writable tries first
     monkeypatch.setattr(cache_module, "temp_file_beside", denied)
     monkeypatch.setattr(cache_module, "atomic_write", denied)
 

@@ -59,7 +59,7 @@ def test_every_stage_runs_on_a_sliver_of_places_lt(scale, repo_root, real_splits
     assert "| decoder " in done.stdout and "| report " in done.stdout
     # Prompt tuning trains on another train split file: its record is not a row beside the others.
     results = tmp_path / "work" / "places-0.001"
-    assert [path.name.split("__")[0] for path in (results / "results-prompt-tuning").rglob("*.json")] == ["prompt_tuning"]
+    assert [path.name.split("__")[0] for path in (results / "results-prompt-tuning" / "runs").rglob("*.json")] == ["prompt_tuning"]
     assert not list((results / "results").rglob("prompt_tuning*.json"))
     # A second call reuses the images.
     said = []

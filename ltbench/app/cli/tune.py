@@ -28,7 +28,7 @@ def register(commands):
                                         "(default: sqlite under <out>/tune/<study>/)")
     tune.add_argument("--study", help="study name (default: METHOD__DATASET__BACKBONE__OBJECTIVE)")
     tune.add_argument("--allow-test-as-val", action="store_true",
-                      help="tune where val is the test split (CIFAR-LT, digits_lt); every record written says so")
+                      help="tune where val is the test split (CIFAR-LT); every record written says so")
     tune.add_argument("--no-final", action="store_true", help="only the study: no runs of the best settings")
     tune.add_argument("--stale-after", type=float, default=120, metavar="SECONDS",
                       help="a trial whose worker sent no heartbeat for this long is failed (default: 120)")
