@@ -93,7 +93,9 @@ class LinearProbe(Method):
         class_counts = data.class_counts
         loss, progress = build_loss(cfg["loss"]), TrainingProgress()
         # The val note only shows in the progress log: no per-epoch evaluation without it.
-        hooks = [progress] + ([self._val_log(data.split("val"), ctx)] if "val" in data.splits and ctx.progress else [])
+        # Val top-1 each epoch where someone reads it: the progress log, or a tuning trial's pruner.
+        measure_val = "val" in data.splits and (ctx.progress or ctx.val_reporter is not None)
+        hooks = [progress] + ([self._val_log(data.split("val"), ctx)] if measure_val else [])
         ctx.trainer(cfg["train"], name="linear_probe").fit(
             self.head, batches, batches.steps_per_epoch,
             loss_fn=lambda logits, targets: loss(logits, targets, class_counts, progress=progress.value),

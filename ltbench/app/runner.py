@@ -192,7 +192,8 @@ class Evaluation:
 
 
 def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = False,
-        annotations: Optional[dict] = None, path_suffix: str = "", work_root: Optional[Path] = None):
+        annotations: Optional[dict] = None, path_suffix: str = "", work_root: Optional[Path] = None,
+        val_reporter=None):
     """Run one configuration (a resolved config: every option checked, ltbench.config.resolution);
     returns (record path, record or None when skipped). Plan (checks before any work), fit and
     predict (every process), evaluate and publish (rank 0).
@@ -200,20 +201,26 @@ def run(cfg: dict, out_dir: Path, skip_existing: bool = False, resume: bool = Fa
     annotations: fields the record carries besides (``tuned``, ``trial``, ``test_as_val``:
     app/tune.py); path_suffix: added to the record's file name (a tuned run beside the recipe run
     of the same settings); work_root: the folder of work folders and shared stages (default
-    <out_dir>/work; a tuning trial shares its results folder's)."""
+    <out_dir>/work; a tuning trial shares its results folder's); val_reporter: RunContext's (a
+    tuning trial's pruner)."""
     method_cls = registry.get(registry.METHODS, cfg["method"])
     planned = plan_run(cfg, out_dir, skip_existing, path_suffix)
     if not isinstance(planned, RunPlan):
         return planned  # (path, None) skipped, or (path, record) of an identical run that finished meanwhile
-    predictions = fit_and_predict(cfg, planned, method_cls(cfg), Path(work_root or Path(out_dir) / "work"), resume)
-    if not distributed.is_main():
-        # Every process predicted (the predictions are gathered); metrics, the per-sample file and
-        # the record are rank 0's work alone: the others would compute the same numbers, each an
-        # N x C softmax, on a CPU that torchrun shares among them.
-        return planned.path, None
-    record = publish(cfg, planned, predictions, evaluate_predictions(cfg, predictions), annotations)
-    if planned.lock is not None:
-        planned.lock.release()
+    try:
+        predictions = fit_and_predict(cfg, planned, method_cls(cfg), Path(work_root or Path(out_dir) / "work"),
+                                      resume, val_reporter)
+        if not distributed.is_main():
+            # Every process predicted (the predictions are gathered); metrics, the per-sample file and
+            # the record are rank 0's work alone: the others would compute the same numbers, each an
+            # N x C softmax, on a CPU that torchrun shares among them.
+            return planned.path, None
+        record = publish(cfg, planned, predictions, evaluate_predictions(cfg, predictions), annotations)
+    finally:
+        # Also when the run fails or is stopped: a process that goes on (a tuning worker's next
+        # trial, a test) must be able to run the same settings again.
+        if planned.lock is not None:
+            planned.lock.release()
     return planned.path, record
 
 
@@ -247,7 +254,8 @@ def plan_run(cfg: dict, out_dir: Path, skip_existing: bool, path_suffix: str = "
     return RunPlan(path, sources, device, saved_format, cache, lock)
 
 
-def fit_and_predict(cfg: dict, planned: RunPlan, method, work_root: Path, resume: bool) -> Predictions:
+def fit_and_predict(cfg: dict, planned: RunPlan, method, work_root: Path, resume: bool,
+                    val_reporter=None) -> Predictions:
     """The run's context, its data, ``method.fit`` and the logits of the evaluation split (and of
     val where it is a split of its own). Under torchrun every process runs this;
     core/distributed.py splits the work."""
@@ -258,7 +266,7 @@ def fit_and_predict(cfg: dict, planned: RunPlan, method, work_root: Path, resume
                      amp=bool(cfg["amp"]), num_workers=loader_workers(runtime["num_workers"]),
                      progress=bool(runtime["progress"]), compile=bool(runtime["compile"]),
                      resume=resume, jpeg_draft=cfg["jpeg_draft"], gpu_jpeg=cfg["gpu_jpeg"],
-                     deterministic=cfg["deterministic"])
+                     deterministic=cfg["deterministic"], val_reporter=val_reporter)
     set_cpu_threads(runtime["cpu_threads"])  # torchrun's OMP_NUM_THREADS=1 would leave cores idle
     with ctx.timer("data"), distributed.main_first():  # rank 0 downloads what is missing
         data = build_dataset(cfg["dataset"], complete=True)

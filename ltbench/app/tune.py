@@ -33,6 +33,11 @@ OBJECTIVE_ALIASES = {"mean_class": "mean_per_class"}
 STORAGE_FILE = "study.db"
 # A trial whose worker stops beating for this long is failed by the next worker that starts.
 DEFAULT_STALE_AFTER_S = 120
+# --pruner: none [ours] (every trial runs its whole recipe: a pruned trial's early val accuracy is
+# a noisy guess of its end), or median: Optuna's MedianPruner with its defaults (a trial stops
+# after an epoch whose val top-1 is below the median of earlier trials' at that epoch, once 5
+# trials have finished).
+PRUNERS = ("none", "median")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class TuneRequest:
     allow_test_as_val: bool = False
     final: bool = True  # run the best settings on the evaluation split afterwards
     stale_after_s: float = DEFAULT_STALE_AFTER_S
+    pruner: str = "none"
     worker_index: int = 0  # which local worker this process is (its sampler's seed)
     # What `ltbench run` takes besides.
     backbone: Optional[str] = None
@@ -167,6 +173,8 @@ def _check_request(request: TuneRequest) -> str:
         raise UserError(f"--seeds {request.seeds}: give at least 1 seed")
     if request.workers <= 0:
         raise UserError(f"--workers {request.workers}: give at least 1 worker")
+    if request.pruner not in PRUNERS:
+        raise UserError(f"--pruner {request.pruner}: choose one of {', '.join(PRUNERS)}")
     return objective
 
 
@@ -282,7 +290,9 @@ def _load_study(prepared: Prepared, worker: int = 0):
     _quiet_optuna()
     storage = open_storage(prepared.storage_url, prepared.request.stale_after_s)
     study = optuna.create_study(study_name=prepared.study, storage=storage, direction="maximize",
-                                sampler=optuna.samplers.RandomSampler(seed=0), load_if_exists=True)
+                                sampler=optuna.samplers.RandomSampler(seed=0), load_if_exists=True,
+                                pruner=optuna.pruners.MedianPruner() if prepared.request.pruner == "median"
+                                else optuna.pruners.NopPruner())
     # Trials a killed worker left RUNNING: failed once their heartbeat is stale, so they neither
     # count nor block the study (optuna.storages.fail_stale_trials), and their settings queued to
     # run again first: the study goes on as if the worker had not been killed.
@@ -359,7 +369,7 @@ def run_trial(prepared: Prepared, trial) -> float:
         annotations["test_as_val"] = True
     # An identical trial (TPE may propose the same choices) reuses the record already there.
     path, record = runner.run(cfg, prepared.folder, skip_existing=True, annotations=annotations,
-                              work_root=Path(request.out) / "work")
+                              work_root=Path(request.out) / "work", val_reporter=_pruning_reporter(trial, request))
     if record is None:
         import json
 
@@ -371,6 +381,26 @@ def run_trial(prepared: Prepared, trial) -> float:
     if value is None:  # e.g. no few-shot class in val: a failed trial, not a zero
         raise UserError(f"trial {trial.number}: val has no value for {prepared.objective}")
     return float(value)
+
+
+def _pruning_reporter(trial, request: TuneRequest):
+    """RunContext.val_reporter for a trial: each epoch's val top-1 (of every trainer of the run, in
+    order) to Optuna, which stops the trial (TrialPruned) where the study's pruner says so. None
+    with --pruner none. The intermediate value is val top-1 whatever the study's objective."""
+    if request.pruner == "none":
+        return None
+    import optuna
+
+    reported = []
+
+    def report(trainer: str, epoch: int, value: float) -> None:
+        trial.report(float(value), step=len(reported))
+        reported.append((trainer, epoch))
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"trial {trial.number}: pruned after {trainer} epoch {epoch + 1} "
+                                     f"(val top-1 {value:.2f})")
+
+    return report
 
 
 def work(prepared: Prepared, worker: int = 0) -> None:
@@ -397,7 +427,7 @@ def _worker_command(request: TuneRequest, prepared: Prepared) -> List[str]:
     command = [sys.executable, "-m", "ltbench", "tune", "--method", request.method, "--dataset", request.dataset,
                "--objective", request.objective, "--out", str(request.out), "--study", prepared.study,
                "--storage", prepared.storage_url, "--workers", "1", "--no-final", "--no-progress",
-               "--stale-after", str(request.stale_after_s)]
+               "--stale-after", str(request.stale_after_s), "--pruner", request.pruner]
     for flag, value in (("--trials", request.trials), ("--budget", request.budget), ("--backbone", request.backbone),
                         ("--seed", request.seed), ("--data-root", request.overrides.get("dataset.root")),
                         ("--split-dir", request.overrides.get("dataset.split_dir")),

@@ -4,7 +4,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Optional, Set
+from typing import Callable, Dict, Optional, Set
 
 import torch
 from tqdm.auto import tqdm
@@ -89,6 +89,9 @@ class RunContext:
     jpeg_draft: bool = False  # config jpeg_draft: file images decode in Pillow's JPEG draft mode
     gpu_jpeg: bool = False  # config gpu_jpeg: file JPEGs decode a batch at a time on the GPU
     deterministic: bool = False  # config deterministic: deterministic algorithms (core/determinism.py)
+    # Called with (trainer name, epoch, val top-1) after an epoch whose hooks measured val
+    # accuracy (a tuning trial's pruner, app/tune.py); None: nobody asks. It may raise to stop the run.
+    val_reporter: Optional[Callable[[str, int, float], None]] = field(default=None, compare=False)
     outputs: RunOutputs = field(default_factory=RunOutputs)
     # What the run's numbers depend on besides its settings: split fingerprints (their images)
     # and the method's code. Epoch checkpoints store it; --resume refuses one made for another.

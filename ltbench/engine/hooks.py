@@ -27,7 +27,11 @@ from ltbench.core.atomic import torch_save_atomic
 
 
 class Hook:
-    """The base of every trainer hook: each method does nothing until a subclass overrides it."""
+    """The base of every trainer hook: each method does nothing until a subclass overrides it.
+    A hook that measures val accuracy after an epoch leaves it in ``val_top1`` (the trainer passes
+    it to the run's ``val_reporter``: a tuning trial's pruner)."""
+
+    val_top1: Optional[float] = None
 
     def before_epoch(self, epoch: int, epochs: int) -> None:
         pass
@@ -67,7 +71,8 @@ class ValAccuracyLog(Hook):
 
     @torch.no_grad()
     def after_epoch(self, epoch: int) -> str:
-        return f"val top-1 {val_top1(self.val_logits(), self.labels):.2f}"
+        self.val_top1 = val_top1(self.val_logits(), self.labels)
+        return f"val top-1 {self.val_top1:.2f}"
 
 
 class BestOnVal(Hook):
@@ -85,7 +90,7 @@ class BestOnVal(Hook):
 
     @torch.no_grad()
     def after_epoch(self, epoch: int) -> str:
-        accuracy = val_top1(self.val_logits(), self.labels)
+        accuracy = self.val_top1 = val_top1(self.val_logits(), self.labels)
         if self.best is None or accuracy > self.best["val_top1"]:
             state = {name: tensor.detach().clone() for name, tensor in self.module.state_dict().items()}
             self.best = {"epoch": epoch, "val_top1": accuracy, "state_dict": state}

@@ -349,6 +349,9 @@ class Trainer:
         ctx, history = self.ctx, loop.history
         entry = history[-1]
         note = ", ".join(filter(None, (hook.after_epoch(epoch) for hook in loop.hooks)))
+        measured = [hook.val_top1 for hook in loop.hooks if hook.val_top1 is not None]
+        if ctx.val_reporter is not None and measured:
+            ctx.val_reporter(self.name, epoch, measured[-1])  # may stop the run (a pruned trial)
         save_atomic({"model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
                      "scheduler": loop.scheduler.state_dict(), "epoch": epoch, "history": history,
                      "config": self.cfg, "identity": self.identity, "data": self.data_identity},

@@ -221,3 +221,47 @@ def test_a_device_hour_budget_stops_the_study_once_its_trials_spent_it(tmp_path,
     code, _, err = run_cli(*STUDY_ARGS, "--out", out, "--budget", "1e-9", "--no-final")
     assert code == 0, err
     assert _trial_states(out / "tune" / "linear_probe__digits_lt__tiny__overall" / "study.db") == ["COMPLETE"]
+
+
+def test_the_pruning_reporter_reports_each_epoch_and_stops_where_the_pruner_says():
+    import optuna
+
+    class Trial:
+        number, reports, prune_after = 3, [], 2
+
+        def report(self, value, step):
+            self.reports.append((step, value))
+
+        def should_prune(self):
+            return len(self.reports) >= self.prune_after
+
+    trial = Trial()
+    assert tune_module._pruning_reporter(trial, tune_module.TuneRequest("m", "d", trials=1)) is None  # --pruner none
+    report = tune_module._pruning_reporter(trial, tune_module.TuneRequest("m", "d", trials=1, pruner="median"))
+    report("stage1", 0, 41.0)
+    with pytest.raises(optuna.TrialPruned, match="pruned after stage2 epoch 1"):
+        report("stage2", 0, 12.5)  # steps count on across the run's trainers
+    assert trial.reports == [(0, 41.0), (1, 12.5)]
+
+
+@pytest.mark.slow
+def test_a_pruned_study_reports_val_per_epoch_and_finishes_its_trials(tmp_path, run_cli):
+    out = tmp_path / "results"
+    code, _, err = run_cli(*STUDY_ARGS, "--out", out, "--trials", "7", "--no-final", "--pruner", "median")
+    assert code == 0, err
+    import optuna
+
+    storage = f"sqlite:///{out / 'tune' / 'linear_probe__digits_lt__tiny__overall' / 'study.db'}"
+    trials = optuna.load_study(study_name="linear_probe__digits_lt__tiny__overall", storage=storage).trials
+    finished = [trial for trial in trials if trial.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 7 and all(trial.intermediate_values for trial in finished)
+    complete = [trial for trial in finished if trial.state.name == "COMPLETE"]
+    assert all(len(trial.intermediate_values) == 5 for trial in complete)  # train.epochs=5: one value an epoch
+    assert all(len(trial.intermediate_values) < 5 for trial in finished if trial.state.name == "PRUNED")
+
+
+def test_a_bad_pruner_is_refused():
+    from ltbench.core.errors import UserError
+
+    with pytest.raises(UserError, match="--pruner hyperband: choose one of none, median"):
+        tune_module._check_request(tune_module.TuneRequest("m", "d", trials=2, pruner="hyperband"))

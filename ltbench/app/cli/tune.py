@@ -32,6 +32,9 @@ def register(commands):
     tune.add_argument("--no-final", action="store_true", help="only the study: no runs of the best settings")
     tune.add_argument("--stale-after", type=float, default=120, metavar="SECONDS",
                       help="a trial whose worker sent no heartbeat for this long is failed (default: 120)")
+    tune.add_argument("--pruner", default="none", choices=("none", "median"),
+                      help="stop a trial early from its per-epoch val top-1 (median: Optuna's MedianPruner; "
+                           "default none: every trial runs its whole recipe)")
     tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set for --workers' helpers
     tune.add_argument("--launcher", choices=("local", "slurm"), default="local",
                       help="local: the workers run here; slurm: --workers Slurm jobs on the study (needs submitit)")
@@ -51,7 +54,7 @@ def command(args) -> int:
     request = TuneRequest(method=args.method, dataset=args.dataset, trials=args.trials, budget=args.budget,
                           objective=args.objective, seeds=args.seeds, workers=args.workers, storage=args.storage,
                           study=args.study, out=Path(args.out), allow_test_as_val=args.allow_test_as_val,
-                          final=not args.no_final, stale_after_s=args.stale_after, worker_index=args.worker_index, backbone=args.backbone,
+                          final=not args.no_final, stale_after_s=args.stale_after, pruner=args.pruner, worker_index=args.worker_index, backbone=args.backbone,
                           seed=args.seed,
                           overrides=runtime_overrides(args.data_root, args.split_dir, args.device, not args.no_progress),
                           options=tuple(parse_cfg_options(args.cfg_options)))
