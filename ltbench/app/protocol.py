@@ -78,10 +78,13 @@ def load_protocol(path: Path) -> Protocol:
                     None if budget is None else float(budget), objective, seeds, allow)
 
 
-def run_protocol(suite, protocol: Protocol, options) -> int:
+def run_protocol(suite, protocol: Protocol, options, slurm=None, executor=None) -> int:
     """Tune every (method, dataset, backbone) of `suite` under `protocol`, then its final seeds;
     options: the sweep's (app/sweep.py SweepOptions). A failing group is reported and the rest go
-    on; returns 1 if any failed."""
+    on; returns 1 if any failed. slurm (SlurmOptions, --launcher slurm): each group's study
+    workers (or, for a method with nothing to tune, its recipe seeds) are Slurm jobs instead; the
+    same command with --launcher local once they are done finds every study finished and runs the
+    best settings (executor: a submitit executor to use, for tests)."""
     from ltbench.app import tune
     from ltbench.config import runtime_overrides
 
@@ -101,9 +104,15 @@ def run_protocol(suite, protocol: Protocol, options) -> int:
                                    options=(*entry.cfg_options, *options.cfg_options))
         try:
             try:
-                tune.tune(request)
+                if slurm is not None:
+                    tune.submit_workers(request, slurm, executor=executor)
+                else:
+                    tune.tune(request)
             except tune.NoSearchSpace:
-                _recipe_seeds(replace(request, final=True), options)
+                if slurm is not None:
+                    _submit_recipe_seeds(replace(request, final=True), options, slurm, suite.name, executor)
+                else:
+                    _recipe_seeds(replace(request, final=True), options)
         except UserError as error:
             failures.append(f"{label}: {error}")
             print(f"[{number}/{len(groups)}] failed: {error}", flush=True)
@@ -112,6 +121,9 @@ def run_protocol(suite, protocol: Protocol, options) -> int:
             failures.append(f"{label}: {type(error).__name__}: {error}")
     print(f"sweep {suite.name} under {protocol.name}: {len(groups)} methods x datasets x backbones, "
           f"{len(failures)} failed" + "".join(f"\n  failed: {failure}" for failure in failures))
+    if slurm is not None:
+        print("once the jobs are done, rerun this command with --launcher local: it finds every study finished "
+              "and runs the best settings with the protocol's seeds")
     return 1 if failures else 0
 
 
@@ -129,3 +141,17 @@ def _recipe_seeds(request, options) -> None:
         cfg = config(seed)
         path, _ = runner.run(cfg, request.out, skip_existing=options.skip_existing)
         print(f"  {request.method} (no search space: its recipe) seed {cfg['seed']}: {path}", flush=True)
+
+
+def _submit_recipe_seeds(request, options, slurm, suite_name: str, executor=None) -> None:
+    """--launcher slurm: a method with nothing to tune runs its recipe seeds as one Slurm job."""
+    from ltbench.app.sweep import slurm_executor
+
+    # Jobs may start in another working directory than this one.
+    request = replace(request, out=Path(request.out).resolve(), overrides={
+        key: str(Path(value).resolve()) if key in ("dataset.root", "dataset.split_dir") and value else value
+        for key, value in request.overrides.items()})
+    folder = Path(request.out) / "slurm" / "protocol" / suite_name
+    executor = executor or slurm_executor(folder, slurm, job_name=f"ltbench-{request.method}")
+    job = executor.submit(_recipe_seeds, request, options)
+    print(f"  job {job.job_id}: {request.method} (no search space: its recipe), {request.seeds} seeds", flush=True)

@@ -44,3 +44,48 @@ def test_a_suite_under_a_protocol_tunes_each_method_with_the_same_budget(tmp_pat
     assert sorted(record["seed"] for record in tuned) == [0, 1] and {r["method"] for r in tuned} == {"linear_probe"}
     assert all(record["tuned"]["trials"] == 2 for record in tuned)
     assert sorted(record["seed"] for record in recipe) == [0, 1] and {r["method"] for r in recipe} == {"zeroshot_clip"}
+
+
+@pytest.mark.slow
+def test_a_protocol_on_slurm_submits_each_study_and_a_local_rerun_runs_the_best_settings(tmp_path, capsys):
+    """submitit's local executor pickles each job and runs it in its own process, as Slurm would."""
+    submitit = pytest.importorskip("submitit")
+    from ltbench.app.protocol import run_protocol
+    from ltbench.app.suite import load_suite
+    from ltbench.app.sweep import SlurmOptions, SweepOptions
+
+    class Recording:  # the local executor, keeping every job it was given
+        def __init__(self, executor):
+            self.executor, self.jobs = executor, []
+
+        def batch(self):
+            return self.executor.batch()
+
+        def submit(self, *args, **kwargs):
+            job = self.executor.submit(*args, **kwargs)
+            self.jobs.append(job)
+            return job
+
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text("methods: [zeroshot_clip, linear_probe]\ndatasets: [digits_lt]\nbackbones: [tiny]\n"
+                          "seeds: [0]\ncfg_options: {text.templates: single}\n"
+                          "overrides:\n  - method: linear_probe\n    cfg_options: {train.epochs: 5}\n")
+    protocol_path = tmp_path / "two.yaml"
+    protocol_path.write_text("trials: 2\nseeds: 1\n")
+    suite, protocol = load_suite(suite_path), load_protocol(protocol_path)
+    out = tmp_path / "results"
+    options = SweepOptions(out=str(out), progress=False)
+    executor = Recording(submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="local"))
+    assert run_protocol(suite, protocol, options, slurm=SlurmOptions(partition="local"), executor=executor) == 0
+    assert "rerun this command with --launcher local" in capsys.readouterr().out
+    assert len(executor.jobs) == 2  # linear_probe's study worker, zeroshot_clip's recipe seed
+    for job in executor.jobs:
+        job.result()
+    runs = out / "runs" / "digits_lt"
+    assert [json.loads(path.read_text())["method"] for path in runs.glob("*.json")] == ["zeroshot_clip"]
+    assert run_protocol(suite, protocol, options) == 0  # here: the study is finished, its best settings run
+    records = [json.loads(path.read_text()) for path in runs.glob("*.json")]
+    assert sorted((r["method"], bool(r.get("tuned"))) for r in records) == [("linear_probe", True),
+                                                                             ("zeroshot_clip", False)]
+    [tuned] = [r for r in records if r.get("tuned")]
+    assert tuned["tuned"]["trials"] == 2

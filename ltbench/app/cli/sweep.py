@@ -64,10 +64,9 @@ def command(args) -> int:
         from ltbench.app.protocol import find_protocol, load_protocol, run_protocol
 
         protocol = load_protocol(find_protocol(args.protocol))
-        if args.launcher != "local" or args.dry_run:
-            raise UserError("--protocol runs here (--launcher local), without --dry-run; for workers on many "
-                            "machines start `ltbench tune` jobs against one --storage")
-        return run_protocol(suite, protocol, options)
+        if args.dry_run:
+            raise UserError("--protocol runs without --dry-run (`ltbench tune` checks each study before any trial)")
+        return run_protocol(suite, protocol, options, slurm=slurm_options(args) if args.launcher == "slurm" else None)
     if args.dry_run:
         return sweep.print_plan(suite, options, launcher=args.launcher)
     if args.launcher == "local":
