@@ -132,6 +132,15 @@ def test_a_six_trial_study_resumes_and_its_best_settings_become_tuned_rows(tmp_p
     code, table, _ = run_cli("table", "--results", out, "--no-reported", "--cost")
     assert code == 0
     assert "| linear_probe " in table and "linear_probe (tuned: 6 trials, overall on TEST)" in table
+    # ... and compared sample by sample, recipe against tuned (same seed, same test images).
+    recipe_path = next(p for p in (out / "runs" / "digits_lt").glob("linear_probe*seed0.json"))
+    tuned_path = next(p for p in (out / "runs" / "digits_lt").glob("*tuned*.json")
+                      if json.loads(p.read_text())["seed"] == 0)
+    code, text, err = run_cli("compare", recipe_path, tuned_path, "--json", "--bootstrap", "200")
+    assert code == 0, err
+    [entry] = json.loads(text)["comparisons"]
+    assert entry["statistics"]["overall"]["difference"] == pytest.approx(
+        json.loads(tuned_path.read_text())["metrics"]["overall"] - json.loads(recipe_path.read_text())["metrics"]["overall"])
 
 
 @pytest.mark.slow
