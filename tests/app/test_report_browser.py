@@ -69,7 +69,7 @@ def test_the_report_renders_sorts_and_links_in_chromium(chromium, quickstart_res
             assert _column_texts(page, 1) == ["linear_probe", "zeroshot_clip"]
 
             images = page.eval_on_selector_all(".figures img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
-            assert len(images) == 4 and all(images), "a figure did not render"
+            assert len(images) == 5 and all(images), "a figure did not render"  # plots.KINDS: one figure each
             screenshot = tmp_path / "report-digits_lt.png"
             page.screenshot(path=str(screenshot), full_page=True)
 
