@@ -283,8 +283,8 @@ def _quiet_optuna():
 
 
 def _load_study(prepared: Prepared, worker: int = 0):
-    """The study (created on first use), its stale trials failed and their settings queued again,
-    with a TPE sampler for its next trial (``_next_sampler``)."""
+    """The study (created on first use), its stale trials failed, with a TPE sampler for its next
+    trial (``_next_sampler``)."""
     import optuna
 
     _quiet_optuna()
@@ -294,26 +294,53 @@ def _load_study(prepared: Prepared, worker: int = 0):
                                 pruner=optuna.pruners.MedianPruner() if prepared.request.pruner == "median"
                                 else optuna.pruners.NopPruner())
     # Trials a killed worker left RUNNING: failed once their heartbeat is stale, so they neither
-    # count nor block the study (optuna.storages.fail_stale_trials), and their settings queued to
-    # run again first: the study goes on as if the worker had not been killed.
+    # count nor block the study (optuna.storages.fail_stale_trials), and listed as stale, so that
+    # the sampler's draws go on as if the worker had not been killed (_ended_trials).
     running = {trial.number for trial in study.get_trials(deepcopy=False) if trial.state.name == "RUNNING"}
     optuna.storages.fail_stale_trials(study)
-    for trial in study.get_trials(deepcopy=False):
-        if trial.number in running and trial.state.name == "FAIL" and trial.params:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    stale = {trial.number for trial in study.get_trials(deepcopy=False)
+             if trial.number in running and trial.state.name == "FAIL"}
+    if stale:
+        study.set_user_attr(STALE_TRIALS, sorted(set(study.user_attrs.get(STALE_TRIALS, [])) | stale))
     _next_sampler(study, prepared, worker)
     return study
 
 
+STALE_TRIALS = "stale_trials"  # the study's user attribute: trials a killed worker left
+
+
+def _ended_trials(study) -> list:
+    """The study's ended trials (finished or failed) but those a killed worker left: what a study
+    that was never killed would hold."""
+    stale = set(study.user_attrs.get(STALE_TRIALS, []))
+    return [trial for trial in study.get_trials(deepcopy=False)
+            if trial.state.name in (*FINISHED, "FAIL") and trial.number not in stale]
+
+
+MAX_FAILED_IN_A_ROW = 10  # [ours] a study whose last 10 ended trials all failed stops: the settings, not the draws
+
+
+def _check_not_failing(study) -> None:
+    """A one-line UserError when the study's last MAX_FAILED_IN_A_ROW ended trials failed (every
+    draw diverges, or a setting fails every run): it would otherwise draw forever, since only
+    finished trials count against --trials."""
+    ended = [trial for trial in _ended_trials(study) if not trial.user_attrs.get("surplus")]
+    tail = ended[-MAX_FAILED_IN_A_ROW:]
+    if len(tail) == MAX_FAILED_IN_A_ROW and all(trial.state.name == "FAIL" for trial in tail):
+        raise UserError(f"study {study.study_name}: its last {MAX_FAILED_IN_A_ROW} trials failed (see their errors "
+                        "above); check the settings and the search space's ranges")
+
+
 def _next_sampler(study, prepared: Prepared, worker: int) -> None:
     """A TPE sampler for the study's next trial, seeded from the run seed, the study, the worker and
-    how many trials have finished: with one worker, the trial after k finished ones draws the
-    same settings whether the study ran straight through or was killed and resumed (a killed
-    trial's settings run again, queued by _load_study); several workers draw apart."""
+    how many trials have ended (finished or failed, a killed one not counted): with one worker, the
+    trial after k ended ones draws the same settings whether the study ran straight through or was
+    killed and resumed (TPE learns from finished trials only, and a killed one is not counted, so
+    the killed trial's settings are drawn again), and a trial after a failed one draws anew;
+    several workers draw apart."""
     import optuna
 
-    finished = len([trial for trial in study.get_trials(deepcopy=False) if trial.state.name in FINISHED])
-    seed = derive_seed(prepared.sampler_seed, worker, finished) % (1 << 32)  # numpy seeds are 32-bit
+    seed = derive_seed(prepared.sampler_seed, worker, len(_ended_trials(study))) % (1 << 32)  # numpy seeds: 32 bits
     study.sampler = optuna.samplers.TPESampler(seed=seed)
 
 
@@ -418,6 +445,7 @@ def work(prepared: Prepared, worker: int = 0) -> None:
 
     # Until the other workers' running trials fill the study: nothing is left for this one.
     while _budget_left(study, prepared.request) and not surplus:
+        _check_not_failing(study)
         _next_sampler(study, prepared, worker)
         study.optimize(objective, n_trials=1, catch=(UserError, SurplusTrial))
 

@@ -27,6 +27,14 @@ def _completed(db: Path) -> list:
     return [(trial.value, trial.params) for trial in study.trials if trial.state.name == "COMPLETE"]
 
 
+def _heartbeats(db: Path) -> int:
+    with sqlite3.connect(db) as connection:
+        try:
+            return connection.execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
 def _trial_states(db: Path) -> list:
     with sqlite3.connect(db) as connection:
         try:
@@ -169,7 +177,9 @@ def test_a_killed_worker_leaves_a_failed_trial_and_a_restarted_one_finishes_the_
     db = out / "tune" / "linear_probe__digits_lt__tiny__overall" / "study.db"
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (db.exists() and "RUNNING" in _trial_states(db)):
+    # Killed once its trial runs and has sent a heartbeat (a worker killed in the milliseconds between
+    # starting a trial and its first heartbeat leaves a trial no heartbeat ever marks stale).
+    while time.monotonic() < deadline and not (db.exists() and "RUNNING" in _trial_states(db) and _heartbeats(db)):
         time.sleep(0.2)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
@@ -274,3 +284,24 @@ def test_a_bad_pruner_is_refused():
 
     with pytest.raises(UserError, match="--pruner hyperband: choose one of none, median"):
         tune_module._check_request(tune_module.TuneRequest("m", "d", trials=2, pruner="hyperband"))
+
+
+def test_a_study_whose_trials_all_fail_stops_in_one_line():
+    """Only finished trials count against --trials: a study whose every draw fails (a diverging
+    range, a setting that fails every run) would draw forever; it stops after 10 failures in a row."""
+    import optuna
+
+    from ltbench.core.errors import UserError
+
+    study = optuna.create_study(study_name="s", direction="maximize")
+    distributions = {"lr": optuna.distributions.FloatDistribution(1e-3, 1.0)}
+    for _ in range(tune_module.MAX_FAILED_IN_A_ROW - 1):
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={"lr": 0.5},
+                                                  distributions=distributions))
+    tune_module._check_not_failing(study)  # nine in a row: it goes on
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={"lr": 0.5},
+                                              distributions=distributions))
+    with pytest.raises(UserError, match="its last 10 trials failed"):
+        tune_module._check_not_failing(study)
+    study.add_trial(optuna.trial.create_trial(value=50.0, params={"lr": 0.1}, distributions=distributions))
+    tune_module._check_not_failing(study)  # one finished since: it goes on
