@@ -13,6 +13,7 @@ def _record_files(out):
     return sorted((out / "runs").rglob("*.json"))
 
 
+@pytest.mark.slow  # over 3 s on 2 cores: outside the inner loop
 def test_list_commands(run_cli):
     code, out, _ = run_cli("list", "methods")
     assert code == 0 and "zeroshot_clip" in out and "linear_probe" in out

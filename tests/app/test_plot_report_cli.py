@@ -15,6 +15,7 @@ def test_the_cli_offers_every_kind_and_format():
     assert plot_cli.KINDS == KINDS and plot_cli.FORMATS == FORMATS
 
 
+@pytest.mark.slow  # over 3 s on 2 cores: outside the inner loop
 def test_every_figure_in_png_and_svg_with_the_same_bytes_twice(quickstart_results, run_cli, tmp_path):
     # Its speed: benchmarks/perf/quick_commands.py --only plot (under 10 s was the budget).
     code, out, err = run_cli("plot", "all", "--dataset", "digits_lt", "--results", quickstart_results,
@@ -73,6 +74,7 @@ def test_no_records_at_all(run_cli, tmp_path):
     assert code == 2 and "no run records under" in err
 
 
+@pytest.mark.slow  # over 3 s on 2 cores: outside the inner loop
 def test_the_report_is_the_same_bytes_twice_and_holds_every_part(quickstart_results, digits_reported, run_cli, tmp_path):
     pages = {}
     for attempt in ("a", "b"):  # its speed: benchmarks/perf/quick_commands.py --only report (10 s was the budget)

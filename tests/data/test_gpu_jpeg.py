@@ -65,6 +65,7 @@ def test_a_broken_jpeg_in_a_batch_is_an_error_naming_it(tmp_path):
                                          [str(good), str(broken)]), SPEC)
 
 
+@pytest.mark.slow  # over 3 s on 2 cores: outside the inner loop
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_a_run_without_cuda_refuses_gpu_jpeg_before_any_work(run_cli, tmp_path):
     out = tmp_path / "out"

@@ -81,6 +81,7 @@ def out(tmp_path_factory):
     return tmp_path_factory.mktemp("lift_plus")
 
 
+@pytest.mark.slow  # over 3 s on 2 cores: outside the inner loop
 def test_lift_plus_beats_zero_shot_on_digits(run_cli, out):
     code, stdout, stderr = run_cli("run", "--method", "zeroshot_clip", "--dataset", "digits_lt", "--out", out,
                                    "--no-progress")

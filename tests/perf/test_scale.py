@@ -38,6 +38,7 @@ def test_the_shapes_lay_out_the_real_files_and_a_drawn_train_split(scale, real_s
     assert len(files["iNaturalist18_train.txt"]) == 437_513 and "categories.json" in extras
 
 
+@pytest.mark.slow  # over 3 s on 2 cores: outside the inner loop
 def test_every_stage_runs_on_a_sliver_of_places_lt(scale, repo_root, real_splits, tmp_path):
     out = tmp_path / "scale.json"
     command = [sys.executable, str(repo_root / "benchmarks" / "perf" / "scale.py"), "--shape", "places", "--scale",
