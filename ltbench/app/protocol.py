@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional
 
+from ltbench.app.suite import find_named_yaml
 from ltbench.config import benchmarks_dir, load_yaml
 from ltbench.core.errors import UserError, close_matches_hint
 
@@ -40,14 +41,7 @@ def protocols_dir() -> Path:
 
 
 def find_protocol(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    named = protocols_dir() / f"{name_or_path}.yaml"
-    if named.is_file():
-        return named
-    known = sorted(p.stem for p in protocols_dir().glob("*.yaml"))
-    raise UserError(f"protocol not found: {name_or_path} (nor {named}){close_matches_hint(path.stem, known)}")
+    return find_named_yaml(name_or_path, protocols_dir(), "protocol")
 
 
 def load_protocol(path: Path) -> Protocol:

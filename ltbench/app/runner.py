@@ -142,7 +142,7 @@ def source_digests(cfg: dict) -> dict:
     return digests
 
 
-def record_is_current(cfg: dict, path: Path) -> bool:
+def record_is_current(cfg: dict, path: Path, digests: Optional[dict] = None) -> bool:
     """Whether the record at `path` (the planned path of `cfg`) stands for a run of `cfg` now: it
     exists, and every run record it read is the file it read (a post-hoc run of a source that was
     redone since is not current: --skip-existing recomputes it)."""
@@ -152,7 +152,7 @@ def record_is_current(cfg: dict, path: Path) -> bool:
         existing = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False  # unreadable: the run writes it anew
-    return (existing.get("source_records") or {}) == source_digests(cfg)
+    return (existing.get("source_records") or {}) == (source_digests(cfg) if digests is None else digests)
 
 
 @dataclass
@@ -232,12 +232,12 @@ def plan_run(cfg: dict, out_dir: Path, skip_existing: bool, path_suffix: str = "
     path = planned_record_path(cfg, out_dir)
     if path_suffix:
         path = path.with_name(f"{path.stem}{path_suffix}{path.suffix}")
-    if skip_existing and record_is_current(cfg, path):
+    sources = source_digests(cfg)  # each source record read and hashed once a run
+    if skip_existing and record_is_current(cfg, path, sources):
         return path, None
     if skip_existing and path.exists():
         print(f"ltbench: {path} was computed from other versions of its source records; recomputing it",
               file=sys.stderr)
-    sources = source_digests(cfg)
     device = resolve_device(cfg["runtime"]["device"])
     check_decoding(cfg, device)
     apply_determinism(cfg["deterministic"])  # before CUDA starts (distributed.setup, in fit_and_predict)

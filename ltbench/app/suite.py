@@ -83,17 +83,23 @@ def suites_dir() -> Path:
     return benchmarks_dir() / "suites"
 
 
-def find_suite(name_or_path: str) -> Path:
-    """A suite file given by path, or by name in benchmarks/suites/ (`ballad_table`)."""
+def find_named_yaml(name_or_path: str, folder: Path, what: str) -> Path:
+    """A YAML file given by path, or by name in `folder` (a suite in benchmarks/suites/, a protocol
+    in benchmarks/protocols/); else a one-line UserError naming the close matches."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    named = suites_dir() / f"{name_or_path}.yaml"
+    named = folder / f"{name_or_path}.yaml"
     if named.is_file():
         return named
-    known = sorted(p.stem for p in suites_dir().glob("*.yaml"))
-    raise UserError(f"suite file not found: {name_or_path} (nor {named})"
+    known = sorted(p.stem for p in folder.glob("*.yaml"))
+    raise UserError(f"{what} not found: {name_or_path} (nor {named})"
                     f"{close_matches_hint(path.stem, known) if known else ''}")
+
+
+def find_suite(name_or_path: str) -> Path:
+    """A suite file given by path, or by name in benchmarks/suites/ (`ballad_table`)."""
+    return find_named_yaml(name_or_path, suites_dir(), "suite file")
 
 
 def _names(path, key, value, what) -> List[str]:
