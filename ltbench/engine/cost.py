@@ -20,9 +20,10 @@ by walking its attributes; anything not trained is frozen), the wall time per st
 per stage (engine/stage_stats.py) and device-hours (devices x wall seconds / 3600).
 """
 import json
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -44,9 +45,12 @@ class CostMeter:
     encoder_images: int = 0  # images forward through a frozen model (encode_split)
     reused_encoder_images: int = 0  # images whose features / tokens came from the cache
     reused_stages: Dict[str, dict] = field(default_factory=dict)  # stage folder -> its stored cost
-    # id(parameter) -> (numel, trained) of every module a trainer trained: a parameter trained by
-    # any trainer stays trained.
+    # id(parameter) -> (numel, trained) of every live parameter of a module a trainer trained: a
+    # parameter trained by any trainer stays trained. When a parameter is freed (a module built and
+    # dropped inside fit) its entry moves to `freed_parameters`: Python may give its id to a new
+    # tensor, which must not inherit the old entry.
     parameters: Dict[int, tuple] = field(default_factory=dict)
+    freed_parameters: List[tuple] = field(default_factory=list)
 
     def trainer(self, name: str) -> dict:
         return self.training.setdefault(name, _empty_training())
@@ -68,8 +72,16 @@ class CostMeter:
             trained += param.numel() if is_trained else 0
             frozen += 0 if is_trained else param.numel()
             previous = self.parameters.get(id(param))
+            if previous is None:
+                watch = weakref.finalize(param, self._parameter_freed, id(param))
+                watch.atexit = False
             self.parameters[id(param)] = (param.numel(), is_trained or bool(previous and previous[1]))
         entry.update(trained_parameters=trained, frozen_parameters=frozen, modules=modules)
+
+    def _parameter_freed(self, key: int) -> None:
+        entry = self.parameters.pop(key, None)
+        if entry is not None:
+            self.freed_parameters.append(entry)
 
     def snapshot(self) -> dict:
         """The counters now (for the cost of a stage: the difference of two snapshots)."""
@@ -173,9 +185,12 @@ def parameter_counts(method, meter: CostMeter) -> dict:
             modules[owner] = counts
     # Parameters a trainer trained that the method does not keep (a module built inside fit).
     loose = {"trained": 0, "frozen": 0}
-    for key, (numel, trained) in meter.parameters.items():
+    # (A copy of the dict: the garbage collector may free a parameter, and edit it, meanwhile.)
+    for key, (numel, trained) in list(meter.parameters.items()):
         if key not in counted:
             loose["trained" if trained else "frozen"] += numel
+    for numel, trained in list(meter.freed_parameters):
+        loose["trained" if trained else "frozen"] += numel
     if loose["trained"] or loose["frozen"]:
         modules["(trainer only)"] = loose
     return {"trained": sum(counts["trained"] for counts in modules.values()),

@@ -1,4 +1,5 @@
 """The record's cost block (engine/cost.py) against hand counts on tiny models."""
+import gc
 import json
 import math
 from pathlib import Path
@@ -97,6 +98,28 @@ def test_a_module_trained_but_not_kept_is_counted_too(tmp_path):
 
     counts = parameter_counts(Empty(), ctx.outputs.cost)
     assert counts["trained"] == 18 and counts["frozen"] == 25 and "(trainer only)" in counts["modules"]
+
+
+def test_a_freed_parameter_is_still_counted_and_its_id_is_free_for_new_tensors(tmp_path):
+    ctx = _context(tmp_path)
+    model = _images_model()
+    _fit(ctx, model)
+    freed_ids = {id(param) for param in model.parameters()}
+    del model
+    gc.collect()
+    meter = ctx.outputs.cost
+    # Python may give a freed parameter's address (its id) to a new tensor: that one starts unknown.
+    assert not freed_ids & set(meter.parameters)
+    head = torch.nn.Linear(5, 3)  # held by the method, never trained
+
+    class HoldsHead:
+        pass
+
+    method = HoldsHead()
+    method.head = head
+    counts = parameter_counts(method, meter)
+    assert counts["modules"]["head"] == {"trained": 0, "frozen": 18}
+    assert counts["modules"]["(trainer only)"] == {"trained": 18, "frozen": 25}
 
 
 def test_a_reused_stage_is_counted_apart_with_the_cost_it_had(tmp_path):

@@ -106,23 +106,29 @@ def test_taunorm_records_its_grid_the_split_and_the_chosen_tau(run_cli, tmp_path
 def test_best_val_selection_keeps_the_best_epoch_and_records_it(run_cli, tmp_path, monkeypatch):
     from ltbench.engine import hooks
 
-    val_top1 = {}  # per stage (its BestOnVal hook), in the order the stages ran: each epoch's val top-1
+    # Per stage (its BestOnVal hook), in the order the stages ran: each epoch's val top-1. The hooks are
+    # kept alive here: keyed by id(), stage 1's freed hook could share its address with stage 2's.
+    stage_hooks, val_top1 = [], []
     after_epoch = hooks.BestOnVal.after_epoch
 
     def noting_val(self, epoch):
         note = after_epoch(self, epoch)
-        val_top1.setdefault(id(self), []).append(float(note.split()[2]))  # "val top-1 X (best ...)"
+        if not any(hook is self for hook in stage_hooks):
+            stage_hooks.append(self)
+            val_top1.append([])
+        index = next(i for i, hook in enumerate(stage_hooks) if hook is self)
+        val_top1[index].append(float(note.split()[2]))  # "val top-1 X (best ...)"
         return note
 
     monkeypatch.setattr(hooks.BestOnVal, "after_epoch", noting_val)
     record, _ = _run(run_cli, tmp_path, "decoder_lws", *SHORT, "stage1.select=best_val", "stage2.select=best_val")
     assert len(val_top1) == 2
-    for stage, epochs in zip(("stage1_select", "stage2_select"), val_top1.values()):
+    for stage, epochs in zip(("stage1_select", "stage2_select"), val_top1):
         chosen = record["details"][stage]
         assert chosen["selected_on"] == "val" and chosen["best_epoch"] == epochs.index(max(epochs)) + 1
         assert chosen["val_top1"] == pytest.approx(max(epochs), abs=0.005)
     # The record's val numbers are those of the kept (best) stage-2 weights.
-    assert record["extra_metrics"]["val"]["overall"] == pytest.approx(max(list(val_top1.values())[1]), abs=0.005)
+    assert record["extra_metrics"]["val"]["overall"] == pytest.approx(max(val_top1[1]), abs=0.005)
 
 
 def test_code_preprocessing_needs_the_backbones_input_size(run_cli, tmp_path):
