@@ -7,6 +7,11 @@ import pytest
 from ltbench.app.protocol import find_protocol, load_protocol
 from ltbench.core.errors import UserError
 
+# A suite of a method with nothing to tune (zeroshot_clip) and one with a search space (linear_probe).
+TWO_METHOD_SUITE = ("methods: [zeroshot_clip, linear_probe]\ndatasets: [digits_lt]\nbackbones: [tiny]\nseeds: [0]\n"
+                    "cfg_options: {text.templates: single}\n"
+                    "overrides:\n  - method: linear_probe\n    cfg_options: {train.epochs: 5}\n")
+
 
 def test_the_shipped_equal_budget_protocol_reads():
     protocol = load_protocol(find_protocol("equal_budget"))
@@ -30,9 +35,7 @@ def test_a_bad_protocol_is_one_line(tmp_path, text, message):
 @pytest.mark.slow
 def test_a_suite_under_a_protocol_tunes_each_method_with_the_same_budget(tmp_path, run_cli):
     suite = tmp_path / "suite.yaml"
-    suite.write_text("methods: [zeroshot_clip, linear_probe]\ndatasets: [digits_lt]\nbackbones: [tiny]\nseeds: [0]\n"
-                     "cfg_options: {text.templates: single}\n"
-                     "overrides:\n  - method: linear_probe\n    cfg_options: {train.epochs: 5}\n")
+    suite.write_text(TWO_METHOD_SUITE)
     protocol = tmp_path / "two.yaml"
     protocol.write_text("trials: 2\nseeds: 2\n")
     out = tmp_path / "results"
@@ -67,9 +70,7 @@ def test_a_protocol_on_slurm_submits_each_study_and_a_local_rerun_runs_the_best_
             return job
 
     suite_path = tmp_path / "suite.yaml"
-    suite_path.write_text("methods: [zeroshot_clip, linear_probe]\ndatasets: [digits_lt]\nbackbones: [tiny]\n"
-                          "seeds: [0]\ncfg_options: {text.templates: single}\n"
-                          "overrides:\n  - method: linear_probe\n    cfg_options: {train.epochs: 5}\n")
+    suite_path.write_text(TWO_METHOD_SUITE)
     protocol_path = tmp_path / "two.yaml"
     protocol_path.write_text("trials: 2\nseeds: 1\n")
     suite, protocol = load_suite(suite_path), load_protocol(protocol_path)
